@@ -1,0 +1,35 @@
+"""Shared fixtures: float64 mode and random non-stationary data for step-by-step checks."""
+
+import jax
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def x64():
+    """Run the test with JAX in float64 (restored afterwards)."""
+    with jax.enable_x64(True):
+        yield
+
+
+def make_nonstationary_data(seed: int = 0, steps: int = 1500, num_features: int = 5):
+    """Inputs of different scales, a target whose weights drift and flip sign, a little noise.
+
+    Returns float64 NumPy arrays ``xs`` [steps, num_features] and ``ys`` [steps].
+    """
+    rng = np.random.default_rng(seed)
+    scales = np.geomspace(0.3, 3.0, num_features)
+    xs = rng.normal(size=(steps, num_features)) * scales
+    weights = rng.normal(size=num_features)
+    ys = np.empty(steps)
+    for t in range(steps):
+        if t % 50 == 0:
+            weights[rng.integers(num_features)] *= -1.0
+        weights += 0.01 * rng.normal(size=num_features)
+        ys[t] = xs[t] @ weights + 0.1 * rng.normal()
+    return xs, ys
+
+
+@pytest.fixture
+def nonstationary_data():
+    return make_nonstationary_data
