@@ -1,0 +1,573 @@
+"""The engine: compiled streaming runs (``lax.scan`` over time) and vectorized sweeps (``vmap``).
+
+A run reads the problem's stream one record bin (``record_every`` steps) at a time and scans the
+learner over it; a compiled chunk holds many bins, so memory grows with the number of records, not
+with the number of steps. Each step is *predict, then update*: the recorded squared error is the
+one made before that step's update.
+
+A sweep runs configurations × seeds as lanes of one ``vmap``ped computation, in chunks of lanes to
+bound memory. Lane ``(configuration, seed)`` draws its data from ``PRNGKey(seed)`` exactly as
+:func:`run` does, so it gives the numbers of that configuration run alone.
+
+Divergence: a step whose squared error is not finite or exceeds ``divergence_threshold`` stops
+the lane. Its learner state is frozen from then on, the run is flagged with the (1-based) count of
+steps done when it was detected, and every record from the bin where it happened onwards holds
+NaN, so that no average can silently mix diverged and healthy lanes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from metastep.problems._base import Problem
+
+DEFAULT_DIVERGENCE_THRESHOLD = 1e20
+# Work (lane-steps) above which a progress bar is shown when ``progress=None``.
+PROGRESS_MIN_WORK = 20_000_000
+# Bytes of one compiled chunk's stream blocks and records that a sweep aims to stay under.
+CHUNK_MEMORY_BYTES = 256 * 2**20
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class RunResult:
+    """One run, recorded every ``record_every`` steps.
+
+    Attributes:
+      steps: [R] steps done at the end of each bin.
+      squared_error: [R] mean squared error over each bin (NaN from the diverging bin on).
+      step_sizes: per-weight step sizes that the last update of each bin used, [R, n] for the
+        linear learner (what ``learner.record`` returns under ``"step_sizes"``).
+      records: everything ``learner.record`` returned, stacked over records.
+      info: what the problem knew at the end of each bin (true weights, σ, α*, ...).
+      diverged: False, or the (1-based) count of steps done when divergence was detected.
+      final_state: the learner state at the end (frozen at divergence).
+    """
+
+    steps: np.ndarray
+    squared_error: np.ndarray
+    records: dict[str, Any]
+    info: dict[str, np.ndarray]
+    diverged: bool | int
+    final_state: Any = None
+
+    @property
+    def step_sizes(self):
+        return self.records.get("step_sizes")
+
+
+@dataclass
+class SweepResult:
+    """A grid of configurations × seeds.
+
+    Attributes:
+      grid: parameter name -> [C] value of each configuration (the flattened Cartesian product,
+        first parameter varying slowest).
+      seeds: [S].
+      steps: [R] steps done at the end of each bin.
+      squared_error: [C, S, R].
+      records: name -> [C, S, R, ...] (for the linear learner ``step_sizes`` and ``weights``).
+      info: name -> [C, S, R, ...].
+      diverged_at: [C, S] the (1-based) step count at which each lane diverged, 0 if it did not.
+    """
+
+    grid: dict[str, np.ndarray]
+    seeds: np.ndarray
+    steps: np.ndarray
+    squared_error: np.ndarray
+    records: dict[str, Any]
+    info: dict[str, np.ndarray]
+    diverged_at: np.ndarray
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def step_sizes(self):
+        return self.records.get("step_sizes")
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """[C, S] whether each lane diverged."""
+        return self.diverged_at > 0
+
+    @property
+    def num_configs(self) -> int:
+        return self.squared_error.shape[0]
+
+    def config(self, index: int) -> dict[str, Any]:
+        """The parameter values of configuration ``index``."""
+        return {name: values[index].item() for name, values in self.grid.items()}
+
+    def to_pandas(self):
+        """Tidy table: one row per (configuration, seed, record).
+
+        Columns: one per grid parameter, ``seed``, ``step`` (steps done at the end of the bin),
+        ``squared_error`` (NaN once diverged), ``diverged`` (whether the lane had diverged by the
+        end of that bin) and ``mean_step_size`` (mean over weights, when step sizes are recorded).
+        """
+        try:
+            import pandas as pd
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError("to_pandas needs pandas: pip install 'metastep[experiments]'") from error
+        num_configs, num_seeds, num_records = self.squared_error.shape
+        index = np.indices((num_configs, num_seeds, num_records)).reshape(3, -1)
+        config_index, seed_index, record_index = index
+        columns: dict[str, Any] = {
+            name: values[config_index] for name, values in self.grid.items()
+        }
+        columns["seed"] = self.seeds[seed_index]
+        columns["step"] = self.steps[record_index]
+        columns["squared_error"] = self.squared_error.reshape(-1)
+        diverged_at = self.diverged_at[config_index, seed_index]
+        step_count = self.steps[record_index]
+        columns["diverged"] = (diverged_at > 0) & (diverged_at <= step_count)
+        step_sizes = self.step_sizes
+        if isinstance(step_sizes, np.ndarray):
+            axes = tuple(range(3, step_sizes.ndim))
+            columns["mean_step_size"] = step_sizes.mean(axis=axes).reshape(-1)
+        return pd.DataFrame(columns)
+
+
+class Trace(NamedTuple):
+    """A run over explicit arrays, every step recorded."""
+
+    predictions: np.ndarray  # [T]
+    errors: np.ndarray  # [T]
+    step_sizes: Any  # [T, n] for the linear learner
+    diverged: bool | int
+    final_state: Any
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled core: one lane, one chunk of bins.
+
+
+class _Carry(NamedTuple):
+    problem_state: Any
+    learner_state: Any
+    diverged_at: jax.Array  # int32, 0 while healthy
+    step: jax.Array  # int32 steps done
+
+
+def _check_divergence(squared_error, threshold):
+    return jnp.logical_not(jnp.isfinite(squared_error)) | (squared_error > threshold)
+
+
+def _learner_scan(learner, learner_state, diverged_at, step, xs, ys, threshold):
+    """Scan ``learner.step`` over a block; freezes the state once the error diverges."""
+
+    def body(carry, xy):
+        state, diverged_at, step, squared_error_sum = carry
+        x, y = xy
+        new_state, output = learner.step(state, x, y)
+        squared_error = jnp.square(output.error)
+        diverged_at = jnp.where(
+            (diverged_at == 0) & _check_divergence(squared_error, threshold), step + 1, diverged_at
+        )
+        healthy = diverged_at == 0
+        state = jax.tree.map(lambda new, old: jnp.where(healthy, new, old), new_state, state)
+        squared_error_sum = squared_error_sum + jnp.where(healthy, squared_error, 0.0)
+        return (state, diverged_at, step + 1, squared_error_sum), output
+
+    zero = jnp.zeros((), jnp.result_type(float))
+    (state, diverged_at, step, squared_error_sum), outputs = jax.lax.scan(
+        body, (learner_state, diverged_at, step, zero), (xs, ys)
+    )
+    return state, diverged_at, step, squared_error_sum, outputs
+
+
+def _init_carry(learner, problem, seed) -> _Carry:
+    problem_key, learner_key = jax.random.split(jax.random.PRNGKey(seed))
+    return _Carry(
+        problem.init(problem_key),
+        learner.init(learner_key),
+        jnp.zeros((), jnp.int32),
+        jnp.zeros((), jnp.int32),
+    )
+
+
+def _run_bins(learner, problem, carry: _Carry, num_bins: int, record_every: int, threshold):
+    """``num_bins`` record bins of one lane: returns the carry and the stacked records."""
+
+    def bin_body(carry: _Carry, _):
+        problem_state, samples = problem.generate(carry.problem_state, record_every)
+        state, diverged_at, step, squared_error_sum, _ = _learner_scan(
+            learner, carry.learner_state, carry.diverged_at, carry.step, samples.x, samples.y,
+            threshold,
+        )
+        mean_squared_error = jnp.where(
+            diverged_at == 0, squared_error_sum / record_every, jnp.nan
+        )
+        info = jax.tree.map(lambda a: a[-1], samples.info)
+        record = (mean_squared_error, learner.record(state), info)
+        return _Carry(problem_state, state, diverged_at, step), record
+
+    return jax.lax.scan(bin_body, carry, None, length=num_bins)
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks
+
+
+def _check_count(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_schedule(steps, record_every) -> tuple[int, int, int]:
+    steps = _check_count("steps", steps)
+    record_every = _check_count("record_every", record_every)
+    if steps % record_every:
+        raise ValueError(
+            f"`steps` ({steps}) must be a multiple of `record_every` ({record_every})"
+        )
+    return steps, record_every, steps // record_every
+
+
+def _check_problem(problem):
+    if not isinstance(problem, Problem):
+        raise ValueError(
+            f"`problem` must be a metastep Problem (e.g. ms.problems.weight_flipping()), "
+            f"got {type(problem).__name__}"
+        )
+
+
+def _check_learner(learner, problem=None):
+    for name in ("init", "step", "record"):
+        if not callable(getattr(learner, name, None)):
+            raise ValueError(f"`learner` must have init, step and record methods; missing {name!r}")
+    expected = getattr(learner, "num_features", None)
+    if problem is not None and expected is not None and expected != problem.num_features:
+        raise ValueError(
+            f"`learner` expects {expected} features but `problem` {problem.name!r} gives "
+            f"{problem.num_features}"
+        )
+
+
+def _check_threshold(threshold) -> float:
+    threshold = float(threshold)
+    if not threshold > 0:
+        raise ValueError(f"`divergence_threshold` must be > 0, got {threshold}")
+    return threshold
+
+
+def _bins_per_chunk(num_bins: int, record_every: int, chunk_steps: int | None) -> int:
+    # Without a request, a chunk covers about 1/20 of the run (so a progress bar moves), at
+    # least 100,000 steps (so the per-call overhead is negligible).
+    if chunk_steps is None:
+        chunk_steps = max(100_000, math.ceil(num_bins * record_every / 20))
+    chunk_steps = _check_count("chunk_steps", chunk_steps)
+    return max(1, min(num_bins, chunk_steps // record_every))
+
+
+def _show_progress(progress, work):
+    return work >= PROGRESS_MIN_WORK if progress is None else bool(progress)
+
+
+def _to_numpy(tree):
+    return jax.tree.map(np.asarray, tree)
+
+
+def _concatenate(parts, axis):
+    return jax.tree.map(lambda *leaves: np.concatenate(leaves, axis=axis), *parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+
+
+def run(
+    learner,
+    problem: Problem,
+    steps: int,
+    seed: int = 0,
+    record_every: int = 1_000,
+    *,
+    divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD,
+    chunk_steps: int | None = None,
+    progress: bool | None = None,
+) -> RunResult:
+    """Run ``learner`` online on ``problem`` for ``steps`` steps from ``PRNGKey(seed)``.
+
+    Args:
+      learner: e.g. ``ms.LinearLearner(ms.idbd(), 20)``; any object with ``init(key)``,
+        ``step(state, x, y) -> (state, output with .error)`` and ``record(state) -> dict``.
+      problem: a :class:`metastep.problems.Problem` stream.
+      steps: number of examples; a multiple of ``record_every``.
+      seed: the run's seed; the problem and the learner draw from ``PRNGKey(seed)``.
+      record_every: steps per record bin.
+      divergence_threshold: squared error above which the run counts as diverged.
+      chunk_steps: steps per compiled chunk (default: about 1/20 of the run, at least 100,000).
+      progress: show a progress bar (default: only for long runs).
+    """
+    _check_problem(problem)
+    _check_learner(learner, problem)
+    steps, record_every, num_bins = _check_schedule(steps, record_every)
+    threshold = _check_threshold(divergence_threshold)
+    bins_per_chunk = _bins_per_chunk(num_bins, record_every, chunk_steps)
+
+    carry = jax.jit(lambda s: _init_carry(learner, problem, s))(seed)
+    run_chunk = jax.jit(
+        lambda carry, n: _run_bins(learner, problem, carry, n, record_every, threshold),
+        static_argnums=1,
+    )
+    parts = []
+    with tqdm(
+        total=steps, unit="step", unit_scale=True, desc=problem.name,
+        disable=not _show_progress(progress, steps), leave=False,
+    ) as bar:
+        for first_bin in range(0, num_bins, bins_per_chunk):
+            bins = min(bins_per_chunk, num_bins - first_bin)
+            carry, records = run_chunk(carry, bins)
+            parts.append(_to_numpy(records))
+            bar.update(bins * record_every)
+    squared_error, learner_records, info = _concatenate(parts, axis=0)
+    diverged_at = int(carry.diverged_at)
+    return RunResult(
+        steps=record_every * np.arange(1, num_bins + 1),
+        squared_error=squared_error,
+        records=learner_records,
+        info=info,
+        diverged=diverged_at if diverged_at else False,
+        final_state=carry.learner_state,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# run_arrays
+
+
+def run_arrays(
+    learner, xs, ys, *, key: jax.Array | None = None,
+    divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD,
+) -> Trace:
+    """Run ``learner`` over explicit data, recording every step.
+
+    Args:
+      learner: as for :func:`run`.
+      xs: inputs, [T, n] with n the learner's ``num_features``.
+      ys: targets, [T].
+      key: passed to ``learner.init`` (default ``PRNGKey(0)``).
+
+    Raises:
+      ValueError: on shape mismatches or non-finite data, naming the argument.
+    """
+    _check_learner(learner)
+    threshold = _check_threshold(divergence_threshold)
+    xs = jnp.asarray(xs)
+    ys = jnp.asarray(ys)
+    if xs.ndim != 2:
+        raise ValueError(f"`xs` must have shape [T, num_features], got shape {xs.shape}")
+    if ys.shape != (xs.shape[0],):
+        raise ValueError(f"`ys` must have shape [T] = [{xs.shape[0]}], got shape {ys.shape}")
+    num_features = getattr(learner, "num_features", None)
+    if num_features is not None and xs.shape[1] != num_features:
+        raise ValueError(
+            f"`xs` has {xs.shape[1]} features per row but the learner expects {num_features}"
+        )
+    for name, array in (("xs", xs), ("ys", ys)):
+        if not bool(jnp.all(jnp.isfinite(array))):
+            finite_rows = np.isfinite(np.asarray(array)).reshape(len(array), -1).all(axis=1)
+            bad = int(np.argmin(finite_rows))
+            raise ValueError(f"`{name}` holds non-finite values (first at row {bad})")
+    key = jax.random.PRNGKey(0) if key is None else key
+
+    @jax.jit
+    def scan(xs, ys):
+        state = learner.init(key)
+        zero = jnp.zeros((), jnp.int32)
+        state, diverged_at, _, _, outputs = _learner_scan(
+            learner, state, zero, zero, xs, ys, threshold
+        )
+        return state, diverged_at, outputs
+
+    state, diverged_at, outputs = scan(xs, ys)
+    diverged_at = int(diverged_at)
+    return Trace(
+        predictions=np.asarray(outputs.prediction),
+        errors=np.asarray(outputs.error),
+        step_sizes=_to_numpy(outputs.step_sizes),
+        diverged=diverged_at if diverged_at else False,
+        final_state=state,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# sweep
+
+
+def _keyword_names(function: Callable) -> set[str] | None:
+    """Names ``function`` accepts by keyword, or None when it takes ``**kwargs``."""
+    parameters = inspect.signature(function).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {
+        p.name for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+
+
+def _select(values: dict[str, Any], accepted: set[str] | None) -> dict[str, Any]:
+    return dict(values) if accepted is None else {k: v for k, v in values.items() if k in accepted}
+
+
+def _check_grid(grid) -> dict[str, np.ndarray]:
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError("`grid` must be a non-empty dict: parameter name -> list of values")
+    columns = {}
+    for name, values in grid.items():
+        values = np.asarray(values)
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(f"`grid[{name!r}]` must be a non-empty 1-D list of numbers")
+        if not np.issubdtype(values.dtype, np.number):
+            raise ValueError(
+                f"`grid[{name!r}]` must hold numbers (a sweep vmaps over them); run one sweep per "
+                f"structural choice instead, got {values.dtype}"
+            )
+        columns[name] = values
+    return columns
+
+
+def _check_seeds(seeds) -> np.ndarray:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        return np.arange(_check_count("seeds", seeds))
+    seeds = np.asarray(seeds)
+    if seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer):
+        raise ValueError("`seeds` must be a count or a non-empty list of integers")
+    return seeds
+
+
+def sweep(
+    make_learner: Callable[..., Any],
+    problem: Problem | Callable[..., Problem],
+    grid: dict[str, Any],
+    seeds: int | list[int] = 10,
+    steps: int = 10_000,
+    record_every: int = 1_000,
+    *,
+    divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD,
+    lanes_per_chunk: int | None = None,
+    chunk_steps: int | None = None,
+    progress: bool | None = None,
+) -> SweepResult:
+    """Every configuration of ``grid`` × every seed, as one vectorized computation.
+
+    Args:
+      make_learner: builds the learner from grid parameters given by keyword, e.g.
+        ``lambda meta_step_size: ms.LinearLearner(ms.idbd(meta_step_size, 0.05), 20)``. It is
+        called inside ``vmap``: the values are traced scalars.
+      problem: a Problem, or a function of grid parameters that returns one (for sweeping, say,
+        the target's ``scale``).
+      grid: parameter name -> list of numbers; the sweep covers their Cartesian product. Each
+        parameter must be accepted by ``make_learner`` or by ``problem``.
+      seeds: a count (seeds 0..k-1) or a list of seeds.
+      steps, record_every, divergence_threshold, chunk_steps, progress: as for :func:`run`.
+      lanes_per_chunk: lanes per vmapped chunk (default: as many as fit the memory budget).
+    """
+    columns = _check_grid(grid)
+    seed_values = _check_seeds(seeds)
+    steps, record_every, num_bins = _check_schedule(steps, record_every)
+    threshold = _check_threshold(divergence_threshold)
+    learner_names = _keyword_names(make_learner)
+    problem_names = None if isinstance(problem, Problem) else _keyword_names(problem)
+    if not isinstance(problem, Problem) and not callable(problem):
+        _check_problem(problem)
+    for name in columns:
+        used_by_learner = learner_names is None or name in learner_names
+        used_by_problem = not isinstance(problem, Problem) and (
+            problem_names is None or name in problem_names
+        )
+        if not (used_by_learner or used_by_problem):
+            raise ValueError(f"grid parameter {name!r} is accepted neither by `make_learner` nor "
+                             "by `problem`")
+
+    names = list(columns)
+    configs = np.array(list(itertools.product(*columns.values())), dtype=np.float64)
+    grid_values = {name: configs[:, i].astype(columns[name].dtype) for i, name in enumerate(names)}
+    num_configs, num_seeds = len(configs), len(seed_values)
+
+    def build(hyperparameters):
+        values = dict(zip(names, hyperparameters))
+        built_problem = problem if isinstance(problem, Problem) else problem(
+            **_select(values, problem_names)
+        )
+        _check_problem(built_problem)
+        return make_learner(**_select(values, learner_names)), built_problem
+
+    # Build once outside vmap, to fail early with a clear error and size the chunks.
+    learner0, problem0 = build([columns[name][0] for name in names])
+    _check_learner(learner0, problem0)
+    num_features = max(1, getattr(problem0, "num_features", 1))
+    itemsize = jnp.zeros((), jnp.result_type(float)).dtype.itemsize
+    lane_bytes = itemsize * (record_every * (num_features + 2) * 2 + num_bins * num_features * 3)
+    if lanes_per_chunk is None:
+        lanes_per_chunk = max(1, CHUNK_MEMORY_BYTES // lane_bytes)
+    lanes_per_chunk = min(_check_count("lanes_per_chunk", lanes_per_chunk),
+                          num_configs * num_seeds)
+    bins_per_chunk = _bins_per_chunk(num_bins, record_every, chunk_steps)
+
+    lane_config = np.repeat(np.arange(num_configs), num_seeds)
+    lane_seed = np.tile(seed_values, num_configs)
+    lane_hyperparameters = configs[lane_config]
+    float_dtype = jnp.result_type(float)
+
+    def init_lane(hyperparameters, seed):
+        learner, lane_problem = build(list(hyperparameters))
+        return _init_carry(learner, lane_problem, seed)
+
+    def chunk_lane(hyperparameters, carry, num_bins_in_chunk):
+        learner, lane_problem = build(list(hyperparameters))
+        return _run_bins(learner, lane_problem, carry, num_bins_in_chunk, record_every, threshold)
+
+    init_chunk = jax.jit(jax.vmap(init_lane))
+    run_chunk = jax.jit(jax.vmap(chunk_lane, in_axes=(0, 0, None)), static_argnums=2)
+
+    num_lanes = num_configs * num_seeds
+    lane_parts = []
+    with tqdm(
+        total=num_lanes * steps, unit="lane-step", unit_scale=True, desc="sweep",
+        disable=not _show_progress(progress, num_lanes * steps), leave=False,
+    ) as bar:
+        for first_lane in range(0, num_lanes, lanes_per_chunk):
+            lanes = np.arange(first_lane, first_lane + lanes_per_chunk)
+            real = lanes < num_lanes
+            lanes = np.where(real, lanes, num_lanes - 1)  # pad the last chunk: one compilation
+            hyperparameters = jnp.asarray(lane_hyperparameters[lanes], float_dtype)
+            carry = init_chunk(hyperparameters, jnp.asarray(lane_seed[lanes]))
+            time_parts = []
+            for first_bin in range(0, num_bins, bins_per_chunk):
+                bins = min(bins_per_chunk, num_bins - first_bin)
+                carry, records = run_chunk(hyperparameters, carry, bins)
+                time_parts.append(_to_numpy(records))
+                bar.update(int(real.sum()) * bins * record_every)
+            records = _concatenate(time_parts, axis=1)
+            diverged_at = np.asarray(carry.diverged_at)
+            lane_parts.append(jax.tree.map(lambda a: a[real], (records, diverged_at)))
+    (squared_error, learner_records, info), diverged_at = _concatenate(lane_parts, axis=0)
+
+    def by_config_and_seed(array):
+        return array.reshape((num_configs, num_seeds) + array.shape[1:])
+
+    return SweepResult(
+        grid=grid_values,
+        seeds=seed_values,
+        steps=record_every * np.arange(1, num_bins + 1),
+        squared_error=by_config_and_seed(squared_error),
+        records=jax.tree.map(by_config_and_seed, learner_records),
+        info=jax.tree.map(by_config_and_seed, info),
+        diverged_at=by_config_and_seed(diverged_at),
+        parameters={"steps": steps, "record_every": record_every,
+                    "divergence_threshold": threshold},
+    )

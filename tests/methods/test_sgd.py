@@ -1,0 +1,104 @@
+"""LMS / SGD against a NumPy transcription of the rule in shared/spec/methods.md, and its behaviour."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import metastep.methods as ms
+from metastep.learner import LinearLearner
+
+
+def run_learner(method, xs, ys):
+    """Predictions and per-step step sizes of a LinearLearner trained by ``method``."""
+    learner = LinearLearner(method, xs.shape[1])
+    run = jax.jit(
+        lambda state, xs, ys: jax.lax.scan(lambda s, xy: learner.step(s, *xy), state, (xs, ys))
+    )
+    _, outputs = run(learner.init(), jnp.asarray(xs), jnp.asarray(ys))
+    return np.asarray(outputs.prediction), np.asarray(outputs.step_sizes)
+
+
+def assert_close(actual, expected):
+    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12)
+
+
+def lms_reference(xs, ys, alpha):
+    """``w ← w − α g`` with ``g = −δ x``; ``α`` a number or one per weight."""
+    alpha = np.broadcast_to(alpha, xs.shape[1])
+    w = np.zeros(xs.shape[1])
+    predictions, step_sizes = [], []
+    for x, y in zip(xs, ys):
+        prediction = w @ x
+        g = -(y - prediction) * x
+        w = w - alpha * g
+        predictions.append(prediction)
+        step_sizes.append(alpha)
+    return np.array(predictions), np.array(step_sizes)
+
+
+@pytest.mark.parametrize("step_size", [0.02, np.array([0.001, 0.005, 0.01, 0.02, 0.03])])
+def test_matches_numpy_transcription(x64, nonstationary_data, step_size):
+    xs, ys = nonstationary_data(0, steps=1500, num_features=5)
+    predictions, step_sizes = run_learner(ms.sgd(step_size), xs, ys)
+    expected_predictions, expected_step_sizes = lms_reference(xs, ys, step_size)
+    assert_close(predictions, expected_predictions)
+    assert_close(step_sizes, expected_step_sizes)
+
+
+def test_per_weight_step_sizes_on_a_nested_pytree_under_jit():
+    params = {"layer": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}, "scale": jnp.asarray(1.0)}
+    grads = {"layer": {"w": jnp.full((2, 3), 2.0), "b": jnp.ones(3)}, "scale": jnp.asarray(-4.0)}
+    # One α per row of w (broadcast), one for all of b, and the scalar's own.
+    step_size = {"layer": {"w": jnp.array([[0.1], [0.2]]), "b": 0.5}, "scale": 0.25}
+    method = ms.sgd(step_size)
+    state = method.init(params)
+    updates, state = jax.jit(method.update)(grads, state, params, curvature=grads)
+    assert jax.tree.structure(updates) == jax.tree.structure(params)
+    np.testing.assert_allclose(updates["layer"]["w"], [[-0.2] * 3, [-0.4] * 3])
+    np.testing.assert_allclose(updates["layer"]["b"], -0.5)
+    np.testing.assert_allclose(updates["scale"], 1.0)
+    np.testing.assert_allclose(ms.step_sizes(state)["layer"]["w"], [[0.1] * 3, [0.2] * 3])
+    assert ms.step_sizes(state)["layer"]["b"].shape == (3,)
+
+
+def test_step_size_pytree_is_checked_at_init():
+    params = {"w": jnp.ones(3), "b": jnp.zeros(())}
+    with pytest.raises(ValueError, match="`step_size`"):
+        ms.sgd({"w": jnp.full(3, 0.1)}).init(params)  # missing leaf
+    with pytest.raises(ValueError, match="`step_size`"):
+        ms.sgd({"w": jnp.full(2, 0.1), "b": 0.1}).init(params)  # shape does not broadcast
+
+
+@pytest.mark.parametrize(
+    "step_size", [-0.1, float("nan"), float("inf"), np.array([0.1, -0.1]), {"w": -1.0}]
+)
+def test_invalid_step_size_raises(step_size):
+    with pytest.raises(ValueError, match="`step_size`"):
+        ms.sgd(step_size)
+
+
+def test_float32_by_default(nonstationary_data):
+    xs, ys = nonstationary_data(1, steps=50, num_features=5)
+    learner = LinearLearner(ms.sgd(0.01), 5)
+    state, output = jax.jit(learner.step)(learner.init(), jnp.asarray(xs[0]), jnp.asarray(ys[0]))
+    assert output.step_sizes.dtype == jnp.float32
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state))
+
+
+def test_float64_follows_the_parameters(x64):
+    state = ms.sgd(np.float32(0.01)).init({"w": jnp.zeros(3, jnp.float64)})
+    assert state.step_size["w"].dtype == jnp.float64
+
+
+def test_step_size_can_be_traced():
+    """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
+    params = jnp.zeros(3)
+    grads = jnp.array([1.0, -2.0, 3.0])
+
+    def updates(step_size):
+        method = ms.sgd(step_size)
+        return method.update(grads, method.init(params), params)[0]
+
+    swept = jax.jit(jax.vmap(updates))(jnp.array([0.1, 0.2]))
+    np.testing.assert_allclose(swept, [-0.1 * grads, -0.2 * grads], rtol=1e-6)
