@@ -10,9 +10,9 @@ bound memory. Lane ``(configuration, seed)`` draws its data from ``PRNGKey(seed)
 :func:`run` does, so it gives the numbers of that configuration run alone.
 
 Divergence: a step whose squared error is not finite or exceeds ``divergence_threshold`` stops
-the lane. Its learner state is frozen from then on, the run is flagged with the (1-based) count of
-steps done when it was detected, and every record from the bin where it happened onwards holds
-NaN, so that no average can silently mix diverged and healthy lanes.
+the lane. The run is flagged with the (1-based) count of steps done when it was detected, every
+record (error, step sizes, ...) from the bin where it happened onwards holds NaN, so that no average can silently mix
+diverged and healthy lanes, and its learner state stays at the end of the last healthy bin.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import inspect
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +54,7 @@ class RunResult:
       records: everything ``learner.record`` returned, stacked over records.
       info: what the problem knew at the end of each bin (true weights, σ, α*, ...).
       diverged: False, or the (1-based) count of steps done when divergence was detected.
-      final_state: the learner state at the end (frozen at divergence).
+      final_state: the learner state at the end (of the last healthy bin if it diverged).
     """
 
     steps: np.ndarray
@@ -165,19 +166,21 @@ def _check_divergence(squared_error, threshold):
 
 
 def _learner_scan(learner, learner_state, diverged_at, step, xs, ys, threshold):
-    """Scan ``learner.step`` over a block; freezes the state once the error diverges."""
+    """Scan ``learner.step`` over a block; notes the step at which the error first diverges.
+
+    A diverged lane's state is not frozen here (its NaNs stay in its own lane); :func:`_bin`
+    restores the last healthy bin-end state, which costs one select per bin, not per step.
+    """
 
     def body(carry, xy):
         state, diverged_at, step, squared_error_sum = carry
         x, y = xy
-        new_state, output = learner.step(state, x, y)
+        state, output = learner.step(state, x, y)
         squared_error = jnp.square(output.error)
         diverged_at = jnp.where(
             (diverged_at == 0) & _check_divergence(squared_error, threshold), step + 1, diverged_at
         )
-        healthy = diverged_at == 0
-        state = jax.tree.map(lambda new, old: jnp.where(healthy, new, old), new_state, state)
-        squared_error_sum = squared_error_sum + jnp.where(healthy, squared_error, 0.0)
+        squared_error_sum = squared_error_sum + jnp.where(diverged_at == 0, squared_error, 0.0)
         return (state, diverged_at, step + 1, squared_error_sum), output
 
     zero = jnp.zeros((), jnp.result_type(float))
@@ -187,8 +190,13 @@ def _learner_scan(learner, learner_state, diverged_at, step, xs, ys, threshold):
     return state, diverged_at, step, squared_error_sum, outputs
 
 
+def _split_seed(seed):
+    """The keys of a run: the problem's stream and the learner's initialization."""
+    return jax.random.split(jax.random.PRNGKey(seed))
+
+
 def _init_carry(learner, problem, seed) -> _Carry:
-    problem_key, learner_key = jax.random.split(jax.random.PRNGKey(seed))
+    problem_key, learner_key = _split_seed(seed)
     return _Carry(
         problem.init(problem_key),
         learner.init(learner_key),
@@ -197,21 +205,36 @@ def _init_carry(learner, problem, seed) -> _Carry:
     )
 
 
+def _bin(learner, learner_state, diverged_at, step, samples, record_every, threshold):
+    """One record bin of one lane over a block of samples."""
+    start_state = learner_state
+    learner_state, diverged_at, step, squared_error_sum, _ = _learner_scan(
+        learner, learner_state, diverged_at, step, samples.x, samples.y, threshold
+    )
+    healthy = diverged_at == 0
+    learner_state = jax.tree.map(lambda new, old: jnp.where(healthy, new, old), learner_state,
+                                 start_state)
+    mean_squared_error = jnp.where(healthy, squared_error_sum / record_every, jnp.nan)
+    record = jax.tree.map(
+        lambda a: jnp.where(healthy, a, jnp.nan) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+        learner.record(learner_state),
+    )
+    return learner_state, diverged_at, step, (mean_squared_error, record)
+
+
 def _run_bins(learner, problem, carry: _Carry, num_bins: int, record_every: int, threshold):
     """``num_bins`` record bins of one lane: returns the carry and the stacked records."""
 
     def bin_body(carry: _Carry, _):
         problem_state, samples = problem.generate(carry.problem_state, record_every)
-        state, diverged_at, step, squared_error_sum, _ = _learner_scan(
-            learner, carry.learner_state, carry.diverged_at, carry.step, samples.x, samples.y,
+        learner_state, diverged_at, step, (mean_squared_error, record) = _bin(
+            learner, carry.learner_state, carry.diverged_at, carry.step, samples, record_every,
             threshold,
         )
-        mean_squared_error = jnp.where(
-            diverged_at == 0, squared_error_sum / record_every, jnp.nan
-        )
         info = jax.tree.map(lambda a: a[-1], samples.info)
-        record = (mean_squared_error, learner.record(state), info)
-        return _Carry(problem_state, state, diverged_at, step), record
+        return _Carry(problem_state, learner_state, diverged_at, step), (
+            mean_squared_error, record, info
+        )
 
     return jax.lax.scan(bin_body, carry, None, length=num_bins)
 
@@ -497,77 +520,152 @@ def sweep(
     configs = np.array(list(itertools.product(*columns.values())), dtype=np.float64)
     grid_values = {name: configs[:, i].astype(columns[name].dtype) for i, name in enumerate(names)}
     num_configs, num_seeds = len(configs), len(seed_values)
+    # With a fixed problem, the lanes of one seed read the same stream: it is drawn once per seed
+    # and shared by all configurations (as run alone, each lane sees the stream of its seed).
+    shared_stream = isinstance(problem, Problem)
 
-    def build(hyperparameters):
-        values = dict(zip(names, hyperparameters))
-        built_problem = problem if isinstance(problem, Problem) else problem(
-            **_select(values, problem_names)
-        )
-        _check_problem(built_problem)
-        return make_learner(**_select(values, learner_names)), built_problem
+    def build_problem(hyperparameters):
+        if shared_stream:
+            return problem
+        built = problem(**_select(dict(zip(names, hyperparameters)), problem_names))
+        _check_problem(built)
+        return built
+
+    def build_learner(hyperparameters):
+        return make_learner(**_select(dict(zip(names, hyperparameters)), learner_names))
 
     # Build once outside vmap, to fail early with a clear error and size the chunks.
-    learner0, problem0 = build([columns[name][0] for name in names])
-    _check_learner(learner0, problem0)
-    num_features = max(1, getattr(problem0, "num_features", 1))
+    first = [columns[name][0] for name in names]
+    problem0 = build_problem(first)
+    _check_learner(build_learner(first), problem0)
     itemsize = jnp.zeros((), jnp.result_type(float)).dtype.itemsize
-    lane_bytes = itemsize * (record_every * (num_features + 2) * 2 + num_bins * num_features * 3)
+    lane_bytes = itemsize * (
+        record_every * (problem0.num_features + 2) * (1 if shared_stream else 2)
+        + num_bins * (problem0.num_features + 1) * 3
+    )
     if lanes_per_chunk is None:
         lanes_per_chunk = max(1, CHUNK_MEMORY_BYTES // lane_bytes)
-    lanes_per_chunk = min(_check_count("lanes_per_chunk", lanes_per_chunk),
-                          num_configs * num_seeds)
+    lanes_per_chunk = _check_count("lanes_per_chunk", lanes_per_chunk)
+    seeds_per_chunk = min(num_seeds, lanes_per_chunk)
+    configs_per_chunk = min(num_configs, max(1, lanes_per_chunk // seeds_per_chunk))
     bins_per_chunk = _bins_per_chunk(num_bins, record_every, chunk_steps)
-
-    lane_config = np.repeat(np.arange(num_configs), num_seeds)
-    lane_seed = np.tile(seed_values, num_configs)
-    lane_hyperparameters = configs[lane_config]
     float_dtype = jnp.result_type(float)
 
-    def init_lane(hyperparameters, seed):
-        learner, lane_problem = build(list(hyperparameters))
-        return _init_carry(learner, lane_problem, seed)
+    def over_configs_and_seeds(function, config_axis, seed_axis):
+        return jax.vmap(jax.vmap(function, in_axes=seed_axis), in_axes=config_axis)
 
-    def chunk_lane(hyperparameters, carry, num_bins_in_chunk):
-        learner, lane_problem = build(list(hyperparameters))
-        return _run_bins(learner, lane_problem, carry, num_bins_in_chunk, record_every, threshold)
+    def init_chunk(hyperparameters, seeds):
+        problem_keys, learner_keys = jax.vmap(_split_seed)(seeds).swapaxes(0, 1)
 
-    init_chunk = jax.jit(jax.vmap(init_lane))
-    run_chunk = jax.jit(jax.vmap(chunk_lane, in_axes=(0, 0, None)), static_argnums=2)
+        def init_learner(hyperparameters, key):
+            return build_learner(hyperparameters).init(key)
+
+        def init_problem(hyperparameters, key):
+            return build_problem(hyperparameters).init(key)
+
+        learner_states = over_configs_and_seeds(init_learner, (0, None), (None, 0))(
+            hyperparameters, learner_keys
+        )
+        if shared_stream:
+            problem_states = jax.vmap(problem.init)(problem_keys)
+        else:
+            problem_states = over_configs_and_seeds(init_problem, (0, None), (None, 0))(
+                hyperparameters, problem_keys
+            )
+        lane_zeros = jnp.zeros((len(hyperparameters), len(seeds)), jnp.int32)
+        return _Carry(problem_states, learner_states, lane_zeros, lane_zeros)
+
+    def run_chunk(hyperparameters, carry: _Carry, num_bins_in_chunk: int):
+        def generate(hyperparameters, problem_state):
+            return build_problem(hyperparameters).generate(problem_state, record_every)
+
+        def lane_bin(hyperparameters, learner_state, diverged_at, step, samples):
+            return _bin(build_learner(hyperparameters), learner_state, diverged_at, step, samples,
+                        record_every, threshold)
+
+        def bin_body(carry: _Carry, _):
+            if shared_stream:
+                problem_states, samples = jax.vmap(generate, in_axes=(None, 0))(
+                    None, carry.problem_state
+                )
+            else:
+                problem_states, samples = over_configs_and_seeds(
+                    generate, (0, 0), (None, 0)
+                )(hyperparameters, carry.problem_state)
+            sample_config_axis = None if shared_stream else 0
+            learner_states, diverged_at, step, (mean_squared_error, record) = (
+                over_configs_and_seeds(
+                    lane_bin, (0, 0, 0, 0, sample_config_axis), (None, 0, 0, 0, 0)
+                )(hyperparameters, carry.learner_state, carry.diverged_at, carry.step, samples)
+            )
+            time_axis = 1 if shared_stream else 2
+            info = jax.tree.map(
+                lambda a: jnp.broadcast_to(
+                    jnp.take(a, -1, axis=time_axis),
+                    mean_squared_error.shape + a.shape[time_axis + 1:],
+                ),
+                samples.info,
+            )
+            new_carry = _Carry(problem_states, learner_states, diverged_at, step)
+            return new_carry, (mean_squared_error, record, info)
+
+        return jax.lax.scan(bin_body, carry, None, length=num_bins_in_chunk)
+
+    init_compiled = jax.jit(init_chunk)
+    run_compiled = jax.jit(run_chunk, static_argnums=2)
+
+    def padded(values, start, size):
+        """``values[start:start + size]``, padded by repeating the last (one compilation)."""
+        index = np.minimum(np.arange(start, start + size), len(values) - 1)
+        return values[index], min(size, len(values) - start)
 
     num_lanes = num_configs * num_seeds
-    lane_parts = []
+    squared_error = np.empty((num_configs, num_seeds, num_bins))
+    diverged_at = np.zeros((num_configs, num_seeds), np.int64)
+    learner_records = info = None
     with tqdm(
         total=num_lanes * steps, unit="lane-step", unit_scale=True, desc="sweep",
         disable=not _show_progress(progress, num_lanes * steps), leave=False,
     ) as bar:
-        for first_lane in range(0, num_lanes, lanes_per_chunk):
-            lanes = np.arange(first_lane, first_lane + lanes_per_chunk)
-            real = lanes < num_lanes
-            lanes = np.where(real, lanes, num_lanes - 1)  # pad the last chunk: one compilation
-            hyperparameters = jnp.asarray(lane_hyperparameters[lanes], float_dtype)
-            carry = init_chunk(hyperparameters, jnp.asarray(lane_seed[lanes]))
-            time_parts = []
-            for first_bin in range(0, num_bins, bins_per_chunk):
-                bins = min(bins_per_chunk, num_bins - first_bin)
-                carry, records = run_chunk(hyperparameters, carry, bins)
-                time_parts.append(_to_numpy(records))
-                bar.update(int(real.sum()) * bins * record_every)
-            records = _concatenate(time_parts, axis=1)
-            diverged_at = np.asarray(carry.diverged_at)
-            lane_parts.append(jax.tree.map(lambda a: a[real], (records, diverged_at)))
-    (squared_error, learner_records, info), diverged_at = _concatenate(lane_parts, axis=0)
-
-    def by_config_and_seed(array):
-        return array.reshape((num_configs, num_seeds) + array.shape[1:])
+        for first_config in range(0, num_configs, configs_per_chunk):
+            chunk_configs, real_configs = padded(configs, first_config, configs_per_chunk)
+            hyperparameters = jnp.asarray(chunk_configs, float_dtype)
+            for first_seed in range(0, num_seeds, seeds_per_chunk):
+                chunk_seeds, real_seeds = padded(seed_values, first_seed, seeds_per_chunk)
+                carry = init_compiled(hyperparameters, jnp.asarray(chunk_seeds))
+                time_parts = []
+                for first_bin in range(0, num_bins, bins_per_chunk):
+                    bins = min(bins_per_chunk, num_bins - first_bin)
+                    carry, records = run_compiled(hyperparameters, carry, bins)
+                    # Records come time-major: [bins, configs, seeds, ...].
+                    time_parts.append(_to_numpy(records))
+                    bar.update(real_configs * real_seeds * bins * record_every)
+                real = (slice(real_configs), slice(real_seeds))
+                chunk_squared_error, chunk_records, chunk_info = jax.tree.map(
+                    lambda a, real=real: np.moveaxis(a, 0, 2)[real],
+                    _concatenate(time_parts, axis=0),
+                )
+                if learner_records is None:
+                    learner_records, info = jax.tree.map(
+                        lambda a: np.empty((num_configs, num_seeds) + a.shape[2:], a.dtype),
+                        (chunk_records, chunk_info),
+                    )
+                lanes = (slice(first_config, first_config + real_configs),
+                         slice(first_seed, first_seed + real_seeds))
+                squared_error[lanes] = chunk_squared_error
+                diverged_at[lanes] = np.asarray(carry.diverged_at)[:real_configs, :real_seeds]
+                for target, part in zip(jax.tree.leaves((learner_records, info)),
+                                        jax.tree.leaves((chunk_records, chunk_info))):
+                    target[lanes] = part
 
     return SweepResult(
         grid=grid_values,
         seeds=seed_values,
         steps=record_every * np.arange(1, num_bins + 1),
-        squared_error=by_config_and_seed(squared_error),
-        records=jax.tree.map(by_config_and_seed, learner_records),
-        info=jax.tree.map(by_config_and_seed, info),
-        diverged_at=by_config_and_seed(diverged_at),
+        squared_error=squared_error.astype(float_dtype),
+        records=learner_records,
+        info=info,
+        diverged_at=diverged_at,
         parameters={"steps": steps, "record_every": record_every,
                     "divergence_threshold": threshold},
     )

@@ -60,7 +60,8 @@ class LinearLearner:
         """Predict, then update. Returns ``(new_state, StepOutput)``."""
         weights = state.weights
         x = x.astype(weights.dtype)
-        prediction = jnp.dot(weights, x)
+        # A fused multiply-sum, not jnp.dot: vmapped in a sweep, a dot becomes a batched matmul call.
+        prediction = jnp.sum(weights * x)
         error = y.astype(weights.dtype) - prediction
         grad = -error * x
         updates, opt_state = self.method.update(
@@ -68,7 +69,7 @@ class LinearLearner:
             state.opt_state,
             weights,
             curvature=x * x,
-            curvature_vector_product=lambda v: x * jnp.dot(x, v),
+            curvature_vector_product=lambda v: x * jnp.sum(x * v),
         )
         new_state = LinearLearnerState(optax.apply_updates(weights, updates), opt_state)
         return new_state, StepOutput(prediction, error, self.step_sizes(new_state))

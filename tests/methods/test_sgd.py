@@ -20,6 +20,7 @@ def run_learner(method, xs, ys):
 
 
 def assert_close(actual, expected):
+    assert np.all(np.isfinite(expected))  # a diverged run would compare NaN with NaN
     np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12)
 
 

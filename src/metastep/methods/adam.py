@@ -34,7 +34,7 @@ class AdamState(NamedTuple):
 
 
 def _bias_correction(rate: Any, count: jax.Array, dtype: Any) -> jax.Array:
-    """``1 − (1 − γ)^t``, as ``−expm1(t log1p(−γ))``: exact to the last bits when γ is small."""
+    """``1 − (1 − γ)^t``, as ``−expm1(t log1p(−γ))``: ``1 − γ`` would round off a small γ."""
     rate = jnp.asarray(rate, dtype)
     correction = -jnp.expm1(count.astype(dtype) * jnp.log1p(-rate))
     # γ = 0 (or t = 0) gives 0: divide by 1 instead of making 0/0.
@@ -55,12 +55,12 @@ def _adam_moments(grads, momentum, normalizer, count, momentum_rate, normalizer_
     corrected_momentum = jax.tree.map(
         lambda m: m / _bias_correction(momentum_rate, count, m.dtype), momentum
     )
-    scale = jax.tree.map(
-        lambda v: jnp.sqrt(v / _bias_correction(normalizer_rate, count, v.dtype) + eps)
-        .astype(v.dtype),
-        normalizer,
-    )
-    return momentum, normalizer, corrected_momentum, scale
+
+    def root(v):
+        corrected = v / _bias_correction(normalizer_rate, count, v.dtype)
+        return jnp.sqrt(corrected + eps).astype(v.dtype)
+
+    return momentum, normalizer, corrected_momentum, jax.tree.map(root, normalizer)
 
 
 def adam(

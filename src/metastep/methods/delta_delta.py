@@ -37,14 +37,15 @@ class DeltaDeltaState(NamedTuple):
 
 
 def delta_delta(
-    meta_step_size: float = 0.1,
+    meta_step_size: float = 0.03,
     initial_step_size: float = 0.01,
     min_step_size: float = 1e-6,
 ) -> optax.GradientTransformationExtraArgs:
     """The ΔΔ rule: ``α ← max(α + κ Δ_{t−1} Δ_t, α_min)``, then ``w ← w − α g``.
 
-    Defaults: no source gives values; ``κ = 0.1`` and ``α₀ = 0.01`` learn steadily on a 5-input
-    linear unit with inputs of scale 0.3 to 3 (κ = 1 already drives most α to the floor there).
+    Defaults: no source gives values. ``κ = 0.03`` and ``α₀ = 0.01`` are modest values for a linear
+    unit with inputs of scale 0.3 to 3; κ = 0.1 already makes α swing by an order of magnitude on
+    some of those streams, and κ ≥ 0.5 can blow the weights up.
 
     Args:
       meta_step_size: ``κ`` ≥ 0. Not dimensionless: ``Δ_{t−1} Δ_t`` scales like ``α² g²``, so

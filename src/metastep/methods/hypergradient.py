@@ -65,8 +65,9 @@ def _check_common(meta_step_size, initial_step_size, granularity, min_step_size)
         _common.check_non_negative("min_step_size", min_step_size)
 
 
-def _hypergradient_step(learned, grads, previous_direction, meta_step_size, granularity,
-                        min_step_size):
+def _hypergradient_step(
+    learned, grads, previous_direction, meta_step_size, granularity, min_step_size
+):
     """``α ← α + β_hd Σ_block g_t · u_{t−1}``, floored at ``min_step_size`` when one is given."""
     product = jax.tree.map(jnp.multiply, grads, previous_direction)
     meta_gradient = _common.sum_to_blocks(product, granularity)

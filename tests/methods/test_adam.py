@@ -1,0 +1,144 @@
+"""Adam (Degris et al. 2024 form) against a NumPy transcription of shared/spec/methods.md."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import metastep.methods as ms
+from metastep.learner import LinearLearner
+
+
+def run_learner(method, xs, ys):
+    """Predictions and per-step step sizes of a LinearLearner trained by ``method``."""
+    learner = LinearLearner(method, xs.shape[1])
+    run = jax.jit(
+        lambda state, xs, ys: jax.lax.scan(lambda s, xy: learner.step(s, *xy), state, (xs, ys))
+    )
+    _, outputs = run(learner.init(), jnp.asarray(xs), jnp.asarray(ys))
+    return np.asarray(outputs.prediction), np.asarray(outputs.step_sizes)
+
+
+def assert_close(actual, expected):
+    assert np.all(np.isfinite(expected))  # a diverged run would compare NaN with NaN
+    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12)
+
+
+def adam_reference(xs, ys, eta, gamma_m, gamma_g, eps):
+    """Bias-corrected averages ``m̂``, ``v̂``; ``α = η / sqrt(v̂ + ε)``; ``w ← w − α m̂``."""
+    w = np.zeros(xs.shape[1])
+    m = np.zeros(xs.shape[1])
+    v = np.zeros(xs.shape[1])
+    predictions, step_sizes = [], []
+    for t, (x, y) in enumerate(zip(xs, ys), start=1):
+        prediction = w @ x
+        g = -(y - prediction) * x
+        m = m + gamma_m * (g - m)
+        v = v + gamma_g * (g * g - v)
+        m_hat = m / (1 - (1 - gamma_m) ** t)
+        v_hat = v / (1 - (1 - gamma_g) ** t)
+        alpha = eta / np.sqrt(v_hat + eps)
+        w = w - alpha * m_hat
+        predictions.append(prediction)
+        step_sizes.append(alpha)
+    return np.array(predictions), np.array(step_sizes)
+
+
+@pytest.mark.parametrize(
+    ("seed", "step_size", "momentum_rate", "normalizer_rate", "eps"),
+    [
+        (0, 0.01, 0.1, 0.001, 1e-8),
+        (1, 0.003, 0.5, 0.01, 1e-8),
+        (2, 0.01, 1.0, 0.1, 1e-2),  # γ_m = 1: no momentum
+    ],
+)
+def test_matches_numpy_transcription(
+    x64, nonstationary_data, seed, step_size, momentum_rate, normalizer_rate, eps
+):
+    xs, ys = nonstationary_data(seed, steps=1500, num_features=5)
+    method = ms.adam(step_size, momentum_rate, normalizer_rate, eps)
+    predictions, step_sizes = run_learner(method, xs, ys)
+    expected = adam_reference(xs, ys, step_size, momentum_rate, normalizer_rate, eps)
+    # The check means something only if the step sizes moved.
+    assert np.ptp(np.log(expected[1])) > 0.5
+    assert_close(predictions, expected[0])
+    assert_close(step_sizes, expected[1])
+
+
+def test_first_update_is_a_signed_step(x64):
+    """With bias correction, m̂ = g and v̂ = g² at t = 1: the first update is −η g / sqrt(g² + ε)."""
+    grads = jnp.array([0.5, -3.0, 0.0])
+    method = ms.adam(0.01)
+    updates, state = method.update(grads, method.init(jnp.zeros(3)))
+    np.testing.assert_allclose(updates, -0.01 * grads / np.sqrt(grads**2 + 1e-8), rtol=1e-12)
+    assert int(state.count) == 1
+
+
+def test_zero_rates_stay_finite():
+    """A rate of 0 leaves its average at 0; the bias correction must not turn that into 0/0."""
+    method = ms.adam(0.01, momentum_rate=0.0, normalizer_rate=0.0, eps=1e-4)
+    params = jnp.zeros(2)
+    updates, state = method.update(jnp.array([1.0, -1.0]), method.init(params), params)
+    np.testing.assert_array_equal(updates, 0.0)
+    np.testing.assert_allclose(ms.step_sizes(state), 0.01 / np.sqrt(1e-4), rtol=1e-6)
+
+
+def test_nested_pytree_under_jit():
+    params = {"layer": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}, "scale": jnp.asarray(1.0)}
+    grads = {"layer": {"w": jnp.full((2, 3), 2.0), "b": jnp.ones(3)}, "scale": jnp.asarray(-4.0)}
+    method = ms.adam(0.01)
+    update = jax.jit(method.update)
+    state = method.init(params)
+    for _ in range(3):  # a constant gradient: m̂ = g and v̂ = g² at every step
+        updates, state = update(grads, state, params, curvature=grads)
+    assert jax.tree.structure(updates) == jax.tree.structure(params)
+    expected = jax.tree.map(lambda g: 0.01 / jnp.sqrt(g * g + 1e-8), grads)
+    jax.tree.map(
+        lambda a, e: np.testing.assert_allclose(a, jnp.broadcast_to(e, a.shape), rtol=1e-5),
+        ms.step_sizes(state), expected,
+    )
+    jax.tree.map(
+        lambda u, a, g: np.testing.assert_allclose(u, -a * g, rtol=1e-5),
+        updates, ms.step_sizes(state), grads,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"step_size": -0.1}, "`step_size`"),
+        ({"momentum_rate": 1.5}, "`momentum_rate`"),
+        ({"momentum_rate": float("nan")}, "`momentum_rate`"),
+        ({"normalizer_rate": -0.1}, "`normalizer_rate`"),
+        ({"eps": -1e-8}, "`eps`"),
+    ],
+)
+def test_invalid_hyperparameters_raise(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        ms.adam(**kwargs)
+
+
+def test_float32_by_default(nonstationary_data):
+    xs, ys = nonstationary_data(3, steps=50, num_features=5)
+    learner = LinearLearner(ms.adam(), 5)
+    state, output = jax.jit(learner.step)(learner.init(), jnp.asarray(xs[0]), jnp.asarray(ys[0]))
+    assert output.step_sizes.dtype == jnp.float32
+    assert all(leaf.dtype in (jnp.float32, jnp.int32) for leaf in jax.tree.leaves(state))
+
+
+def test_hyperparameters_can_be_traced(nonstationary_data):
+    """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
+    xs, ys = nonstationary_data(4, steps=200, num_features=5)
+
+    def final_step_sizes(step_size, momentum_rate, normalizer_rate):
+        learner = LinearLearner(ms.adam(step_size, momentum_rate, normalizer_rate), 5)
+        state, _ = jax.lax.scan(
+            lambda s, xy: learner.step(s, *xy), learner.init(), (jnp.asarray(xs), jnp.asarray(ys))
+        )
+        return learner.step_sizes(state)
+
+    swept = jax.jit(jax.vmap(final_step_sizes))(
+        jnp.array([0.01, 0.003]), jnp.array([0.1, 0.5]), jnp.array([0.001, 0.01])
+    )
+    np.testing.assert_allclose(swept[0], final_step_sizes(0.01, 0.1, 0.001), rtol=1e-5)
+    np.testing.assert_allclose(swept[1], final_step_sizes(0.003, 0.5, 0.01), rtol=1e-5)
