@@ -3,7 +3,18 @@
 from metastep import methods, problems
 from metastep.engine import RunResult, SweepResult, Trace, run, run_arrays, sweep
 from metastep.learner import LinearLearner, LinearLearnerState, StepOutput
-from metastep.methods import idbd, step_sizes
+from metastep.methods import (
+    adam,
+    adam_hypergradient,
+    autostep,
+    delta_delta,
+    hypergradient,
+    idbd,
+    rmsprop,
+    sgd,
+    smd,
+    step_sizes,
+)
 
 __version__ = "0.1.0"
 
@@ -14,11 +25,19 @@ __all__ = [
     "StepOutput",
     "SweepResult",
     "Trace",
+    "adam",
+    "adam_hypergradient",
+    "autostep",
+    "delta_delta",
+    "hypergradient",
     "idbd",
     "methods",
     "problems",
+    "rmsprop",
     "run",
     "run_arrays",
+    "sgd",
+    "smd",
     "step_sizes",
     "sweep",
 ]
