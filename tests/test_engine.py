@@ -195,3 +195,22 @@ def test_run_and_sweep_reject_bad_arguments():
     with pytest.raises(ValueError, match="`seeds`"):
         ms.sweep(lambda meta_step_size: idbd_learner(meta_step_size), problem,
                  grid={"meta_step_size": [0.1]}, seeds=0, steps=1_000)
+
+
+class AbsoluteErrorLearner(ms.LinearLearner):
+    """Reports a per-step metric, which the engine averages per bin."""
+
+    def step(self, state, x, y):
+        state, output = super().step(state, x, y)
+        return state, output._replace(metrics={"absolute_error": jnp.abs(output.error)})
+
+
+def test_step_metrics_are_averaged_per_bin(x64):
+    problem = drifting_problem()
+    learner = AbsoluteErrorLearner(ms.idbd(0.01, 0.05), 4)
+    result = ms.run(learner, problem, steps=2_000, seed=2, record_every=500)
+    problem_key, _ = jax.random.split(jax.random.PRNGKey(2))
+    samples = problem.sample(problem_key, 2_000)
+    trace = ms.run_arrays(learner, samples.x, samples.y)
+    np.testing.assert_allclose(result.records["absolute_error"],
+                               np.abs(trace.errors).reshape(4, 500).mean(1), rtol=1e-12)

@@ -51,7 +51,8 @@ class RunResult:
       squared_error: [R] mean squared error over each bin (NaN from the diverging bin on).
       step_sizes: per-weight step sizes that the last update of each bin used, [R, n] for the
         linear learner (what ``learner.record`` returns under ``"step_sizes"``).
-      records: everything ``learner.record`` returned, stacked over records.
+      records: everything ``learner.record`` returned at the end of each bin, and the bin mean
+        of each entry of the step outputs' optional ``metrics`` dict (e.g. ``accuracy``).
       info: what the problem knew at the end of each bin (true weights, σ, α*, ...).
       diverged: False, or the (1-based) count of steps done when divergence was detected.
       final_state: the learner state at the end (of the last healthy bin if it diverged).
@@ -168,26 +169,32 @@ def _check_divergence(squared_error, threshold):
 def _learner_scan(learner, learner_state, diverged_at, step, xs, ys, threshold):
     """Scan ``learner.step`` over a block; notes the step at which the error first diverges.
 
-    A diverged lane's state is not frozen here (its NaNs stay in its own lane); :func:`_bin`
-    restores the last healthy bin-end state, which costs one select per bin, not per step.
+    Returns the sums over the healthy steps of the squared error and of each entry of the step
+    output's optional ``metrics`` dict (e.g. a classifier's accuracy). A diverged lane's state is
+    not frozen here (its NaNs stay in its own lane); :func:`_bin` restores the last healthy
+    bin-end state, which costs one select per bin, not per step.
     """
 
     def body(carry, xy):
-        state, diverged_at, step, squared_error_sum = carry
+        state, diverged_at, step, sums = carry
         x, y = xy
         state, output = learner.step(state, x, y)
-        squared_error = jnp.square(output.error)
+        values = {"squared_error": jnp.square(output.error), **getattr(output, "metrics", {})}
         diverged_at = jnp.where(
-            (diverged_at == 0) & _check_divergence(squared_error, threshold), step + 1, diverged_at
+            (diverged_at == 0) & _check_divergence(values["squared_error"], threshold),
+            step + 1, diverged_at,
         )
-        squared_error_sum = squared_error_sum + jnp.where(diverged_at == 0, squared_error, 0.0)
-        return (state, diverged_at, step + 1, squared_error_sum), output
+        sums = {name: sums[name] + jnp.where(diverged_at == 0, values[name], 0.0)
+                for name in sums}
+        return (state, diverged_at, step + 1, sums), output
 
+    first_output = jax.eval_shape(learner.step, learner_state, xs[0], ys[0])[1]
     zero = jnp.zeros((), jnp.result_type(float))
-    (state, diverged_at, step, squared_error_sum), outputs = jax.lax.scan(
-        body, (learner_state, diverged_at, step, zero), (xs, ys)
+    sums = {name: zero for name in ("squared_error", *getattr(first_output, "metrics", {}))}
+    (state, diverged_at, step, sums), outputs = jax.lax.scan(
+        body, (learner_state, diverged_at, step, sums), (xs, ys)
     )
-    return state, diverged_at, step, squared_error_sum, outputs
+    return state, diverged_at, step, sums, outputs
 
 
 def _split_seed(seed):
@@ -208,18 +215,19 @@ def _init_carry(learner, problem, seed) -> _Carry:
 def _bin(learner, learner_state, diverged_at, step, samples, record_every, threshold):
     """One record bin of one lane over a block of samples."""
     start_state = learner_state
-    learner_state, diverged_at, step, squared_error_sum, _ = _learner_scan(
+    learner_state, diverged_at, step, sums, _ = _learner_scan(
         learner, learner_state, diverged_at, step, samples.x, samples.y, threshold
     )
     healthy = diverged_at == 0
     learner_state = jax.tree.map(lambda new, old: jnp.where(healthy, new, old), learner_state,
                                  start_state)
-    mean_squared_error = jnp.where(healthy, squared_error_sum / record_every, jnp.nan)
+    means = {name: total / record_every for name, total in sums.items()}
+    record = {**learner.record(learner_state), **means}
     record = jax.tree.map(
         lambda a: jnp.where(healthy, a, jnp.nan) if jnp.issubdtype(a.dtype, jnp.floating) else a,
-        learner.record(learner_state),
+        record,
     )
-    return learner_state, diverged_at, step, (mean_squared_error, record)
+    return learner_state, diverged_at, step, (record.pop("squared_error"), record)
 
 
 def _run_bins(learner, problem, carry: _Carry, num_bins: int, record_every: int, threshold):

@@ -28,6 +28,7 @@ class StepOutput(NamedTuple):
     prediction: jax.Array  # y, made before the update
     error: jax.Array  # δ = y* − y
     step_sizes: jax.Array  # per-weight α used by this step's update
+    metrics: dict[str, jax.Array] = {}  # per-step scalars the engine averages per bin
 
 
 class LinearLearner:
