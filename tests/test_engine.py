@@ -27,7 +27,8 @@ def drifting_problem(num_features: int = 4, scale=1.0, drift: float = 0.05) -> P
 
         weights, true_weights = jax.lax.scan(advance, weights, increments)
         ys = jnp.sum(xs * true_weights, axis=1)
-        return (key, first_step + num_steps, weights), Sample(xs, ys, {"true_weights": true_weights})
+        sample = Sample(xs, ys, {"true_weights": true_weights})
+        return (key, first_step + num_steps, weights), sample
 
     return Problem("drifting", num_features, {"scale": scale}, init, generate)
 

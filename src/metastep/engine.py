@@ -10,9 +10,10 @@ bound memory. Lane ``(configuration, seed)`` draws its data from ``PRNGKey(seed)
 :func:`run` does, so it gives the numbers of that configuration run alone.
 
 Divergence: a step whose squared error is not finite or exceeds ``divergence_threshold`` stops
-the lane. The run is flagged with the (1-based) count of steps done when it was detected, every
-record (error, step sizes, ...) from the bin where it happened onwards holds NaN, so that no average can silently mix
-diverged and healthy lanes, and its learner state stays at the end of the last healthy bin.
+the lane. The run is flagged with the (1-based) count of steps done when it was detected; every
+record (error, step sizes, ...) from the bin where it happened onwards holds NaN, so that no
+average can silently mix diverged and healthy lanes; and its learner state stays at the end of the
+last healthy bin.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ class SweepResult:
         try:
             import pandas as pd
         except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError("to_pandas needs pandas: pip install 'metastep[experiments]'") from error
+            message = "to_pandas needs pandas: pip install 'metastep[experiments]'"
+            raise ImportError(message) from error
         num_configs, num_seeds, num_records = self.squared_error.shape
         index = np.indices((num_configs, num_seeds, num_records)).reshape(3, -1)
         config_index, seed_index, record_index = index

@@ -61,7 +61,7 @@ class LinearLearner:
         """Predict, then update. Returns ``(new_state, StepOutput)``."""
         weights = state.weights
         x = x.astype(weights.dtype)
-        # A fused multiply-sum, not jnp.dot: vmapped in a sweep, a dot becomes a batched matmul call.
+        # A fused multiply-sum, not jnp.dot: vmapped in a sweep, a dot becomes a batched matmul.
         prediction = jnp.sum(weights * x)
         error = y.astype(weights.dtype) - prediction
         grad = -error * x

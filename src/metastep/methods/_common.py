@@ -6,7 +6,8 @@ Conventions (see ../shared/spec/methods.md, "Notation"):
     **extra_args)`` takes the gradient ``g`` of the loss and returns the update ``-α g`` (optax adds
     updates to parameters).
 * Side signals arrive as extra keyword arguments, never packed into the gradient:
-    ``curvature`` (a pytree like the parameters: the diagonal curvature ``c``, ``x²`` for a linear unit)
+    ``curvature`` (a pytree like the parameters: the diagonal curvature ``c``; ``x²`` for a linear
+    unit)
     and ``curvature_vector_product`` (a function ``v -> C v`` over such pytrees, used by SMD).
 * Every method's state is a NamedTuple with a field ``step_size``: a pytree like the parameters
     holding the per-weight step size that the last update used (before any update, the initial one).
@@ -91,7 +92,8 @@ CURVATURE_HINT = (
 def check_same_structure(name: str, tree: Any, reference: Any) -> None:
     if jax.tree.structure(tree) != jax.tree.structure(reference):
         raise ValueError(
-                f"`{name}` must have the structure of the gradients: got {jax.tree.structure(tree)}, "
+                f"`{name}` must have the structure of the gradients: got "
+                f"{jax.tree.structure(tree)}, "
                 f"expected {jax.tree.structure(reference)}"
         )
 

@@ -14,7 +14,8 @@ step size α*). ``info`` values are arrays; the engine records their values at t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
