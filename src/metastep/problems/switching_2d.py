@@ -21,7 +21,13 @@ import jax.numpy as jnp
 
 from metastep.methods._common import check_unit_interval
 from metastep.problems._base import Problem, Sample, step_keys
-from metastep.problems._common import apply_flips, check_count, is_boundary, steps_of_block
+from metastep.problems._common import (
+    apply_flips,
+    check_count,
+    is_boundary,
+    standard_draws,
+    steps_of_block,
+)
 
 
 class Switching2DState(NamedTuple):
@@ -45,9 +51,8 @@ def switching_2d(flip_every: int = 20, flip_probability: float = 0.5) -> Problem
         return Switching2DState(key, jnp.uint32(0), jnp.ones((1,), jnp.result_type(float)))
 
     def draw(key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x_key, flip_key = jax.random.split(key)
-        x = jax.random.normal(x_key, (2,), dtype=jnp.result_type(float))
-        return x, jax.random.bernoulli(flip_key, flip_probability)
+        x, u = standard_draws(key, 2, 1)
+        return x, u[0] < flip_probability
 
     def generate(state: Switching2DState, num_steps: int) -> tuple[Switching2DState, Sample]:
         x, switch = jax.vmap(draw)(step_keys(state.key, state.step, num_steps))

@@ -24,7 +24,13 @@ import jax.numpy as jnp
 
 from metastep.methods._common import check_positive
 from metastep.problems._base import Problem, Sample, step_keys
-from metastep.problems._common import apply_flips, check_count, is_boundary, steps_of_block
+from metastep.problems._common import (
+    apply_flips,
+    check_count,
+    is_boundary,
+    standard_draws,
+    steps_of_block,
+)
 
 
 class WeightFlippingState(NamedTuple):
@@ -48,9 +54,7 @@ def weight_flipping(
     check_count("num_inputs", num_inputs)
     check_count("num_relevant", num_relevant)
     if num_relevant > num_inputs:
-        raise ValueError(
-            f"`num_relevant` must be <= num_inputs ({num_inputs}), got {num_relevant}"
-        )
+        raise ValueError(f"`num_relevant` must be <= num_inputs ({num_inputs}), got {num_relevant}")
     check_count("flip_every", flip_every)
     check_positive("scale", scale)
 
@@ -61,9 +65,10 @@ def weight_flipping(
         return WeightFlippingState(stream_key, jnp.uint32(0), signs)
 
     def draw(key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x_key, flip_key = jax.random.split(key)
-        x = jax.random.normal(x_key, (num_inputs,), dtype=jnp.result_type(float))
-        return x, jax.random.randint(flip_key, (), 0, num_relevant)
+        x, u = standard_draws(key, num_inputs, 1)
+        # floor(u k) with u in [0, 1): uniform over the k weights up to the float grid of u (a bias
+        # below 1e-6); the minimum guards against rounding up to k.
+        return x, jnp.minimum((u[0] * num_relevant).astype(jnp.int32), num_relevant - 1)
 
     def generate(state: WeightFlippingState, num_steps: int) -> tuple[WeightFlippingState, Sample]:
         x, chosen = jax.vmap(draw)(step_keys(state.key, state.step, num_steps))
