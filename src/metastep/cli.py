@@ -1,0 +1,141 @@
+"""The command line: ``metastep reproduce | run | list | report``.
+
+Results go to a run directory (``--out``, default ``runs/<timestamp>``); rerunning a command into
+the same directory computes only the shards it does not hold yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from metastep import experiments
+from metastep.experiments import BUDGET_NAMES
+from metastep.report import RunDirectory, RunDirectoryError, build_report, run_experiment
+from metastep.report.build import ExperimentReport, format_value
+from metastep.report.runner import ExperimentRun
+
+# Comparisons shown on an experiment's closing line; the report has them all.
+HEADLINE_ROWS = 3
+
+
+def default_out() -> Path:
+    return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def add_budget_options(parser: argparse.ArgumentParser) -> None:
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--full", dest="budget", action="store_const", const="full",
+                        help="the papers' budgets (1,000,000 steps, 30 seeds where they average)")
+    choice.add_argument("--budget", choices=BUDGET_NAMES, default="quick",
+                        help="quick (default: minutes on a laptop), full, or smoke (seconds: a "
+                        "tiny budget for tests and CI)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="the run directory (default: runs/<timestamp>); an existing one is "
+                        "resumed")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    names = list(experiments.EXPERIMENTS)
+    parser = argparse.ArgumentParser(
+        prog="metastep", description="Reproduce the experiments of meta-learned step sizes.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    reproduce = commands.add_parser(
+        "reproduce", help="run every experiment into a run directory and write its report")
+    add_budget_options(reproduce)
+    reproduce.add_argument("--only", nargs="+", action="extend", choices=names, metavar="NAME",
+                           help=f"run only these experiments ({', '.join(names)})")
+
+    run = commands.add_parser("run", help="run one experiment")
+    run.add_argument("name", choices=names, metavar="NAME", help=", ".join(names))
+    add_budget_options(run)
+    run.add_argument("--steps", type=positive_int, help="override the budget's steps")
+    run.add_argument("--seeds", type=positive_int, help="override the budget's number of seeds")
+
+    commands.add_parser("list", help="list the experiments, a line each")
+
+    report = commands.add_parser(
+        "report", help="rebuild a run directory's report from its stored results")
+    report.add_argument("directory", type=Path, metavar="DIR")
+    return parser
+
+
+def headline(run: ExperimentRun | None, report: ExperimentReport) -> str:
+    """One line: what was done and the first measured-vs-published numbers."""
+    name = report.experiment.name
+    if not report.complete:
+        return f"{name}: incomplete ({len(report.stored_shards)}/{len(report.all_shards)} shards)"
+    parts = [f"{name}:"]
+    if run is not None:
+        parts.append(f"{run.computed} shards computed, {run.reused} reused, {run.seconds:.1f} s;")
+    numbers = []
+    for row in report.comparisons[:HEADLINE_ROWS]:
+        text = f"{row.key} = {format_value(row.measured)}"
+        if not isinstance(row.published, str):
+            text += f" (published {format_value(row.published)})"
+        numbers.append(text)
+    parts.append(", ".join(numbers) if numbers else "no published numbers")
+    return " ".join(parts)
+
+
+def run_and_report(names: list[str], budget: str, run_dir: RunDirectory, command: list[str],
+                   steps: int | None = None, seeds: int | None = None) -> int:
+    print(f"run directory: {run_dir.path}", file=sys.stderr)
+    runs = {}
+    for name in names:
+        experiment = experiments.get(name)
+        runs[name] = run_experiment(
+            run_dir, experiment, experiment.budget(budget, steps=steps, seeds=seeds),
+            command=command,
+        )
+    for report in build_report(run_dir):
+        print(headline(runs.get(report.experiment.name), report))
+    print(f"report: {run_dir.path / 'report.html'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``metastep`` command; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    command = ["metastep", *argv]
+    run_dir = RunDirectory(getattr(args, "out", None) or default_out())
+    try:
+        if args.command == "list":
+            for experiment in experiments.EXPERIMENTS.values():
+                print(f"{experiment.name:<20} {experiment.description}")
+            return 0
+        if args.command == "report":
+            for report in build_report(args.directory):
+                print(headline(None, report))
+            print(f"report: {args.directory / 'report.html'}")
+            return 0
+        if args.command == "run":
+            return run_and_report([args.name], args.budget, run_dir, command,
+                                  steps=args.steps, seeds=args.seeds)
+        names = list(dict.fromkeys(args.only or experiments.EXPERIMENTS))
+        return run_and_report(names, args.budget, run_dir, command)
+    except (RunDirectoryError, FileNotFoundError) as error:
+        print(f"metastep: {error}", file=sys.stderr)
+        return 1
+    except KeyError as error:  # a run directory that names an experiment no longer registered
+        print(f"metastep: {error.args[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"metastep: interrupted; the finished shards are stored: rerun the same command "
+              f"with --out {run_dir.path} to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The experiment protocol: what one experiment module declares, and what the runner does with it.
+
+An experiment is one module of :mod:`metastep.experiments` (its file name without a leading
+underscore; modules are found automatically) that ends with ``EXPERIMENT = Experiment(...)``.
+It declares:
+
+* ``budgets``: a :class:`Budget` for each of ``"smoke"`` (seconds: the tests), ``"quick"`` (the
+  default: the whole suite in minutes on a laptop) and ``"full"`` (the papers' budgets);
+* ``shards(budget)``: the independent units of work, each a :class:`Shard` whose ``compute()``
+  returns one tidy table. Building the list computes nothing; the runner calls ``compute`` for
+  the shards not yet stored, and stores each table as it comes, so an interrupted run loses at
+  most the shard in progress;
+* ``summarize(tables, budget)``: the headline numbers (a nested dict of numbers), from the stored
+  tables alone (``tables`` maps shard name -> table); finite at every ``published`` key, at
+  every budget (NaN and inf are stored as null);
+* ``figures(tables, budget)``: figure name -> ``matplotlib.figure.Figure`` (made without pyplot:
+  no display, no global state), from the stored tables alone; the report saves them as PNG and
+  SVG in a print style (:data:`metastep.report.build.FIGURE_STYLE`);
+* ``published``: the numbers (or qualitative claims) of the papers to set beside the measured ones;
+* ``explanation``: markdown, what the experiment shows and how to read its figures.
+
+Tables are tidy: one row per (method, configuration, seed, record), with at least the columns
+``method``, ``seed`` and ``step``; configuration parameters and measured values are further
+columns. The runner adds the ``experiment`` column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+BUDGET_NAMES = ("smoke", "quick", "full")
+# Shard and figure names become file names.
+FILE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+EXPERIMENT_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+REQUIRED_COLUMNS = ("method", "seed", "step")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work a run of an experiment does.
+
+    Attributes:
+      steps: the length of the experiment's main runs (what ``--steps`` overrides).
+      seeds: the number of seeds, ``0 .. seeds - 1`` (what ``--seeds`` overrides).
+      settings: the experiment's other sizes (grid points, window lengths, ...), JSON values.
+      name: ``"smoke"``, ``"quick"`` or ``"full"``; set by :meth:`Experiment.budget`.
+    """
+
+    steps: int
+    seeds: int
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self):
+        for attribute in ("steps", "seeds"):
+            value = getattr(self, attribute)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"budget `{attribute}` must be an integer >= 1, got {value!r}")
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds: ``0 .. seeds - 1``."""
+        return list(range(self.seeds))
+
+    def record_every(self, records: int, steps: int | None = None) -> int:
+        """A record interval that divides ``steps`` (default: ``self.steps``) into about
+        ``records`` records: the largest divisor of ``steps`` not above ``steps // records``.
+
+        The engine needs ``steps`` to be a multiple of ``record_every``; ``--steps`` can be any
+        number, so experiments derive their record interval with this.
+        """
+        steps = self.steps if steps is None else steps
+        interval = max(1, steps // records)
+        while steps % interval:
+            interval -= 1
+        return interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "steps": self.steps, "seeds": self.seeds,
+                "settings": dict(self.settings)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Budget:
+        return cls(steps=values["steps"], seeds=values["seeds"],
+                   settings=dict(values.get("settings", {})), name=values.get("name", ""))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One independent unit of work of an experiment.
+
+    Attributes:
+      name: unique within the experiment and file-safe (``[a-z0-9][a-z0-9_.-]*``): the results
+        are stored as ``results/<experiment>/<name>.parquet``.
+      compute: ``() -> pandas.DataFrame``, the tidy table (columns ``method``, ``seed``,
+        ``step``, configuration parameters, values). Called only when the shard is not stored.
+      parameters: every resolved parameter of the shard (problem, grid, seeds, steps, record
+        interval, fixed hyperparameters), JSON values: written to ``config.json``.
+      work: its cost in lane-steps (configurations × seeds × steps), for the progress bar's ETA.
+    """
+
+    name: str
+    compute: Callable[[], Any]
+    parameters: Mapping[str, Any]
+    work: float
+
+    def __post_init__(self):
+        if not FILE_NAME.fullmatch(self.name):
+            raise ValueError(f"shard name {self.name!r} must match {FILE_NAME.pattern}")
+        if not self.work > 0:
+            raise ValueError(f"shard {self.name!r}: `work` must be > 0, got {self.work}")
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published result to set beside the measured one in the report.
+
+    Attributes:
+      key: the dotted path of the measured number in the experiment's summary, e.g.
+        ``"lms.best_mse"`` (``summary.json`` holds it as ``weight-flipping.lms.best_mse``).
+      value: the published number, or the claim in words for a qualitative result.
+      source: where it is published, e.g. ``"Sutton 1992, Exp. 1"``.
+    """
+
+    key: str
+    value: float | str
+    source: str
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment: see the module docstring for the meaning of each field.
+
+    ``summarize`` must give a finite number at every ``published`` key, at every budget.
+    """
+
+    name: str
+    description: str
+    budgets: Mapping[str, Budget]
+    shards: Callable[[Budget], list[Shard]]
+    summarize: Callable[[dict[str, Any], Budget], dict[str, Any]]
+    figures: Callable[[dict[str, Any], Budget], dict[str, Any]]
+    published: list[Published]
+    explanation: str
+
+    def __post_init__(self):
+        if not EXPERIMENT_NAME.fullmatch(self.name):
+            raise ValueError(f"experiment name {self.name!r} must be lowercase words joined by -")
+        if "\n" in self.description.strip():
+            raise ValueError(f"{self.name}: `description` must be one line")
+        missing = set(BUDGET_NAMES) - set(self.budgets)
+        if missing:
+            raise ValueError(f"{self.name}: `budgets` lacks {sorted(missing)}")
+
+    def budget(self, name: str = "quick", *, steps: int | None = None,
+               seeds: int | None = None) -> Budget:
+        """The budget ``name``, with ``steps`` and ``seeds`` overridden where given."""
+        if name not in BUDGET_NAMES:
+            raise ValueError(f"budget must be one of {BUDGET_NAMES}, got {name!r}")
+        budget = dataclasses.replace(self.budgets[name], name=name)
+        if steps is not None:
+            budget = dataclasses.replace(budget, steps=steps)
+        if seeds is not None:
+            budget = dataclasses.replace(budget, seeds=seeds)
+        return budget
+
+
+def sweep_table(result, method: str, **constants: Any):
+    """A tidy table of a :class:`metastep.SweepResult`: ``method``, the constants given (fixed
+    hyperparameters, labels), then the columns of ``result.to_pandas()`` (grid parameters,
+    ``seed``, ``step``, ``squared_error``, ``diverged``, ``mean_step_size``)."""
+    table = result.to_pandas()
+    for position, (name, value) in enumerate({"method": method, **constants}.items()):
+        table.insert(position, name, value)
+    return table
+
+
+def lookup(summary: Mapping[str, Any], key: str) -> Any:
+    """The value at dotted ``key`` of a nested summary; KeyError names the missing part."""
+    value: Any = summary
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            raise KeyError(f"summary has no {key!r} (missing {part!r})")
+        value = value[part]
+    return value
+
+
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a real number (bools included) that is finite."""
+    try:
+        return bool(np.isfinite(float(value))) and not isinstance(value, str)
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,120 @@
+"""Running an experiment into a run directory: the shards not yet stored, one at a time."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tqdm.auto import tqdm
+
+import metastep
+from metastep.experiments._base import REQUIRED_COLUMNS, Budget, Experiment, Shard
+from metastep.report.environment import environment
+from metastep.report.storage import RunDirectory, to_json_value
+
+
+class RunDirectoryError(RuntimeError):
+    """The run directory cannot take this run (it holds results of other parameters)."""
+
+
+@dataclass(frozen=True)
+class ExperimentRun:
+    """What one call of :func:`run_experiment` did."""
+
+    experiment: str
+    budget: Budget
+    computed: int  # shards computed by this call
+    reused: int  # shards found already stored
+    seconds: float
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def record_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget,
+                      shards: list[Shard], command: list[str] | None = None) -> None:
+    """Write the experiment's resolved parameters into ``config.json``.
+
+    Raises:
+      RunDirectoryError: the directory already holds this experiment at another budget or with
+        other shard parameters: its stored shards would not be results of this run.
+    """
+    config = run_dir.read_config()
+    entry = to_json_value({
+        "description": experiment.description,
+        "budget": budget.to_dict(),
+        "seeds": budget.seed_list,
+        "shards": {shard.name: dict(shard.parameters) for shard in shards},
+    })
+    stored = config.get("experiments", {}).get(experiment.name)
+    if stored is not None and (stored["budget"], stored["shards"]) != (
+        entry["budget"], entry["shards"]
+    ):
+        raise RunDirectoryError(
+            f"{run_dir.path} holds {experiment.name} results of other parameters (stored budget "
+            f"{stored['budget']}, asked {entry['budget']}): choose another --out directory"
+        )
+    timestamp = now()
+    config.setdefault("created", timestamp)
+    config["updated"] = timestamp
+    config["metastep_version"] = metastep.__version__
+    if command is not None:
+        config["command"] = command
+    config["environment"] = environment()
+    config.setdefault("experiments", {})[experiment.name] = entry
+    run_dir.write_config(config)
+
+
+def check_table(experiment: Experiment, shard: Shard, table: Any):
+    """The shard's table with the ``experiment`` column first; errors name what is wrong."""
+    import pandas as pd
+
+    where = f"{experiment.name}/{shard.name}"
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"shard {where} must return a pandas DataFrame, got {type(table)}")
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        raise ValueError(f"shard {where} table lacks the columns {missing}")
+    if table.empty:
+        raise ValueError(f"shard {where} returned an empty table")
+    table = table.drop(columns="experiment", errors="ignore")
+    table.insert(0, "experiment", experiment.name)
+    return table
+
+
+def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget, *,
+                   progress: bool = True, command: list[str] | None = None) -> ExperimentRun:
+    """Compute and store the shards of ``experiment`` that ``run_dir`` does not hold yet.
+
+    A progress bar counts the work in lane-steps, with an ETA; each shard's table is stored as
+    soon as it is computed.
+    """
+    start = time.perf_counter()
+    run_dir.open()
+    shards = experiment.shards(budget)
+    names = [shard.name for shard in shards]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{experiment.name}: shard names repeat: {names}")
+    record_experiment(run_dir, experiment, budget, shards, command)
+    to_compute = [shard for shard in shards if not run_dir.has_shard(experiment.name, shard.name)]
+    stored_work = sum(shard.work for shard in shards) - sum(shard.work for shard in to_compute)
+    with tqdm(
+        total=sum(shard.work for shard in shards), initial=stored_work, desc=experiment.name,
+        unit="lane-step", unit_scale=True, disable=not progress, dynamic_ncols=True,
+    ) as bar:
+        for shard in to_compute:
+            bar.set_postfix_str(shard.name)
+            table = check_table(experiment, shard, shard.compute())
+            run_dir.write_shard(experiment.name, shard.name, table)
+            bar.update(shard.work)
+        bar.set_postfix_str("done")
+    return ExperimentRun(
+        experiment=experiment.name,
+        budget=budget,
+        computed=len(to_compute),
+        reused=len(shards) - len(to_compute),
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,79 @@
+"""``metastep reproduce`` at the smoke budget, checked for every registered experiment.
+
+A new experiment module is covered here as soon as it is registered: the run directory must hold
+its tidy results, figures (PNG and SVG), finite published numbers and its report section.
+"""
+
+import math
+
+import pandas as pd
+import pytest
+
+from metastep.cli import main
+from metastep.experiments import BUDGET_NAMES, EXPERIMENTS, lookup
+from metastep.experiments._base import FILE_NAME
+from metastep.report.storage import read_json
+
+
+@pytest.fixture(scope="module")
+def run_directory(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("reproduce")
+    assert main(["reproduce", "--budget", "smoke", "--out", str(directory)]) == 0
+    return directory
+
+
+def test_run_directory_layout(run_directory):
+    for name in ("config.json", "summary.json", "report.md", "report.html"):
+        assert (run_directory / name).stat().st_size > 0, name
+    config = read_json(run_directory / "config.json")
+    assert list(config["experiments"]) == list(EXPERIMENTS)
+    assert config["environment"]["device"]["platform"]
+    assert all(config["environment"]["packages"][name] for name in ("jax", "optax", "numpy"))
+    assert not list(run_directory.rglob(".*"))  # no temporary file left
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_experiment_declaration(name):
+    experiment = EXPERIMENTS[name]
+    assert set(BUDGET_NAMES) <= set(experiment.budgets)
+    smoke, quick, full = (experiment.budget(budget) for budget in ("smoke", "quick", "full"))
+    assert smoke.steps * smoke.seeds <= quick.steps * quick.seeds <= full.steps * full.seeds
+    assert experiment.explanation.strip()
+    keys = [published.key for published in experiment.published]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_experiment_results(run_directory, name):
+    entry = read_json(run_directory / "config.json")["experiments"][name]
+    assert entry["budget"]["name"] == "smoke"
+    assert entry["seeds"] == list(range(entry["budget"]["seeds"]))
+    for shard in entry["shards"]:
+        table = pd.read_parquet(run_directory / "results" / name / f"{shard}.parquet")
+        assert list(table.columns[:2]) == ["experiment", "method"], shard
+        assert {"seed", "step"} <= set(table.columns), shard
+        assert set(table["experiment"]) == {name}, shard
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_experiment_summary_and_figures(run_directory, name):
+    summary = read_json(run_directory / "summary.json")[name]
+    for published in EXPERIMENTS[name].published:
+        value = lookup(summary, published.key)
+        assert isinstance(value, (int, float)) and math.isfinite(value), published.key
+    figures = sorted((run_directory / "figures" / name).iterdir())
+    stems = {path.stem for path in figures}
+    assert stems and all(FILE_NAME.fullmatch(stem) for stem in stems)
+    assert sorted(path.name for path in figures) == sorted(
+        f"{stem}.{extension}" for stem in stems for extension in ("png", "svg")
+    )
+    assert f"## {name}\n" in (run_directory / "report.md").read_text()
+
+
+def test_reproduce_again_computes_nothing(run_directory, capsys):
+    capsys.readouterr()
+    assert main(["reproduce", "--budget", "smoke", "--out", str(run_directory)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in EXPERIMENTS:
+        (line,) = [line for line in lines if line.startswith(f"{name}:")]
+        assert " 0 shards computed" in line
