@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from metastep.cli import main
+from metastep.cli import build_parser, main
 from metastep.experiments import EXPERIMENTS
 
 SMALL_RUN = ["run", "delta-delta", "--budget", "smoke", "--steps", "1000", "--seeds", "1"]
@@ -89,3 +89,11 @@ def test_bad_arguments_exit_with_usage(arguments, capsys):
         main(arguments)
     assert exit_info.value.code == 2
     assert "usage: metastep" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "reproduce"])
+def test_the_default_budget_is_quick(command):
+    arguments = [command, "delta-delta"] if command == "run" else [command]
+    assert build_parser().parse_args(arguments).budget == "quick"
+    assert build_parser().parse_args([*arguments, "--full"]).budget == "full"
+    assert build_parser().parse_args([*arguments, "--budget", "smoke"]).budget == "smoke"

@@ -29,9 +29,11 @@ def add_budget_options(parser: argparse.ArgumentParser) -> None:
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--full", dest="budget", action="store_const", const="full",
                         help="the papers' budgets (1,000,000 steps, 30 seeds where they average)")
-    choice.add_argument("--budget", choices=BUDGET_NAMES, default="quick",
+    choice.add_argument("--budget", choices=BUDGET_NAMES,
                         help="quick (default: minutes on a laptop), full, or smoke (seconds: a "
                         "tiny budget for tests and CI)")
+    # Set on the parser: with two options sharing a destination, a per-option default is lost.
+    parser.set_defaults(budget="quick")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="the run directory (default: runs/<timestamp>); an existing one is "
                         "resumed")
