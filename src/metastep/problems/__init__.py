@@ -1,6 +1,8 @@
 """The non-stationary problems, each a pure JAX stream (see :mod:`metastep.problems._base`)."""
 
 from metastep.problems._base import Problem, Sample
+from metastep.problems.digits import label_permuted_digits, load_digits_data, permuted_digits
+from metastep.problems.fashion import load_fashion_mnist, permuted_fashion, read_idx
 from metastep.problems.noisy_tracking import (
     PRESETS,
     NoisyTrackingState,
@@ -12,23 +14,45 @@ from metastep.problems.noisy_tracking import (
     steady_state_gain,
     steady_state_variance,
 )
+from metastep.problems.permuted import PermutedState, permuted_classification, task_permutation
+from metastep.problems.slowly_changing_regression import (
+    LTUNetwork,
+    SlowlyChangingRegressionState,
+    ltu_network,
+    ltu_network_output,
+    slowly_changing_regression,
+)
 from metastep.problems.switching_2d import Switching2DState, switching_2d
 from metastep.problems.weight_flipping import WeightFlippingState, weight_flipping
 
 __all__ = [
     "PRESETS",
+    "LTUNetwork",
     "NoisyTrackingState",
+    "PermutedState",
     "Problem",
     "Sample",
+    "SlowlyChangingRegressionState",
     "Switching2DState",
     "WeightFlippingState",
     "fixed_step_size_mse",
+    "label_permuted_digits",
+    "load_digits_data",
+    "load_fashion_mnist",
+    "ltu_network",
+    "ltu_network_output",
     "noise_variances",
     "noisy_tracking",
     "optimal_mse",
     "optimal_step_size",
+    "permuted_classification",
+    "permuted_digits",
+    "permuted_fashion",
+    "read_idx",
+    "slowly_changing_regression",
     "steady_state_gain",
     "steady_state_variance",
     "switching_2d",
+    "task_permutation",
     "weight_flipping",
 ]
