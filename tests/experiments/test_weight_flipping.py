@@ -1,0 +1,135 @@
+"""The weight-flipping experiment at a small budget (the paper's run lengths, 3 seeds): tidy
+tables, summary, figures, the divergence accounting, and Sutton's claims. (The smoke budget is
+run by tests/experiments/test_reproduce.py.)"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from metastep.experiments import get, lookup
+from metastep.experiments import weight_flipping as wf
+from metastep.experiments._base import is_finite_number
+
+EXPERIMENT = get("weight-flipping")
+REQUIRED_KEYS = (
+    "lms.best_mse", "lms.best_alpha", "idbd.best_mse", "idbd.best_theta", "oracle.best_mse",
+    "oracle.best_alpha", "autostep.best_mse", "autostep.best_mu", "rmsprop.best_mse",
+    "rmsprop.best_eta", "adam.best_mse", "adam.best_eta", "exp2.relevant_alpha",
+    "exp2.irrelevant_alpha_max",
+)
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    """The paper's run lengths (30,000 and 250,000 examples), 3 seeds: compile-bound, so the
+    cost is about that of the smoke budget."""
+    budget = EXPERIMENT.budget("quick", seeds=3)
+    return budget, {shard.name: shard.compute() for shard in EXPERIMENT.shards(budget)}
+
+
+def test_tables_are_tidy(small_run):
+    budget, tables = small_run
+    records = budget.steps // wf.record_every(budget)
+    for name, method in wf.METHODS.items():
+        table = tables[name]
+        assert len(table) == len(method.grid) * budget.seeds * records, name
+        assert set(table["method"]) == {name}
+        assert set(table[method.parameter]) == set(method.grid), name
+        assert set(table["seed"]) == set(budget.seed_list), name
+    trajectories = tables["exp2-step-sizes"]
+    assert set(trajectories["input"]) == set(range(1, wf.NUM_INPUTS + 1))
+    assert trajectories["relevant"].sum() == len(trajectories) * wf.NUM_RELEVANT // wf.NUM_INPUTS
+    assert trajectories["step"].max() == budget.settings["exp2_steps"]
+
+
+def test_summary_has_finite_required_and_published_numbers(small_run):
+    budget, tables = small_run
+    summary = EXPERIMENT.summarize(tables, budget)
+    keys = set(REQUIRED_KEYS) | {published.key for published in EXPERIMENT.published}
+    for key in keys:
+        assert is_finite_number(lookup(summary, key)), key
+
+
+def test_figures_have_labelled_log_axes(small_run):
+    budget, tables = small_run
+    figures = EXPERIMENT.figures(tables, budget)
+    assert set(figures) == {"asymptotic-mse", "exp2-step-sizes"}
+    for name, figure in figures.items():
+        assert isinstance(figure, Figure)
+        for axes in figure.axes:
+            assert axes.get_xlabel() and axes.get_legend() is not None, name
+            if axes.get_subplotspec().is_first_col() or name == "exp2-step-sizes":
+                assert axes.get_ylabel(), name
+    # Fig. 3's swept parameters on a log axis, as in the paper.
+    assert all(axes.get_xscale() == "log" for axes in figures["asymptotic-mse"].axes)
+
+
+def sweep_rows(mse_by_seed, diverged_seeds=()):
+    """A Fig. 3 table of one LMS configuration per key, one record per seed."""
+    rows = []
+    for step_size, errors in mse_by_seed.items():
+        for seed, error in enumerate(errors):
+            diverged = (step_size, seed) in diverged_seeds
+            rows.append({"method": "lms", "step_size": step_size, "seed": seed, "step": 3,
+                         "squared_error": np.nan if diverged else error, "diverged": diverged})
+    return pd.DataFrame(rows)
+
+
+def test_a_configuration_with_a_diverged_seed_is_reported_not_averaged():
+    budget = wf.Budget(steps=3, seeds=3)
+    # α = 0.05 would be the best if its surviving seeds were averaged; at α = 0.02 one seed
+    # blew up (MSE above 2 Var(y*) = 10) without diverging.
+    table = sweep_rows({0.01: [2.0, 2.2, 2.4], 0.02: [1.5, 1.5, 60.0], 0.05: [1.0, 1.0, 1.0]},
+                       diverged_seeds={(0.05, 2)})
+    configs = wf.asymptotic_mse(table, "lms", budget)
+    assert configs.loc[0.05, "diverged_seeds"] == 1 and not configs.loc[0.05, "stable"]
+    assert np.isnan(configs.loc[0.05, "mse"])
+    assert configs.loc[0.01, "mse"] == pytest.approx(2.2)
+    assert configs.loc[0.01, "se"] == pytest.approx(0.2 / np.sqrt(3))
+    assert configs.loc[0.02, "stable"] and configs.loc[0.02, "unstable_seeds"] == 1
+    summary = wf.method_summary(configs, "lms")
+    assert summary["best_alpha"] == 0.01 and summary["best_mse"] == pytest.approx(2.2)
+    assert summary["min_diverging_alpha"] == 0.05 and summary["max_stable_alpha"] == 0.02
+    assert summary["max_reliable_alpha"] == 0.01
+    assert summary["diverged_configs"] == 1 and summary["diverged_seeds"] == 1
+    assert summary["unstable_seeds"] == 2
+
+
+def best(small_run, name):
+    budget, tables = small_run
+    return wf.method_summary(wf.asymptotic_mse(tables[name], name, budget), name)
+
+
+def test_idbd_beats_the_best_lms_by_a_wide_margin_and_the_oracle_beats_both(small_run):
+    lms, idbd, oracle = (best(small_run, name) for name in ("lms", "idbd", "oracle"))
+    # Sutton: ≈ 3.5 against ≈ 1.5; the oracle (1.375) is the floor of fixed per-input α.
+    assert idbd["best_mse"] < 0.6 * lms["best_mse"]
+    assert oracle["best_mse"] < idbd["best_mse"] < 1.8
+    assert 3.0 < lms["best_mse"] < 3.8
+    assert 0.02 <= lms["best_alpha"] <= 0.05
+    assert 0.1 <= oracle["best_alpha"] <= 0.2
+
+
+def test_lms_diverges_past_its_range_and_diverged_configurations_are_left_out(small_run):
+    budget, tables = small_run
+    configs = wf.asymptotic_mse(tables["lms"], "lms", budget)
+    assert configs.loc[0.1, "diverged_seeds"] == budget.seeds
+    summary = wf.method_summary(configs, "lms")
+    assert summary["min_diverging_alpha"] <= 0.1
+    assert summary["best_alpha"] < summary["min_diverging_alpha"]
+
+
+def test_adam_momentum_hurts_on_flipping_weights(small_run):
+    with_momentum, without = best(small_run, "adam"), best(small_run, "adam_no_momentum")
+    assert with_momentum["best_mse"] > without["best_mse"] + 0.5
+
+
+def test_exp2_relevant_step_sizes_settle_near_013_and_irrelevant_ones_fall(small_run):
+    _, tables = small_run
+    exp2 = wf.exp2_summary(tables["exp2-step-sizes"])
+    assert exp2["steps"] == 250_000 and exp2["diverged_seeds"] == 0
+    assert exp2["relevant_alpha"] == pytest.approx(0.13, abs=0.015)
+    assert exp2["relevant_alpha"] > 10 * exp2["irrelevant_alpha_max"]
+    assert exp2["irrelevant_alpha_max"] < 0.01
+    assert exp2["irrelevant_alpha_last_10pct_ratio"] < 1  # still falling
