@@ -87,3 +87,11 @@ def test_markdown_subset():
     assert "<code>a*b</code>" in html and "<em>em</em>" in html
     assert '<a href="https://x.org">link</a>' in html and "&amp; &lt;tag&gt;" in html
     assert "<ol><li>first continued</li><li>second</li></ol>" in html
+
+
+def test_format_value_rounds_numbers_inside_lists():
+    from metastep.report.build import format_value
+
+    assert format_value([0.123456789, 2, None]) == "[0.1235, 2, n/a]"
+    assert format_value(True) == "yes"
+    assert format_value(float("nan")) == "nan"

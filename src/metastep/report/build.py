@@ -87,6 +87,8 @@ def format_value(value: Any) -> str:
         return "yes" if value else "no"
     if is_finite_number(value):
         return f"{float(value):.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(item) for item in value) + "]"
     return "n/a" if value is None else str(value)
 
 
