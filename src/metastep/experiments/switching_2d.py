@@ -1,0 +1,544 @@
+"""switching-2d: the error surface over two step sizes, and where each method takes them.
+
+The talk ("2-dim non-stationary linear supervised learning"; Degris et al. 2024, Fig. 1) asks
+which step-size methods find the best step size *per weight*. The problem
+(``ms.problems.switching_2d``, spec problems.md §2)::
+
+    y* = w1* x1 + w2* x2,   x_i ~ N(0, 1),   w1* = 0,   w2* = ±1 switching w.p. ½ every 20 steps
+
+The first input is irrelevant (its best step size is 0: learning it only adds noise), the second
+tracks a target that keeps switching (its best step size is large, about 0.33). A method does
+structural credit assignment if it drives (α1, α2) to that corner of the plane.
+
+Protocol, top to bottom below:
+
+1. ``surface``: LMS (``ms.sgd`` with the fixed vector (α1, α2)) over a regular grid of
+   [0, 0.5]², weights from 0, squared error averaged over the whole run, for the "may switch"
+   problem and the deterministic variant (switch every 20 steps). ``ms.sweep``: every
+   configuration of a seed reads the same stream.
+2. ``near-optimum``: the same on a fine grid around the optimum (α1 ≤ 0.1, α2 in [0.28, 0.40]
+   by 0.005): the optimum and its MSE, and the MSE at (0.1, 0.34) quoted by the spec.
+3. ``idbd``, ``rmsprop``, ``adam``: the step-size vector of each adaptive method over the run
+   (``ms.sweep``, recorded a few hundred times), on the "may switch" problem. IDBD: three meta
+   step sizes θ (3e-4 slow, 1e-3 the talk's, 1e-2 too large), each from five starts in
+   [0.01, 0.5]². RMSprop and Adam: three base step sizes η each; their "step size" is the
+   per-weight normalizer α = η / sqrt(v̂ + ε) (spec methods.md), which starts huge (v = 0) and
+   settles within a few hundred steps.
+
+An end point is the mean over the last 10% of a run's records, then over seeds (and starts);
+its MSE is the learner's own squared error over those records. Diverged lanes (NaN in the
+engine's records) are counted and left out of every mean explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.figure import Figure
+
+import metastep as ms
+from metastep.experiments._base import Budget, Experiment, Published, Shard, sweep_table
+
+# ---------------------------------------------------------------------------------------------
+# The problem, the grids and the methods' settings
+
+NUM_FEATURES = 2
+FLIP_EVERY = 20
+VARIANTS = {"may_switch": 0.5, "deterministic": 1.0}  # name -> probability of a switch
+VARIANT_TITLES = {"may_switch": "w2* may switch (p = ½) every 20 steps",
+                  "deterministic": "w2* switches every 20 steps"}
+SURFACE_MAX = 0.5  # the talk's plots show α in [0, ~0.5]
+
+# The fine grid: the optimum to ±0.0025 in α2, how fast the error grows with α1, and the spec's
+# off-optimum point (0.1, 0.34).
+NEAR_OPTIMUM_ALPHA1 = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
+NEAR_OPTIMUM_ALPHA2 = tuple(np.round(np.arange(0.28, 0.40001, 0.005), 3).tolist())
+OFF_OPTIMUM = (0.1, 0.34)
+
+IDBD_META_STEP_SIZES = (3e-4, 1e-3, 1e-2)
+REFERENCE_META_STEP_SIZE = 1e-3  # the talk's θ
+REFERENCE_INDEX = IDBD_META_STEP_SIZES.index(REFERENCE_META_STEP_SIZE)
+TOO_LARGE_META_STEP_SIZE = 1e-2
+# (α1, α2) at the start of the IDBD runs: the corners and the centre of [0.01, 0.5]².
+STARTS = ((0.01, 0.01), (0.5, 0.5), (0.01, 0.5), (0.5, 0.01), (0.25, 0.25))
+# Base step sizes η: α settles near (1.3 η, 0.8 η) for RMSprop and (0.8 η, 0.5 η) for Adam,
+# so these span the plotted square.
+RMSPROP_STEP_SIZES = (0.03, 0.1, 0.2)
+ADAM_STEP_SIZES = (0.03, 0.1, 0.3)
+# The rates of Degris et al.'s form (ms.rmsprop's and ms.adam's defaults), stated for config.json.
+RMSPROP_SETTINGS = {"normalizer_rate": 0.01, "eps": 1e-8}
+ADAM_SETTINGS = {"momentum_rate": 0.1, "normalizer_rate": 0.001, "eps": 1e-8}
+FINAL_FRACTION = 0.1  # an end point: the last 10% of the records
+
+BUDGETS = {
+    "smoke": Budget(steps=2_000, seeds=2, settings={
+        "surface_spacing": 0.1, "surface_seeds": 2, "trajectory_records": 20}),
+    # IDBD (θ = 1e-3) has α2 at 0.33 after ~50,000 steps; α1 keeps falling (0.03 at 250,000).
+    "quick": Budget(steps=250_000, seeds=3, settings={
+        "surface_spacing": 0.02, "surface_seeds": 3, "trajectory_records": 500}),
+    "full": Budget(steps=1_000_000, seeds=30, settings={
+        "surface_spacing": 0.02, "surface_seeds": 10, "trajectory_records": 1_000}),
+}
+
+
+def lms(alpha1, alpha2):
+    return ms.LinearLearner(ms.sgd(jnp.stack([alpha1, alpha2])), NUM_FEATURES)
+
+
+def idbd_from_start(meta_step_size, start):
+    """IDBD with θ = ``meta_step_size`` from the per-weight step sizes ``STARTS[start]``.
+
+    ``ms.idbd`` takes one α₀ for all weights, so its initial state's ``β = ln α₀`` is set per
+    weight here; the rule itself is ``ms.idbd``'s.
+    """
+    initial = jnp.asarray(STARTS)[jnp.asarray(start).astype(jnp.int32)]
+    method = ms.idbd(meta_step_size)
+
+    def init(params):
+        step_size = initial.astype(params.dtype)
+        return method.init(params)._replace(log_step_size=jnp.log(step_size),
+                                            step_size=step_size)
+
+    return ms.LinearLearner(optax.GradientTransformationExtraArgs(init, method.update),
+                            NUM_FEATURES)
+
+
+def rmsprop(step_size):
+    return ms.LinearLearner(ms.rmsprop(step_size, **RMSPROP_SETTINGS), NUM_FEATURES)
+
+
+def adam(step_size):
+    return ms.LinearLearner(ms.adam(step_size, **ADAM_SETTINGS), NUM_FEATURES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards 1 and 2: the error surface of fixed step sizes
+
+
+def surface_grid(spacing: float) -> list[float]:
+    return np.round(np.arange(0.0, SURFACE_MAX + spacing / 2, spacing), 6).tolist()
+
+
+def surface_seeds(budget: Budget) -> list[int]:
+    """The surface's seeds: the budget's, at most ``surface_seeds`` of them (the surface has
+    hundreds of configurations, and common streams make its differences precise)."""
+    return budget.seed_list[:budget.settings["surface_seeds"]]
+
+
+def lms_surface(budget: Budget, alpha1: list[float], alpha2: list[float]) -> pd.DataFrame:
+    """One row per (variant, α1, α2, seed, record): LMS's squared error, mean over the bin."""
+    tables = []
+    for variant, flip_probability in VARIANTS.items():
+        problem = ms.problems.switching_2d(FLIP_EVERY, flip_probability)
+        result = ms.sweep(lms, problem, {"alpha1": alpha1, "alpha2": alpha2},
+                          seeds=surface_seeds(budget), steps=budget.steps,
+                          record_every=budget.record_every(10))
+        tables.append(sweep_table(result, "lms", variant=variant,
+                                  flip_probability=flip_probability))
+    return pd.concat(tables, ignore_index=True).drop(columns="mean_step_size")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards 3 to 5: the step-size vectors of the adaptive methods over time
+
+
+def trajectory_table(result, method: str, **constants) -> pd.DataFrame:
+    """``sweep_table`` with the two step sizes of each record as ``alpha1``, ``alpha2``."""
+    table = sweep_table(result, method, **constants).drop(columns="mean_step_size")
+    step_sizes = result.step_sizes.reshape(-1, NUM_FEATURES)  # rows in to_pandas order
+    table["alpha1"], table["alpha2"] = step_sizes[:, 0], step_sizes[:, 1]
+    return table
+
+
+def trajectories(budget: Budget, method: str) -> pd.DataFrame:
+    problem = ms.problems.switching_2d(FLIP_EVERY, VARIANTS["may_switch"])
+    schedule = {"seeds": budget.seeds, "steps": budget.steps,
+                "record_every": budget.record_every(budget.settings["trajectory_records"])}
+    if method == "idbd":
+        grid = {"meta_step_size": IDBD_META_STEP_SIZES, "start": list(range(len(STARTS)))}
+        table = trajectory_table(ms.sweep(idbd_from_start, problem, grid, **schedule), "idbd")
+        starts = np.asarray(STARTS)[table["start"].to_numpy()]
+        table.insert(3, "start_alpha1", starts[:, 0])
+        table.insert(4, "start_alpha2", starts[:, 1])
+        return table
+    make_learner, step_sizes = {"rmsprop": (rmsprop, RMSPROP_STEP_SIZES),
+                                "adam": (adam, ADAM_STEP_SIZES)}[method]
+    return trajectory_table(ms.sweep(make_learner, problem, {"step_size": step_sizes},
+                                     **schedule), method)
+
+
+def shards(budget: Budget) -> list[Shard]:
+    surface = surface_grid(budget.settings["surface_spacing"])
+    seeds = surface_seeds(budget)
+    problems = {variant: ms.problems.switching_2d(FLIP_EVERY, p).params
+                for variant, p in VARIANTS.items()}
+    surface_records = budget.record_every(10)
+    trajectory_records = budget.record_every(budget.settings["trajectory_records"])
+
+    def surface_shard(name, alpha1, alpha2):
+        return Shard(
+            name, functools.partial(lms_surface, budget, alpha1, alpha2),
+            {"problems": problems, "method": "lms (fixed per-weight α)", "alpha1": alpha1,
+             "alpha2": alpha2, "steps": budget.steps, "record_every": surface_records,
+             "seeds": seeds},
+            work=len(VARIANTS) * len(alpha1) * len(alpha2) * len(seeds) * budget.steps,
+        )
+
+    def trajectory_shard(method, parameters, num_configs):
+        return Shard(
+            method, functools.partial(trajectories, budget, method),
+            {"problem": problems["may_switch"], "method": method, **parameters,
+             "steps": budget.steps, "record_every": trajectory_records,
+             "seeds": budget.seed_list},
+            work=num_configs * budget.seeds * budget.steps,
+        )
+
+    return [
+        surface_shard("surface", surface, surface),
+        surface_shard("near-optimum", list(NEAR_OPTIMUM_ALPHA1), list(NEAR_OPTIMUM_ALPHA2)),
+        trajectory_shard("idbd", {"meta_step_size": IDBD_META_STEP_SIZES, "starts": STARTS},
+                         len(IDBD_META_STEP_SIZES) * len(STARTS)),
+        trajectory_shard("rmsprop", {"step_size": RMSPROP_STEP_SIZES, **RMSPROP_SETTINGS},
+                         len(RMSPROP_STEP_SIZES)),
+        trajectory_shard("adam", {"step_size": ADAM_STEP_SIZES, **ADAM_SETTINGS},
+                         len(ADAM_STEP_SIZES)),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+
+
+def surface_mse(table: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """Per (α1, α2): ``mse`` (run average, mean over seeds; NaN where any seed diverged) and
+    ``diverged_seeds``. A diverged configuration is excluded, not averaged over its survivors."""
+    rows = table[table["variant"] == variant]
+    lanes = rows.groupby(["alpha1", "alpha2", "seed"]).agg(
+        mse=("squared_error", "mean"), diverged=("diverged", "any"))
+    lanes.loc[lanes["diverged"], "mse"] = np.nan
+    configs = lanes.groupby(["alpha1", "alpha2"]).agg(
+        mse=("mse", "mean"), diverged_seeds=("diverged", "sum"))
+    configs.loc[configs["diverged_seeds"] > 0, "mse"] = np.nan
+    return configs
+
+
+def surface_matrix(configs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """α1 values, α2 values, and MSE as a [len(α2), len(α1)] matrix (rows: α2)."""
+    matrix = configs["mse"].unstack("alpha1").sort_index()
+    return matrix.columns.to_numpy(), matrix.index.to_numpy(), matrix.to_numpy()
+
+
+def optimum(configs: pd.DataFrame) -> dict:
+    alpha1, alpha2 = configs["mse"].idxmin()
+    return {"alpha": [alpha1, alpha2], "alpha1": alpha1, "alpha2": alpha2,
+            "mse": float(configs["mse"].min()),
+            "diverged_configurations": int((configs["diverged_seeds"] > 0).sum())}
+
+
+def final_lanes(table: pd.DataFrame, config_columns: list[str]) -> pd.DataFrame:
+    """Per lane (configuration, seed): mean α1, α2 and squared error over the last records, and
+    whether it diverged."""
+    last_steps = np.sort(table["step"].unique())
+    last_steps = last_steps[-max(1, int(round(FINAL_FRACTION * len(last_steps)))):]
+    lanes = table.groupby([*config_columns, "seed"])
+    diverged = lanes["diverged"].any()
+    final = table[table["step"].isin(last_steps)].groupby([*config_columns, "seed"])[
+        ["alpha1", "alpha2", "squared_error"]].mean()
+    return final.assign(diverged=diverged)
+
+
+def end_point(lanes: pd.DataFrame, best: tuple[float, float]) -> dict:
+    """The end point of a set of lanes (diverged ones left out, and counted)."""
+    healthy = lanes[~lanes["diverged"]]
+    alpha1, alpha2 = healthy["alpha1"].mean(), healthy["alpha2"].mean()
+    return {
+        "final_alpha": [alpha1, alpha2], "final_alpha1": alpha1, "final_alpha2": alpha2,
+        # How the method shares its step size out: 1 on the diagonal, 0 on the α2 axis.
+        "final_alpha_ratio": alpha1 / alpha2 if alpha2 > 0 else np.nan,
+        "distance_to_optimum": float(np.hypot(alpha1 - best[0], alpha2 - best[1])),
+        "final_mse": healthy["squared_error"].mean(),
+        "diverged_runs": int(lanes["diverged"].sum()),
+    }
+
+
+def setting_key(name: str, value: float) -> str:
+    """A summary key for a setting, without dots (they separate the levels of a key)."""
+    return f"{name}_{value:.0e}"
+
+
+def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict:
+    near = {variant: surface_mse(tables["near-optimum"], variant) for variant in VARIANTS}
+    best = optimum(near["may_switch"])
+    surface = surface_mse(tables["surface"], "may_switch")
+    summary = {
+        "optimum": best,
+        "off_optimum": {"alpha": list(OFF_OPTIMUM),
+                        "mse": float(near["may_switch"].loc[OFF_OPTIMUM, "mse"])},
+        "deterministic": {"optimum": optimum(near["deterministic"])},
+        "surface": {"grid_spacing": budget.settings["surface_spacing"],
+                    "configurations": len(surface),
+                    "diverged_configurations": int((surface["diverged_seeds"] > 0).sum()),
+                    "max_mse": float(surface["mse"].max())},
+    }
+    optimum_alpha = (best["alpha1"], best["alpha2"])
+
+    idbd = final_lanes(tables["idbd"], ["meta_step_size", "start"])
+    by_theta = {}
+    for theta, runs in idbd.groupby("meta_step_size"):
+        by_start = [end_point(start_runs, optimum_alpha)["final_alpha"]
+                    for _, start_runs in runs.groupby("start")]
+        by_theta[theta] = {"meta_step_size": theta, **end_point(runs, optimum_alpha),
+                           "final_alpha_by_start": by_start}
+    # The talk's θ first (the required keys), then every θ.
+    reference = next(entry for theta, entry in by_theta.items()
+                     if np.isclose(theta, REFERENCE_META_STEP_SIZE))
+    summary["idbd"] = {**reference, **{setting_key("theta", theta): entry
+                                       for theta, entry in by_theta.items()}}
+
+    for method in ("rmsprop", "adam"):
+        lanes = final_lanes(tables[method], ["step_size"])
+        entries = {setting_key("eta", eta): {"step_size": eta, **end_point(runs, optimum_alpha)}
+                   for eta, runs in lanes.groupby("step_size")}
+        ratios = [entry["final_alpha_ratio"] for entry in entries.values()]
+        summary[method] = {**entries, "min_final_alpha_ratio": float(np.nanmin(ratios))
+                           if np.isfinite(ratios).any() else np.nan}
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+START_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+SETTING_COLORS = ("tab:blue", "tab:orange", "tab:red")
+CONTOUR_LEVELS = {"may_switch": (0.31, 0.32, 0.35, 0.4, 0.5, 0.6, 0.8),
+                  "deterministic": (0.61, 0.63, 0.7, 0.8, 1.0, 1.2, 1.6)}
+# The colours span the minimum MSE to 4 times it, the region that matters; beyond it (large α1,
+# near instability) they saturate at mid-grey, so that the paths drawn on top stay visible.
+COLOR_RANGE = 4.0
+SURFACE_COLORS = ListedColormap(colormaps["Greys"](np.linspace(0.0, 0.65, 256)))
+SMOOTHING_FRACTION = 0.02  # a path's line: rolling mean over 2% of its records
+
+
+def draw_surface(axes, table: pd.DataFrame, variant: str, best: dict | None = None):
+    """The MSE heatmap (log colour scale) with labelled contours; returns the mappable."""
+    alpha1, alpha2, mse = surface_matrix(surface_mse(table, variant))
+    lowest = np.nanmin(mse)
+    mesh = axes.pcolormesh(alpha1, alpha2, np.ma.masked_invalid(mse), shading="nearest",
+                           cmap=SURFACE_COLORS, norm=LogNorm(lowest, COLOR_RANGE * lowest),
+                           rasterized=True)
+    levels = [level for level in CONTOUR_LEVELS[variant] if lowest < level < np.nanmax(mse)]
+    if len(alpha1) > 2 and levels:
+        contours = axes.contour(alpha1, alpha2, mse, levels=levels, colors="0.3",
+                                linewidths=0.6)
+        axes.clabel(contours, fontsize=7, fmt="%g")
+    diverged = np.argwhere(~np.isfinite(mse))
+    if len(diverged):
+        axes.plot(alpha1[diverged[:, 1]], alpha2[diverged[:, 0]], "x", color="tab:red",
+                  markersize=4, label="diverged (≥ 1 seed)")
+    if best is not None:
+        axes.plot(best["alpha1"], best["alpha2"], "*", color="gold", markeredgecolor="k",
+                  markersize=14, zorder=5, clip_on=False,
+                  label=f"optimum ({best['alpha1']:g}, {best['alpha2']:g}), "
+                  f"MSE {best['mse']:.3f}")
+    axes.grid(False)
+    axes.set_xlim(-0.015, SURFACE_MAX + 0.015)
+    axes.set_ylim(-0.015, SURFACE_MAX + 0.015)
+    axes.set_aspect("equal")
+    axes.set_xlabel("α1: step size of the irrelevant input")
+    axes.set_ylabel("α2: step size of the switching input")
+    return mesh
+
+
+def add_colorbar(figure: Figure, mesh, axes, **options):
+    colorbar = figure.colorbar(mesh, ax=axes, extend="max", **options)
+    low, high = mesh.norm.vmin, mesh.norm.vmax
+    ticks = np.round(np.geomspace(low, high, 5), 2)
+    colorbar.set_ticks(ticks, labels=[f"{tick:g}" for tick in ticks])
+    colorbar.minorticks_off()
+    colorbar.set_label("MSE of LMS, mean over the run (log scale)")
+    return colorbar
+
+
+def surface_figure(tables: dict[str, pd.DataFrame]) -> Figure:
+    figure = Figure(figsize=(11, 5.2), layout="constrained")
+    panels = figure.subplots(1, len(VARIANTS))
+    for axes, variant in zip(panels, VARIANTS):
+        best = optimum(surface_mse(tables["near-optimum"], variant))
+        mesh = draw_surface(axes, tables["surface"], variant, best)
+        if variant == "may_switch":
+            off = surface_mse(tables["near-optimum"], variant).loc[OFF_OPTIMUM, "mse"]
+            axes.plot(*OFF_OPTIMUM, "o", color="tab:blue", markeredgecolor="k",
+                      label=f"({OFF_OPTIMUM[0]:g}, {OFF_OPTIMUM[1]:g}): MSE {off:.3f}")
+        axes.set_title(VARIANT_TITLES[variant])
+        axes.legend(loc="upper right")
+        add_colorbar(figure, mesh, axes, shrink=0.8)
+    figure.suptitle("Error surface of LMS over fixed step sizes (α1, α2): mean of δ² over "
+                    "the whole run, weights from 0")
+    return figure
+
+
+def mean_paths(table: pd.DataFrame, config_columns: list[str]):
+    """Per configuration: (values, steps, α1 and α2 mean over the seeds that did not diverge,
+    number of diverged seeds)."""
+    for values, runs in table.groupby(config_columns):
+        diverged_seeds = runs.groupby("seed")["diverged"].any()
+        healthy = runs[runs["seed"].isin(diverged_seeds.index[~diverged_seeds])]
+        path = healthy.groupby("step")[["alpha1", "alpha2"]].mean().sort_index()
+        yield values, path, int(diverged_seeds.sum())
+
+
+def draw_path(axes, path: pd.DataFrame, color: str, label: str, start=None):
+    """The records as faint dots, their rolling mean as the line; ○ start, ● end."""
+    smooth = path.rolling(max(1, round(SMOOTHING_FRACTION * len(path))), center=True,
+                          min_periods=1).mean()
+    start = (smooth["alpha1"].iloc[0], smooth["alpha2"].iloc[0]) if start is None else start
+    axes.plot(path["alpha1"], path["alpha2"], ".", color=color, markersize=2, alpha=0.2)
+    axes.plot(smooth["alpha1"], smooth["alpha2"], color=color, linewidth=1.4, label=label)
+    axes.plot(start[0], start[1], "o", markerfacecolor="white", markeredgecolor=color,
+              markeredgewidth=1.5, clip_on=False, zorder=4)
+    axes.plot(smooth["alpha1"].iloc[-1], smooth["alpha2"].iloc[-1], "o", color=color,
+              markeredgecolor="k", clip_on=False, zorder=4)
+
+
+def diverged_note(count: int) -> str:
+    return f", {count} seeds diverged" if count else ""
+
+
+def trajectories_figure(tables: dict[str, pd.DataFrame]) -> Figure:
+    figure = Figure(figsize=(13, 9), layout="constrained")
+    panels = figure.subplots(2, 3).ravel()
+    best = optimum(surface_mse(tables["near-optimum"], "may_switch"))
+    for axes, theta in zip(panels, IDBD_META_STEP_SIZES):
+        mesh = draw_surface(axes, tables["surface"], "may_switch", best)
+        runs = tables["idbd"][np.isclose(tables["idbd"]["meta_step_size"], theta)]
+        for (start,), path, diverged in mean_paths(runs, ["start"]):
+            draw_path(axes, path, START_COLORS[start],
+                      f"IDBD from ({STARTS[start][0]:g}, {STARTS[start][1]:g})"
+                      f"{diverged_note(diverged)}", start=STARTS[start])
+        role = {REFERENCE_META_STEP_SIZE: " (the talk's)",
+                TOO_LARGE_META_STEP_SIZE: " (too large)"}.get(theta, "")
+        axes.set_title(f"IDBD, θ = {theta:g}{role}")
+    for axes, method, step_sizes in ((panels[3], "rmsprop", RMSPROP_STEP_SIZES),
+                                     (panels[4], "adam", ADAM_STEP_SIZES)):
+        draw_surface(axes, tables["surface"], "may_switch", best)
+        name = "RMSprop" if method == "rmsprop" else "Adam"
+        for (eta,), path, diverged in mean_paths(tables[method], ["step_size"]):
+            color = SETTING_COLORS[step_sizes.index(eta)]
+            draw_path(axes, path, color, f"{name}, η = {eta:g}{diverged_note(diverged)}")
+        axes.set_title(f"{name}: α = η / √(v̂ + ε)")
+        axes.legend(loc="lower right", fontsize=7.5)
+    key = panels[5]
+    key.axis("off")
+    handles, labels = panels[REFERENCE_INDEX].get_legend_handles_labels()
+    key.legend(handles, labels, loc="upper left", title="IDBD starts (top row)")
+    key.text(0.0, 0.45, "\n".join([
+        "★  optimum of fixed step sizes",
+        "○  start of a run (RMSprop, Adam:",
+        "   the first record)",
+        "●  end of a run",
+        "line: mean over seeds (diverged seeds",
+        "   left out), smoothed; dots: records",
+    ]), va="top", fontsize=9, transform=key.transAxes)
+    add_colorbar(figure, mesh, key, location="bottom", shrink=0.9)
+    figure.suptitle("Where each method takes the step-size vector (α1, α2) on the 2-D "
+                    "switching problem (background: MSE of LMS at fixed (α1, α2))")
+    return figure
+
+
+def idbd_over_time_figure(tables: dict[str, pd.DataFrame]) -> Figure:
+    figure = Figure(figsize=(13, 4.2), layout="constrained")
+    panels = figure.subplots(1, len(IDBD_META_STEP_SIZES), sharey=True)
+    best = optimum(surface_mse(tables["near-optimum"], "may_switch"))
+    for axes, theta in zip(panels, IDBD_META_STEP_SIZES):
+        runs = tables["idbd"][np.isclose(tables["idbd"]["meta_step_size"], theta)]
+        for (start,), path, _ in mean_paths(runs, ["start"]):
+            color = START_COLORS[start]
+            axes.plot(path.index, path["alpha2"], color=color,
+                      label=f"from ({STARTS[start][0]:g}, {STARTS[start][1]:g})")
+            axes.plot(path.index, path["alpha1"], color=color, linestyle="--")
+        axes.axhline(best["alpha2"], color="k", linestyle=":",
+                     label=f"optimal α2 = {best['alpha2']:g}")
+        axes.set_xscale("log")
+        axes.set_xlabel("step (examples seen, log scale)")
+        axes.set_title(f"IDBD, θ = {theta:g}: α2 solid, α1 dashed")
+    panels[0].set_ylabel("step size (mean over seeds)")
+    panels[0].legend(loc="upper left", fontsize=7)
+    return figure
+
+
+def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure]:
+    return {
+        "error-surface": surface_figure(tables),
+        "step-size-trajectories": trajectories_figure(tables),
+        "idbd-step-sizes-over-time": idbd_over_time_figure(tables),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# What the papers say, and the registration
+
+SPEC = "spec problems.md §2 (the talk; Degris et al. 2024, Fig. 1)"
+PUBLISHED = [
+    Published("optimum.alpha1", 0.0, SPEC),
+    Published("optimum.alpha2", 0.33, SPEC),
+    Published("optimum.mse", 0.301, SPEC),
+    Published("off_optimum.mse", 0.324, SPEC + ", at (α1, α2) = (0.1, 0.34)"),
+    Published("deterministic.optimum.alpha2", 0.34, SPEC + ", deterministic switching"),
+    Published("deterministic.optimum.mse", 0.599, SPEC + ", deterministic switching"),
+    Published("idbd.final_alpha2", 0.33, SPEC + ": IDBD θ = 0.001 from starts in [0.01, 0.5]²"),
+    Published("idbd.final_alpha1", "falls toward 0", SPEC + ": IDBD θ = 0.001"),
+    Published(f"idbd.{setting_key('theta', TOO_LARGE_META_STEP_SIZE)}.final_alpha2",
+              "θ ≥ 0.01 collapses α2 toward 0", SPEC),
+    Published("rmsprop.min_final_alpha_ratio",
+              "moves α1 and α2 together, along the diagonal, not toward α1 = 0", SPEC),
+    Published("adam.min_final_alpha_ratio", "like RMSprop", SPEC),
+]
+
+EXPLANATION = """
+The target is y* = w1* x1 + w2* x2 with w1* = 0 and w2* = ±1 switching with probability ½ every
+20 steps. The irrelevant first input is best not learned at all (α1 = 0); the second is best
+learned fast (α2 ≈ 0.33). Only a method that assigns step sizes per weight, by their effect on
+the error, can find that corner: the talk's "only IDBD finds optimal step sizes".
+
+How to read the figures:
+
+- **error-surface**: the MSE of LMS with fixed step sizes (α1, α2), averaged over the whole
+  run from zero weights, on the problem as specified and on the deterministic variant; the star
+  is the optimum found on a fine grid (spacing 0.005 in α2), the dot the spec's (0.1, 0.34).
+  The error grows steadily with α1 and has a shallow minimum in α2.
+- **step-size-trajectories**: the step-size vector of each method over its run, on that surface
+  (mean over seeds; ○ start, ● end). IDBD with θ = 0.001 goes from every start to α2 ≈ 0.33 while
+  α1 falls toward 0 (slowly: it is still falling at the end of the run); θ = 3e-4 does the same
+  more slowly; θ = 0.01 is too large: the weights blow up (the MSE reaches tens, without
+  overflowing) and both step sizes collapse to 0, the failure mode the spec mentions.
+  RMSprop and Adam set α = η / √(v̂ + ε), the same function of each input's gradient scale: their
+  (α1, α2) settle within a few hundred steps at a point that η slides along a line through the
+  origin. The two step sizes move together (the talk's "along the diagonal"), and the irrelevant
+  input gets the *larger* one (α1/α2 ≈ 1.4–1.7: its gradient is the smaller), the opposite of the
+  optimum. Their α starts huge (v = 0), so their paths start at the first record.
+- **idbd-step-sizes-over-time**: IDBD's α1 (dashed) and α2 (solid) against time: α2 gets to the
+  optimum within tens of thousands of steps, α1 takes the whole run to fall. Starts that share
+  their α2 share its path (α2's adaptation barely depends on α1), so some lines lie on others.
+
+In the table, `final_alpha_ratio` is α1/α2 at the end (1 on the diagonal, 0 at the optimum's
+corner) and `min_final_alpha_ratio` the smallest over a method's three settings. An end point is
+the mean over the last 10% of the run; its MSE is the learner's own over that part.
+"""
+
+EXPERIMENT = Experiment(
+    name="switching-2d",
+    description="The error surface over two step sizes on the 2-D switching problem, and the "
+    "step-size paths of IDBD, RMSprop and Adam on it",
+    budgets=BUDGETS,
+    shards=shards,
+    summarize=summarize,
+    figures=figures,
+    published=PUBLISHED,
+    explanation=EXPLANATION,
+)

@@ -1,0 +1,113 @@
+"""The switching-2d experiment: tidy tables, finite summary, and the talk's claims at a small
+budget."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import metastep as ms
+from metastep.experiments import get, lookup, switching_2d
+from metastep.experiments._base import is_finite_number
+
+EXPERIMENT = get("switching-2d")
+REQUIRED_KEYS = ("optimum.alpha", "optimum.mse", "idbd.final_alpha")
+
+
+def compute(budget):
+    return {shard.name: shard.compute() for shard in EXPERIMENT.shards(budget)}
+
+
+@pytest.fixture(scope="module")
+def smoke_tables():
+    return compute(EXPERIMENT.budget("smoke"))
+
+
+@pytest.fixture(scope="module")
+def small_budget_summary():
+    """100,000 steps, 2 seeds, a coarse surface (the claims below do not read it)."""
+    budget = EXPERIMENT.budget("quick", steps=100_000, seeds=2)
+    budget = dataclasses.replace(budget, settings={**budget.settings, "surface_spacing": 0.1})
+    return EXPERIMENT.summarize(compute(budget), budget)
+
+
+def test_smoke_tables_are_tidy(smoke_tables):
+    budget = EXPERIMENT.budget("smoke")
+    assert set(smoke_tables) == {"surface", "near-optimum", "idbd", "rmsprop", "adam"}
+    for name, table in smoke_tables.items():
+        assert {"method", "seed", "step", "squared_error", "diverged"} <= set(table.columns), name
+    surface = smoke_tables["surface"]
+    assert set(surface["variant"]) == set(switching_2d.VARIANTS)
+    assert surface.groupby("variant").size().nunique() == 1
+    for method in ("idbd", "rmsprop", "adam"):
+        table = smoke_tables[method]
+        assert {"alpha1", "alpha2"} <= set(table.columns), method
+        assert set(table["seed"]) == set(budget.seed_list), method
+    idbd = smoke_tables["idbd"]
+    assert len(idbd.groupby(["meta_step_size", "start"])) == (
+        len(switching_2d.IDBD_META_STEP_SIZES) * len(switching_2d.STARTS))
+
+
+def test_smoke_summary_has_finite_required_and_published_numbers(smoke_tables):
+    summary = EXPERIMENT.summarize(smoke_tables, EXPERIMENT.budget("smoke"))
+    for key in REQUIRED_KEYS:
+        value = lookup(summary, key)
+        if isinstance(value, list):
+            assert len(value) == 2 and all(is_finite_number(v) for v in value), key
+        else:
+            assert is_finite_number(value), key
+    for published in EXPERIMENT.published:
+        assert is_finite_number(lookup(summary, published.key)), published.key
+
+
+def test_smoke_figures_have_labelled_axes(smoke_tables):
+    figures = EXPERIMENT.figures(smoke_tables, EXPERIMENT.budget("smoke"))
+    assert set(figures) == {"error-surface", "step-size-trajectories",
+                            "idbd-step-sizes-over-time"}
+    for name, figure in figures.items():
+        assert isinstance(figure, Figure)
+        panels = [axes for axes in figure.axes if axes.axison and axes.get_label() != "<colorbar>"]
+        assert panels[0].get_ylabel(), name
+        assert all(axes.get_xlabel() for axes in panels), name
+
+
+def test_idbd_starts_from_its_per_weight_step_sizes():
+    for index, start in enumerate(switching_2d.STARTS):
+        learner = switching_2d.idbd_from_start(1e-3, index)
+        state = learner.init(jax.random.PRNGKey(0))
+        np.testing.assert_allclose(learner.step_sizes(state), start, rtol=1e-6)
+
+
+def test_idbd_with_zero_meta_step_size_is_lms_at_its_start():
+    samples = ms.problems.switching_2d().sample(jax.random.PRNGKey(1), 300)
+    start = switching_2d.STARTS[3]
+    idbd = ms.run_arrays(switching_2d.idbd_from_start(0.0, 3), samples.x, samples.y)
+    lms = ms.run_arrays(switching_2d.lms(*start), samples.x, samples.y)
+    np.testing.assert_allclose(idbd.predictions, lms.predictions, rtol=1e-5, atol=1e-6)
+
+
+def test_the_optimum_and_the_cost_of_learning_the_irrelevant_input(small_budget_summary):
+    summary = small_budget_summary
+    assert summary["optimum"]["alpha1"] == 0.0
+    assert summary["optimum"]["alpha2"] == pytest.approx(0.33, abs=0.03)
+    assert summary["optimum"]["mse"] == pytest.approx(0.301, abs=0.01)
+    assert summary["off_optimum"]["mse"] - summary["optimum"]["mse"] > 0.01
+    assert summary["deterministic"]["optimum"]["mse"] == pytest.approx(0.599, abs=0.02)
+
+
+def test_only_idbd_finds_the_optimal_step_sizes(small_budget_summary):
+    summary = small_budget_summary
+    idbd = summary["idbd"]
+    assert idbd["diverged_runs"] == 0
+    # From every start: α2 near the optimum, α1 well below where the 0.5-starts began.
+    for alpha1, alpha2 in idbd["final_alpha_by_start"]:
+        assert alpha2 == pytest.approx(summary["optimum"]["alpha2"], abs=0.05)
+        assert alpha1 < 0.15
+    assert idbd["final_alpha_ratio"] < 0.3
+    # A meta step size ten times larger collapses the step sizes.
+    assert summary["idbd"]["theta_1e-02"]["final_alpha2"] < 0.05
+    # RMSprop and Adam keep α1 at least as large as α2: nowhere near the α2 axis.
+    assert summary["rmsprop"]["min_final_alpha_ratio"] > 0.8
+    assert summary["adam"]["min_final_alpha_ratio"] > 0.8
