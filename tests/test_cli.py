@@ -97,3 +97,15 @@ def test_the_default_budget_is_quick(command):
     assert build_parser().parse_args(arguments).budget == "quick"
     assert build_parser().parse_args([*arguments, "--full"]).budget == "full"
     assert build_parser().parse_args([*arguments, "--budget", "smoke"]).budget == "smoke"
+
+
+def test_a_bug_inside_an_experiment_is_not_reported_as_an_unknown_experiment(monkeypatch,
+                                                                              tmp_path):
+    from metastep.cli import experiments
+
+    def broken(name):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(experiments, "get", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["run", "delta-delta", "--budget", "smoke", "--out", str(tmp_path / "run")])

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RunDirectoryError, FileNotFoundError) as error:
         print(f"metastep: {error}", file=sys.stderr)
         return 1
-    except KeyError as error:  # a run directory that names an experiment no longer registered
+    except experiments.UnknownExperimentError as error:  # e.g. a run directory of an old version
         print(f"metastep: {error.args[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -47,10 +47,14 @@ def _discover() -> dict[str, Experiment]:
 EXPERIMENTS: dict[str, Experiment] = _discover()
 
 
+class UnknownExperimentError(KeyError):
+    """No experiment of that name is registered."""
+
+
 def get(name: str) -> Experiment:
     """The experiment called ``name``; the error lists the known ones."""
     if name not in EXPERIMENTS:
-        raise KeyError(f"no experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+        raise UnknownExperimentError(f"no experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
 
 
@@ -61,6 +65,7 @@ __all__ = [
     "Experiment",
     "Published",
     "Shard",
+    "UnknownExperimentError",
     "get",
     "lookup",
     "sweep_table",
