@@ -1,6 +1,6 @@
 """metastep: meta-learned step sizes for structural credit assignment, in JAX and optax."""
 
-from metastep import methods, problems
+from metastep import deep, methods, problems
 from metastep.engine import RunResult, SweepResult, Trace, run, run_arrays, sweep
 from metastep.learner import LinearLearner, LinearLearnerState, StepOutput
 from metastep.methods import (
@@ -10,6 +10,7 @@ from metastep.methods import (
     delta_delta,
     hypergradient,
     idbd,
+    metaoptimize,
     rmsprop,
     sgd,
     smd,
@@ -28,9 +29,11 @@ __all__ = [
     "adam",
     "adam_hypergradient",
     "autostep",
+    "deep",
     "delta_delta",
     "hypergradient",
     "idbd",
+    "metaoptimize",
     "methods",
     "problems",
     "rmsprop",

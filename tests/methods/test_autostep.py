@@ -1,4 +1,4 @@
-"""Autostep against a NumPy transcription of the rule in shared/spec/methods.md, and its behaviour."""
+"""Autostep against a NumPy transcription of the rule in shared/spec/methods.md; its behaviour."""
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +54,8 @@ def autostep_reference(xs, ys, mu, tau, alpha0):
 
 
 def lms_reference(xs, ys, alpha0, bounded):
-    """Fixed-step LMS; with ``bounded``, α ← α / max(Σ α x², 1) before each update (Autostep's M)."""
+    """Fixed-step LMS; with ``bounded``, α ← α / max(Σ α x², 1) before each update (Autostep's
+    M)."""
     w = np.zeros(xs.shape[1])
     alpha = np.full(xs.shape[1], alpha0)
     predictions, step_sizes = [], []

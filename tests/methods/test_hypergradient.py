@@ -1,4 +1,4 @@
-"""SGD-HD and Adam-HD against NumPy transcriptions of shared/spec/methods.md, and their behaviour."""
+"""SGD-HD and Adam-HD against NumPy transcriptions of shared/spec/methods.md; their behaviour."""
 
 import jax
 import jax.numpy as jnp

@@ -11,6 +11,7 @@ from metastep.methods.hypergradient import (
     hypergradient,
 )
 from metastep.methods.idbd import IDBDState, idbd
+from metastep.methods.metaoptimize import MetaOptimizeState, metaoptimize
 from metastep.methods.rmsprop import RMSpropState, rmsprop
 from metastep.methods.sgd import SGDState, sgd
 from metastep.methods.smd import SMDState, smd
@@ -22,6 +23,7 @@ __all__ = [
     "DeltaDeltaState",
     "HypergradientState",
     "IDBDState",
+    "MetaOptimizeState",
     "RMSpropState",
     "SGDState",
     "SMDState",
@@ -31,6 +33,7 @@ __all__ = [
     "delta_delta",
     "hypergradient",
     "idbd",
+    "metaoptimize",
     "rmsprop",
     "sgd",
     "smd",

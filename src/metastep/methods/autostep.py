@@ -27,7 +27,13 @@ parameter arrays is a choice of axes per array (``unit_axes``):
   Under this default a network's 1-D bias vector counts as one unit: pass ``"fan_in"`` for networks.
 * ``"fan_in"``: every axis but the last, for every array; a 1-D bias then gets one ``M`` per element
   (each bias is the single constant input of its unit).
-* a callable ``shape -> axes`` (``()`` for one ``M`` per weight).
+* a callable ``shape -> axes`` (``()`` for one ``M`` per weight). Kernels stored ``[out, in]``
+  (Equinox's ``Linear``, PyTorch's convention) need the fan-in axes spelled out, e.g.
+  ``lambda shape: tuple(range(1, len(shape)))``.
+
+With :func:`metastep.deep.extra_args`, ``c`` is the Gauss-Newton diagonal, so for a dense layer
+``M_j`` bounds ``Σ_i α_ij c_ij``, the effective step size of output unit ``j`` over its fan-in (for
+the first layer and squared loss, ``c_ij = x_i² (∂f/∂a_j)²`` with ``a_j`` the unit's activation).
 
 A unit's kernel column and its bias live in different arrays and are normalized separately, so their
 combined effective step size can reach 2 (the rule caps each part at 1).

@@ -69,15 +69,21 @@ def idbd(
         log_step_size = jax.tree.map(
             lambda b: b + jnp.log(jnp.asarray(initial_step_size, b.dtype)), log_step_size
         )
-        step_size = _common.broadcast_blocks(jax.tree.map(jnp.exp, log_step_size), params, granularity)
+        step_size = _common.broadcast_blocks(
+            jax.tree.map(jnp.exp, log_step_size), params, granularity
+        )
         return IDBDState(log_step_size, jax.tree.map(jnp.zeros_like, params), step_size)
 
     def update_fn(grads, state, params=None, **extra_args):
         del params
-        curvature = _common.require_extra_arg("idbd", "curvature", extra_args, _common.CURVATURE_HINT)
+        curvature = _common.require_extra_arg(
+            "idbd", "curvature", extra_args, _common.CURVATURE_HINT
+        )
         _common.check_same_structure("curvature", curvature, grads)
 
-        meta_gradient = _common.sum_to_blocks(jax.tree.map(jnp.multiply, grads, state.trace), granularity)
+        meta_gradient = _common.sum_to_blocks(
+            jax.tree.map(jnp.multiply, grads, state.trace), granularity
+        )
 
         def new_log_step_size(beta, z):
             change = -meta_step_size * z
@@ -89,7 +95,9 @@ def idbd(
             return beta.astype(jnp.asarray(z).dtype)
 
         log_step_size = jax.tree.map(new_log_step_size, state.log_step_size, meta_gradient)
-        step_size = _common.broadcast_blocks(jax.tree.map(jnp.exp, log_step_size), grads, granularity)
+        step_size = _common.broadcast_blocks(
+            jax.tree.map(jnp.exp, log_step_size), grads, granularity
+        )
         updates = jax.tree.map(lambda a, g: -a * g, step_size, grads)
         trace = jax.tree.map(
             lambda h, a, g, c: h * jnp.maximum(1.0 - a * c, 0.0) - a * g,

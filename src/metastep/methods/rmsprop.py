@@ -64,7 +64,8 @@ def rmsprop(
     def update_fn(grads, state, params=None, **extra_args):
         del params, extra_args
         normalizer = jax.tree.map(
-            lambda v, g: (v + normalizer_rate * (g * g - v)).astype(g.dtype), state.normalizer, grads
+            lambda v, g: (v + normalizer_rate * (g * g - v)).astype(g.dtype),
+            state.normalizer, grads,
         )
         step_size_used = jax.tree.map(normalized_step_size, normalizer)
         updates = jax.tree.map(lambda a, g: -a * g, step_size_used, grads)

@@ -1,21 +1,28 @@
 """SMD: stochastic meta-descent, local gain adaptation (Schraudolph 1999).
 
 Reference: N. N. Schraudolph, "Local gain adaptation in stochastic gradient descent", ICANN 1999.
-Rule as written in ../shared/spec/methods.md (SMD). With gradient ``g``, gains ``p`` (init ``α₀``),
-trace ``v`` (init 0), meta step size ``μ``, decay ``λ ∈ [0, 1]`` and gain floor factor ``ϱ``, in this
-order::
+Rule as written in ../shared/spec/methods.md (SMD). With gradient ``g``, gains ``p`` (init
+``α₀``), trace ``v`` (init 0), meta step size ``μ``, decay ``λ ∈ [0, 1]`` and gain floor factor
+``ϱ``, in this order::
 
     p ← p · max(ϱ, 1 − μ g v)     # the OLD v
     w ← w − p g                   # the NEW p
     v ← λ v − p (g + λ C v)       # C v with the OLD v; linear unit: C v = x (x·v)
 
 ``v ≈ ∂w/∂ln p`` (the full vector, through the curvature matrix ``C``, where IDBD keeps only its
-diagonal), and ``max(ϱ, ·)`` linearizes ``exp`` while never cutting a gain by more than ``ϱ`` at once.
+diagonal), and ``max(ϱ, ·)`` linearizes ``exp`` while never cutting a gain by more than ``ϱ`` at
+once.
 
 Curvature: the extra argument ``curvature_vector_product`` (a function ``v -> C v`` over pytrees
 like the parameters) gives the rule above. Without it, SMD falls back to the diagonal ``c ⊙ v``
 from the extra argument ``curvature``, which drops the coupling between weights (IDBD's
 approximation); with neither, ``update`` raises ``ValueError``.
+
+Granularity (an extension for networks, as IDBD's): with ``"tensor"`` or ``"scalar"`` one gain is
+shared by each parameter array or by all weights. ``−g v`` is the per-weight meta-gradient of
+``ln p``, so a shared gain takes the sum over its block,
+``p_b ← p_b max(ϱ, 1 − μ Σ_{i∈b} g_i v_i)``; ``v`` stays per weight, and ``v ≈ ∂w/∂ln p_b``
+through the same recursion with ``p`` broadcast.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from metastep.methods import _common
 class SMDState(NamedTuple):
     step_size: Any  # p used by the last update, per weight
     trace: Any  # v, like the parameters
+    gain: Any  # p, block-shaped (see granularity)
 
 
 def _curvature_times(trace: Any, grads: Any, extra_args: dict) -> Any:
@@ -58,6 +66,8 @@ def smd(
     initial_step_size: float = 0.05,
     decay: float = 1.0,
     min_gain_factor: float = 0.5,
+    *,
+    granularity: str = "weight",
 ) -> optax.GradientTransformationExtraArgs:
     """SMD (Schraudolph 1999): per-weight gains learned through a full curvature-vector product.
 
@@ -67,6 +77,8 @@ def smd(
       decay: ``λ`` in [0, 1], how far back ``v`` remembers the effect of past gains (1: all the
         way, the paper's choice for single-layer models; 0: only the last step).
       min_gain_factor: ``ϱ`` in (0, 1], the most a gain can shrink in one step (the paper's ½).
+      granularity: ``"weight"`` (one gain per weight, the paper), ``"tensor"`` (one per parameter
+        array) or ``"scalar"`` (one for all weights).
 
     Extra arguments of ``update``: ``curvature_vector_product`` (``v -> C v``), or, as a diagonal
     fallback, ``curvature`` (``c``); one of them is required.
@@ -76,13 +88,15 @@ def smd(
     _common.check_unit_interval("decay", decay)
     _common.check_unit_interval("min_gain_factor", min_gain_factor)
     _common.check_positive("min_gain_factor", min_gain_factor)
+    _common.check_granularity(granularity)
 
     def init_fn(params):
-        step_size = jax.tree.map(lambda p: jnp.full_like(p, initial_step_size), params)
-        return SMDState(step_size, jax.tree.map(jnp.zeros_like, params))
+        gain = _common.init_blocks(params, initial_step_size, granularity)
+        step_size = _common.broadcast_blocks(gain, params, granularity)
+        return SMDState(step_size, jax.tree.map(jnp.zeros_like, params), gain)
 
-    def new_gain(p, g, v):
-        return (p * jnp.maximum(min_gain_factor, 1.0 - meta_step_size * g * v)).astype(p.dtype)
+    def new_gain(p, gv):
+        return (p * jnp.maximum(min_gain_factor, 1.0 - meta_step_size * gv)).astype(p.dtype)
 
     def new_trace(v, p, g, cv):
         return (decay * v - p * (g + decay * cv)).astype(v.dtype)
@@ -90,10 +104,14 @@ def smd(
     def update_fn(grads, state, params=None, **extra_args):
         del params
         curvature_times_trace = _curvature_times(state.trace, grads, extra_args)
-        step_size = jax.tree.map(new_gain, state.step_size, grads, state.trace)
+        meta_gradient = _common.sum_to_blocks(
+            jax.tree.map(jnp.multiply, grads, state.trace), granularity
+        )
+        gain = jax.tree.map(new_gain, state.gain, meta_gradient)
+        step_size = _common.broadcast_blocks(gain, grads, granularity)
         updates = jax.tree.map(lambda p, g: -p * g, step_size, grads)
         trace = jax.tree.map(new_trace, state.trace, step_size, grads, curvature_times_trace)
-        return updates, SMDState(step_size, trace)
+        return updates, SMDState(step_size, trace, gain)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -1,0 +1,245 @@
+"""The deep learner: a network trained online by a step-size method, run by the engine.
+
+Contract (the learner protocol of :mod:`metastep.learner`, which ``ms.run`` and ``ms.sweep`` use)::
+
+    learner = ms.deep.DeepLearner(model, method, loss="squared", curvature="gauss_newton")
+    state = learner.init(key)                      # DeepLearnerState
+    state, output = learner.step(state, x, y)      # predict with the old params, then update
+    record = learner.record(state)                 # per-parameter-array step-size statistics
+
+Inputs. ``x`` is one example, shaped ``model.input_shape`` (the engine's ``[n]``), or a batch
+``[B, *input_shape]``; ``y`` is its target: a number (one regression output), ``[K]`` (``K``
+regression outputs) or an integer class label (``loss="cross_entropy"``, logits ``[K]``), with a
+leading ``B`` for a batch. The loss of a batch is the mean over its examples.
+
+Each step computes the loss, the gradient and the method's extra arguments (``curvature``,
+``curvature_vector_product``) with :func:`metastep.deep.extra_args` from the learner's
+``curvature`` source, then calls ``method.update(grads, opt_state, params, **extra)``. Random
+estimates draw from a key carried in the state, split once per step when the source needs random
+signs (Hutchinson's; Gauss-Newton's unless a step has one squared-loss output). ``init(key)``
+gives ``key`` to ``model.init``, or a split of it when the state needs its own key.
+
+``StepOutput`` of a step (all measured before that step's update):
+
+* ``prediction``: the model's output for ``x`` (a number for one regression output; ``[K]``
+  values or logits otherwise; with a leading ``B`` for a batch).
+* ``error``: a scalar with ``error² = 2 × loss``, so the engine's ``squared_error`` is twice the
+  loss. One regression output and one example: the signed residual ``y − ŷ`` (the linear learner's
+  ``δ``). Otherwise ``sqrt(2 × loss)``: the root of the summed squared residual (averaged over the
+  batch) for squared loss, ``sqrt(2 × cross-entropy)`` for classification.
+* ``step_sizes``: the per-weight step sizes of the update (a pytree like the params; NaN for
+  plain optax optimizers, which report none).
+* ``metrics``: ``{"loss": loss}``, and for classification also ``"accuracy"``, the fraction of the
+  batch whose arg-max logit is the label (online accuracy: before the update). The engine averages
+  them per record bin.
+
+``record(state)`` returns fixed-size arrays over the ``L`` parameter arrays, in the order of
+``learner.layer_names`` (names from the tree paths, e.g. ``"layer_0/kernel"``):
+
+* ``"log10_step_size_mean"`` ``[L]``: mean over the array of ``log₁₀ α``;
+* ``"log10_step_size_quantiles"`` ``[L, 3]``: its 10%, 50% and 90% quantiles
+  (``learner.quantile_levels``); a step size ``≤ 0`` (hypergradient descent can cross zero)
+  counts as the smallest positive normal number;
+* ``"effective_step_size"`` ``[L]``: the fraction of the error that the array's update removes, to
+  first order, ``−g_ℓ·Δw_ℓ / error²`` (``g_ℓ`` the array's gradient, ``Δw_ℓ`` its update), as a
+  ratio of exponential averages over steps with rate ``average_rate``. For a linear unit whose
+  update is ``Δw = −α ⊙ g`` it is Autostep's ``Σ α x²`` (above 1: an overshoot); it is defined for
+  any optimizer and needs no curvature.
+
+The engine stacks them over record bins: ``[R, L]`` and ``[R, L, 3]`` for a run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from metastep.deep.curvature import check_curvature, check_loss, extra_args
+from metastep.deep.models import Model, as_model, leaf_names
+from metastep.learner import StepOutput
+from metastep.methods._common import check_unit_interval, step_sizes
+
+QUANTILE_LEVELS = (0.1, 0.5, 0.9)
+
+
+class DeepLearnerState(NamedTuple):
+    params: Any
+    opt_state: Any
+    key: jax.Array  # for the random curvature estimates
+    progress_average: jax.Array  # [L] average of −g_ℓ·Δw_ℓ per parameter array
+    squared_error_average: jax.Array  # [] average of error²
+
+
+def _quantiles_per_array(arrays: list[jax.Array], levels: Sequence[float]) -> jax.Array:
+    """``[L, len(levels)]`` quantiles of each 1-D array (linear interpolation, as ``jnp.quantile``).
+
+    One sort of all arrays together, keyed by array index, instead of one sort each: a sort costs
+    a compilation of its own, seconds for a network.
+    """
+    sizes = [a.size for a in arrays]
+    ids = jnp.concatenate([jnp.full((n,), i, jnp.int32) for i, n in enumerate(sizes)])
+    _, ordered = jax.lax.sort((ids, jnp.concatenate(arrays)), num_keys=2)
+    offsets = np.cumsum([0, *sizes[:-1]])
+    positions = np.array([[q * (n - 1) for q in levels] for n in sizes])
+    lower = np.floor(positions).astype(int)
+    upper = np.minimum(lower + 1, np.array(sizes)[:, None] - 1)
+    fraction = jnp.asarray(positions - lower, ordered.dtype)
+    below = ordered[offsets[:, None] + lower]
+    return below + fraction * (ordered[offsets[:, None] + upper] - below)
+
+
+class DeepLearner:
+    """A network trained online by ``method``; see the module docstring for the contract.
+
+    Args:
+      model: a :class:`metastep.deep.Model` (e.g. ``ms.deep.mlp((784, 300, 150, 10))``), or a Flax
+        linen/NNX or Equinox module (adapted by :func:`metastep.deep.as_model`, which needs
+        ``input_shape``).
+      method: a metastep method or any optax transformation (extra arguments are passed only to
+        transformations that accept them).
+      loss: ``"squared"`` or ``"cross_entropy"``.
+      curvature: the source of the curvature signals, ``"gauss_newton"``, ``"hutchinson"``,
+        ``"hvp"`` or ``"none"`` (see :mod:`metastep.deep.curvature`). Use ``"none"`` for methods
+        that ignore curvature (Adam, hypergradient descent, MetaOptimize): it costs only the
+        gradient.
+      input_shape: the shape of one example, for Flax and Equinox models.
+      average_rate: the rate of the exponential averages behind ``effective_step_size``.
+
+    Attributes:
+      layer_names: the names of the parameter arrays, in the order of the records.
+      num_features: the length of one example when it is a vector (the engine checks it against
+        the problem's), else None.
+    """
+
+    quantile_levels = QUANTILE_LEVELS
+
+    def __init__(
+        self,
+        model: Model | Any,
+        method: optax.GradientTransformation,
+        *,
+        loss: str = "squared",
+        curvature: str = "gauss_newton",
+        input_shape: Sequence[int] | None = None,
+        average_rate: float = 0.01,
+    ):
+        if not hasattr(method, "init") or not hasattr(method, "update"):
+            raise ValueError(f"`method` must be an optax GradientTransformation, got {method!r}")
+        check_loss(loss)
+        check_curvature(curvature)
+        check_unit_interval("average_rate", average_rate)
+        self.model = as_model(model, input_shape)
+        self.method = optax.with_extra_args_support(method)
+        self.loss = loss
+        self.curvature = curvature
+        self.average_rate = average_rate
+        self.input_shape = self.model.input_shape
+        self.num_features = self.input_shape[0] if len(self.input_shape) == 1 else None
+        param_shapes = jax.eval_shape(self.model.init, jax.random.PRNGKey(0))
+        self.layer_names = leaf_names(param_shapes)
+        output_shape = jax.eval_shape(
+            self.model.apply, param_shapes, jax.ShapeDtypeStruct((1, *self.input_shape), float)
+        ).shape
+        # Random signs are drawn only where an estimate needs them (a key split costs compile
+        # time): Hutchinson's, and Gauss-Newton's unless a step has one squared-loss output.
+        single_output = loss == "squared" and math.prod(output_shape) == 1
+        self._draws_keys = curvature in ("hutchinson", "hvp") or (
+            curvature == "gauss_newton" and not single_output
+        )
+
+    def init(self, key: jax.Array | None = None) -> DeepLearnerState:
+        """Params from ``model.init``, the method's state, zero averages."""
+        key = jax.random.PRNGKey(0) if key is None else key
+        if self._draws_keys:
+            params_key, key = jax.random.split(key)
+        else:
+            params_key = key
+        params = self.model.init(params_key)
+        dtype = jnp.result_type(*jax.tree.leaves(params))
+        return DeepLearnerState(
+            params,
+            self.method.init(params),
+            key,
+            jnp.zeros((len(self.layer_names),), dtype),
+            jnp.zeros((), dtype),
+        )
+
+    def step(self, state: DeepLearnerState, x: jax.Array, y: jax.Array):
+        """Predict, then update. Returns ``(new_state, StepOutput)``."""
+        params = state.params
+        dtype = jnp.result_type(*jax.tree.leaves(params))
+        single = jnp.ndim(x) == len(self.input_shape)
+        inputs = jnp.asarray(x, dtype)
+        targets = jnp.asarray(y)
+        if single:
+            inputs, targets = inputs[None], targets[None]
+        key, curvature_key = state.key, None
+        if self._draws_keys:
+            key, curvature_key = jax.random.split(state.key)
+        loss, outputs, grads, extra = extra_args(
+            self.model.apply, params, (inputs, targets),
+            loss=self.loss, curvature=self.curvature, key=curvature_key,
+        )
+        updates, opt_state = self.method.update(grads, state.opt_state, params, **extra)
+        new_params = optax.apply_updates(params, updates)
+
+        squared_error = 2.0 * loss
+        if self.loss == "squared" and outputs.size == 1:
+            prediction = outputs.reshape(())
+            error = targets.astype(dtype).reshape(()) - prediction
+        else:
+            prediction = outputs[0] if single else outputs
+            error = jnp.sqrt(squared_error)
+        metrics = {"loss": loss}
+        if self.loss == "cross_entropy":
+            labels = targets.reshape(-1).astype(jnp.int32)
+            metrics["accuracy"] = jnp.mean(jnp.argmax(outputs, axis=-1) == labels).astype(dtype)
+
+        progress = jnp.stack(
+            [-jnp.sum(g * u) for g, u in zip(jax.tree.leaves(grads), jax.tree.leaves(updates))]
+        ).astype(dtype)
+        rate = self.average_rate
+        new_state = DeepLearnerState(
+            new_params,
+            opt_state,
+            key,
+            state.progress_average + rate * (progress - state.progress_average),
+            state.squared_error_average + rate * (squared_error - state.squared_error_average),
+        )
+        return new_state, StepOutput(prediction, error, self.step_sizes(new_state), metrics)
+
+    def step_sizes(self, state: DeepLearnerState) -> Any:
+        """Per-weight step sizes used by the last update (NaN for plain optax optimizers)."""
+        try:
+            return step_sizes(state.opt_state)
+        except ValueError:
+            return jax.tree.map(lambda p: jnp.full_like(p, jnp.nan), state.params)
+
+    def record(self, state: DeepLearnerState) -> dict[str, jax.Array]:
+        """Step-size statistics per parameter array (see the module docstring)."""
+        logs = [
+            jnp.log10(jnp.maximum(a, jnp.finfo(a.dtype).tiny)).reshape(-1)
+            for a in jax.tree.leaves(self.step_sizes(state))
+        ]
+        means = jnp.stack([jnp.mean(values) for values in logs])
+        quantiles = _quantiles_per_array(logs, self.quantile_levels)
+        denominator = state.squared_error_average
+        effective = jnp.where(
+            denominator > 0,
+            state.progress_average / jnp.where(denominator > 0, denominator, 1.0),
+            0.0,
+        )
+        return {
+            "log10_step_size_mean": means,
+            "log10_step_size_quantiles": quantiles.astype(means.dtype),
+            "effective_step_size": effective,
+        }
+
+
+__all__ = ["DeepLearner", "DeepLearnerState", "QUANTILE_LEVELS"]
