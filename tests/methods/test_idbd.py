@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import metastep
 import metastep.methods as ms
 from metastep.learner import LinearLearner
 
@@ -210,3 +211,22 @@ def test_hyperparameters_can_be_traced(nonstationary_data):
     swept = jax.jit(jax.vmap(final_step_sizes))(jnp.array([0.0, 0.01]), jnp.array([0.05, 0.02]))
     np.testing.assert_allclose(swept[0], 0.05, rtol=1e-6)
     np.testing.assert_allclose(swept[1], final_step_sizes(0.01, 0.02), rtol=1e-5)
+
+
+def test_per_weight_initial_step_sizes(x64, nonstationary_data):
+    """A per-weight α₀ starts each weight at its own step size; θ = 0 keeps them (LMS)."""
+    xs, ys = nonstationary_data(seed=3, steps=300, num_features=5)
+    initial = np.array([0.01, 0.02, 0.03, 0.04, 0.05])
+    learner = LinearLearner(ms.idbd(0.0, jnp.asarray(initial)), 5)
+    trace = metastep.run_arrays(learner, xs, ys)
+    np.testing.assert_allclose(trace.step_sizes, np.broadcast_to(initial, (300, 5)), rtol=1e-12)
+    weights = np.zeros(5)
+    for x, y, prediction in zip(xs, ys, trace.predictions):
+        np.testing.assert_allclose(prediction, weights @ x, rtol=1e-9, atol=1e-12)
+        weights = weights + initial * (y - weights @ x) * x
+    with pytest.raises(ValueError, match="initial_step_size"):
+        ms.idbd(0.01, np.array([0.1, -0.1]))
+    with pytest.raises(ValueError, match="initial_step_size"):
+        LinearLearner(ms.idbd(0.01, jnp.ones(3)), 5).init()
+    with pytest.raises(ValueError, match="granularity"):
+        LinearLearner(ms.idbd(0.01, jnp.ones(5), granularity="scalar"), 5).init()

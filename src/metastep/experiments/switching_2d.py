@@ -36,7 +36,6 @@ import functools
 
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.colors import ListedColormap, LogNorm
@@ -92,21 +91,9 @@ def lms(alpha1, alpha2):
 
 
 def idbd_from_start(meta_step_size, start):
-    """IDBD with θ = ``meta_step_size`` from the per-weight step sizes ``STARTS[start]``.
-
-    ``ms.idbd`` takes one α₀ for all weights, so its initial state's ``β = ln α₀`` is set per
-    weight here; the rule itself is ``ms.idbd``'s.
-    """
+    """IDBD with θ = ``meta_step_size`` from the per-weight step sizes ``STARTS[start]``."""
     initial = jnp.asarray(STARTS)[jnp.asarray(start).astype(jnp.int32)]
-    method = ms.idbd(meta_step_size)
-
-    def init(params):
-        step_size = initial.astype(params.dtype)
-        return method.init(params)._replace(log_step_size=jnp.log(step_size),
-                                            step_size=step_size)
-
-    return ms.LinearLearner(optax.GradientTransformationExtraArgs(init, method.update),
-                            NUM_FEATURES)
+    return ms.LinearLearner(ms.idbd(meta_step_size, initial), NUM_FEATURES)
 
 
 def rmsprop(step_size):

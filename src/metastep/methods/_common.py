@@ -23,6 +23,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 GRANULARITIES = ("weight", "tensor", "scalar")
 
@@ -114,6 +115,47 @@ def init_blocks(params: Any, value: Any, granularity: str) -> Any:
         return jax.tree.map(lambda p: jnp.asarray(value, dtype=p.dtype), params)
     dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
     return jnp.asarray(value, dtype=dtype)
+
+
+def is_scalar(value: Any) -> bool:
+    """A single number (Python, NumPy or a 0-d JAX array), as opposed to a per-weight pytree."""
+    leaves = jax.tree.leaves(value)
+    return len(leaves) == 1 and leaves[0] is value and jnp.ndim(value) == 0
+
+
+def check_positive_step_sizes(name: str, value: Any) -> None:
+    """A positive step size: one number, or a pytree of per-weight values (checked if concrete)."""
+    if is_scalar(value):
+        check_positive(name, value)
+        return
+    for leaf in jax.tree.leaves(value):
+        if _is_concrete(leaf):
+            array = np.asarray(leaf, dtype=float)
+            if not (np.all(np.isfinite(array)) and np.all(array > 0)):
+                raise ValueError(f"`{name}` must hold finite values > 0")
+
+
+def initial_blocks(name: str, value: Any, params: Any, granularity: str) -> Any:
+    """Block-shaped initial values from one number, or per weight from a pytree like ``params``
+    (each leaf broadcast to its parameter's shape; only with ``granularity="weight"``)."""
+    if is_scalar(value):
+        return init_blocks(params, value, granularity)
+    if granularity != "weight":
+        raise ValueError(f"a per-weight `{name}` needs granularity='weight', got {granularity!r}")
+    if jax.tree.structure(value) != jax.tree.structure(params):
+        raise ValueError(f"a per-weight `{name}` must have the structure of the parameters: "
+                         f"got {jax.tree.structure(value)}, expected {jax.tree.structure(params)}")
+
+    def broadcast(leaf, param):
+        try:
+            return jnp.broadcast_to(jnp.asarray(leaf, param.dtype), param.shape)
+        except ValueError as error:
+            raise ValueError(
+                f"`{name}` of shape {jnp.shape(leaf)} does not broadcast to a parameter of shape "
+                f"{param.shape}"
+            ) from error
+
+    return jax.tree.map(broadcast, value, params)
 
 
 def sum_to_blocks(tree: Any, granularity: str) -> Any:

@@ -48,7 +48,8 @@ def idbd(
     Args:
       meta_step_size: ``θ`` ≥ 0, the step size of the update of ``β = ln α``. Its best value
         depends on the scale of the data (Degris et al. 2024, Fig. 4).
-      initial_step_size: ``α₀`` > 0.
+      initial_step_size: ``α₀`` > 0: one number, or per weight a pytree like the parameters
+        (each leaf broadcast to its parameter's shape; with ``granularity="weight"``).
       granularity: ``"weight"`` (one α per weight, the paper), ``"tensor"`` (one per parameter
         array) or ``"scalar"`` (one for all weights).
       min_log_step_size: optional floor on ``β`` (the paper's safeguard used −10).
@@ -57,7 +58,7 @@ def idbd(
     Extra arguments of ``update``: ``curvature`` (required), the diagonal curvature ``c``.
     """
     _common.check_non_negative("meta_step_size", meta_step_size)
-    _common.check_positive("initial_step_size", initial_step_size)
+    _common.check_positive_step_sizes("initial_step_size", initial_step_size)
     _common.check_granularity(granularity)
     if max_log_step_size_change is not None:
         _common.check_positive("max_log_step_size_change", max_log_step_size_change)
@@ -65,10 +66,9 @@ def idbd(
         _common.check_finite("min_log_step_size", min_log_step_size)
 
     def init_fn(params):
-        log_step_size = _common.init_blocks(params, 0.0, granularity)
-        log_step_size = jax.tree.map(
-            lambda b: b + jnp.log(jnp.asarray(initial_step_size, b.dtype)), log_step_size
-        )
+        log_step_size = jax.tree.map(jnp.log, _common.initial_blocks(
+            "initial_step_size", initial_step_size, params, granularity
+        ))
         step_size = _common.broadcast_blocks(
             jax.tree.map(jnp.exp, log_step_size), params, granularity
         )
