@@ -77,3 +77,30 @@ def test_reproduce_again_computes_nothing(run_directory, capsys):
     for name in EXPERIMENTS:
         (line,) = [line for line in lines if line.startswith(f"{name}:")]
         assert " 0 shards computed" in line
+
+
+# The keys that issue 3 requires of summary.json, each a finite number (or a list of them).
+REQUIRED_SUMMARY_KEYS = [
+    "switching-2d.optimum.alpha",
+    "switching-2d.optimum.mse",
+    "switching-2d.idbd.final_alpha",
+    "weight-flipping.lms.best_mse",
+    "weight-flipping.lms.best_alpha",
+    "weight-flipping.idbd.best_mse",
+    "weight-flipping.idbd.best_theta",
+    "weight-flipping.oracle.best_mse",
+    "weight-flipping.exp2.relevant_alpha",
+    "weight-flipping.exp2.irrelevant_alpha_max",
+    "scale-sensitivity.idbd.best_theta_span_decades",
+    "scale-sensitivity.sgd.best_alpha_span_decades",
+    *(f"noisy-tracking.{preset}.optimal_mse" for preset in ("talk", "paper")),
+    *(f"noisy-tracking.{preset}.{method}.mse" for preset in ("talk", "paper")
+      for method in ("idbd", "autostep", "rmsprop", "sgd")),
+]
+
+
+@pytest.mark.parametrize("key", REQUIRED_SUMMARY_KEYS)
+def test_summary_has_the_required_keys(run_directory, key):
+    value = lookup(read_json(run_directory / "summary.json"), key)
+    values = value if isinstance(value, list) else [value]
+    assert values and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values), value
