@@ -7,18 +7,9 @@ import pytest
 
 import metastep.methods as ms
 from metastep.learner import LinearLearner
+from helpers import run_learner
 
 INITIAL_STEP_SIZE = 0.05
-
-
-def run_learner(method, xs, ys):
-    """Predictions and per-step step sizes of a LinearLearner trained by ``method``."""
-    learner = LinearLearner(method, xs.shape[1])
-    run = jax.jit(
-        lambda state, xs, ys: jax.lax.scan(lambda s, xy: learner.step(s, *xy), state, (xs, ys))
-    )
-    _, outputs = run(learner.init(), jnp.asarray(xs), jnp.asarray(ys))
-    return np.asarray(outputs.prediction), np.asarray(outputs.step_sizes)
 
 
 def autostep_reference(xs, ys, mu, tau, alpha0):

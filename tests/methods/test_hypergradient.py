@@ -7,25 +7,11 @@ import pytest
 
 import metastep.methods as ms
 from metastep.learner import LinearLearner
+from helpers import assert_close, run_learner
 
 INITIAL_STEP_SIZE = 0.01
 # SGD-HD's meta step size is not normalized: 1e-4 already blows up some of these streams.
 META_STEP_SIZE = 3e-5
-
-
-def run_learner(method, xs, ys):
-    """Predictions and per-step step sizes of a LinearLearner trained by ``method``."""
-    learner = LinearLearner(method, xs.shape[1])
-    run = jax.jit(
-        lambda state, xs, ys: jax.lax.scan(lambda s, xy: learner.step(s, *xy), state, (xs, ys))
-    )
-    _, outputs = run(learner.init(), jnp.asarray(xs), jnp.asarray(ys))
-    return np.asarray(outputs.prediction), np.asarray(outputs.step_sizes)
-
-
-def assert_close(actual, expected):
-    assert np.all(np.isfinite(expected))  # a diverged run would compare NaN with NaN
-    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12)
 
 
 def hypergradient_reference(xs, ys, beta, alpha0, per_weight, floor=-np.inf):

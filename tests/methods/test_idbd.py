@@ -8,19 +8,10 @@ import pytest
 import metastep
 import metastep.methods as ms
 from metastep.learner import LinearLearner
+from helpers import run_learner
 
 META_STEP_SIZE = 0.01
 INITIAL_STEP_SIZE = 0.05
-
-
-def run_learner(method, xs, ys):
-    """Predictions and per-step step sizes of a LinearLearner trained by ``method``."""
-    learner = LinearLearner(method, xs.shape[1])
-    run = jax.jit(
-        lambda state, xs, ys: jax.lax.scan(lambda s, xy: learner.step(s, *xy), state, (xs, ys))
-    )
-    _, outputs = run(learner.init(), jnp.asarray(xs), jnp.asarray(ys))
-    return np.asarray(outputs.prediction), np.asarray(outputs.step_sizes)
 
 
 def idbd_reference(xs, ys, theta, alpha0, min_beta=-np.inf, max_change=np.inf):

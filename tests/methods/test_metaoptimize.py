@@ -8,16 +8,7 @@ import pytest
 
 import metastep.methods as ms
 from metastep.learner import LinearLearner
-
-
-def run_learner(method, xs, ys):
-    """Predictions and per-step step sizes of a LinearLearner trained by ``method``."""
-    learner = LinearLearner(method, xs.shape[1])
-    run = jax.jit(
-        lambda state, xs, ys: jax.lax.scan(lambda s, xy: learner.step(s, *xy), state, (xs, ys))
-    )
-    _, outputs = run(learner.init(), jnp.asarray(xs), jnp.asarray(ys))
-    return np.asarray(outputs.prediction), np.asarray(outputs.step_sizes)
+from helpers import run_learner
 
 
 def metaoptimize_reference(xs, ys, eta, alpha0, gamma, kappa, per_weight):
