@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 def headline(run: ExperimentRun | None, report: ExperimentReport) -> str:
     """One line: what was done and the first measured-vs-published numbers."""
     name = report.experiment.name
+    if report.skipped is not None:
+        return f"{name}: skipped: {report.skipped}"
     if not report.complete:
         return f"{name}: incomplete ({len(report.stored_shards)}/{len(report.all_shards)} shards)"
     parts = [f"{name}:"]
@@ -91,7 +93,10 @@ def headline(run: ExperimentRun | None, report: ExperimentReport) -> str:
 
 
 def run_and_report(names: list[str], budget: str, run_dir: RunDirectory, command: list[str],
-                   steps: int | None = None, seeds: int | None = None) -> int:
+                   steps: int | None = None, seeds: int | None = None,
+                   fail_if_skipped: bool = False) -> int:
+    """Run ``names``, rebuild the report; the exit status is 1 if ``fail_if_skipped`` and an
+    experiment could not run here (``reproduce`` goes on without it; ``run`` asked for it)."""
     print(f"run directory: {run_dir.path}", file=sys.stderr)
     runs = {}
     for name in names:
@@ -103,7 +108,8 @@ def run_and_report(names: list[str], budget: str, run_dir: RunDirectory, command
     for report in build_report(run_dir):
         print(headline(runs.get(report.experiment.name), report))
     print(f"report: {run_dir.path / 'report.html'}")
-    return 0
+    skipped = any(run.skipped is not None for run in runs.values())
+    return 1 if fail_if_skipped and skipped else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return run_and_report([args.name], args.budget, run_dir, command,
-                                  steps=args.steps, seeds=args.seeds)
+                                  steps=args.steps, seeds=args.seeds, fail_if_skipped=True)
         names = list(dict.fromkeys(args.only or experiments.EXPERIMENTS))
         return run_and_report(names, args.budget, run_dir, command)
     except (RunDirectoryError, FileNotFoundError) as error:

@@ -1,12 +1,13 @@
 """Running into a run directory: resumable, shard by shard, and refusing mixed parameters."""
 
 import collections
+import dataclasses
 
 import pandas as pd
 import pytest
 
 from metastep.experiments import Shard
-from metastep.report import RunDirectory, RunDirectoryError, run_experiment
+from metastep.report import RunDirectory, RunDirectoryError, build_report, run_experiment
 from metastep.report.storage import read_json
 
 from .toy import SHARD_NAMES, make_toy_experiment
@@ -83,3 +84,26 @@ def test_a_table_without_the_tidy_columns_is_refused(tmp_path, toy):
         run_experiment(RunDirectory(tmp_path), experiment, experiment.budget("smoke"),
                        progress=False)
     assert not RunDirectory(tmp_path).has_shard("toy", "bad")
+
+
+def test_an_experiment_that_cannot_run_is_skipped_until_it_can(tmp_path, register):
+    counter = collections.Counter()
+    missing = {"reason": "its data are missing: install them with `get-data`"}
+    experiment = register(dataclasses.replace(make_toy_experiment(counter),
+                                              availability=lambda: missing["reason"]))
+    run_dir = RunDirectory(tmp_path)
+    run = run_experiment(run_dir, experiment, experiment.budget("smoke"), progress=False)
+    assert (run.computed, run.reused, run.skipped) == (0, 0, missing["reason"])
+    assert not counter
+    assert read_json(tmp_path / "config.json")["experiments"]["toy"]["skipped"] == run.skipped
+    (report,) = build_report(run_dir)
+    assert report.skipped == run.skipped and not report.complete
+    assert read_json(tmp_path / "summary.json") == {"toy": {"skipped": run.skipped}}
+    page = (tmp_path / "report.md").read_text()
+    assert f"**Skipped**: {run.skipped}" in page and "| skipped |" in page
+
+    missing["reason"] = None  # the data arrive: the same directory takes the run
+    run = run_experiment(run_dir, experiment, experiment.budget("smoke"), progress=False)
+    assert (run.computed, run.skipped) == (3, None)
+    build_report(run_dir)
+    assert "lms" in read_json(tmp_path / "summary.json")["toy"]

@@ -22,6 +22,7 @@ from metastep.experiments._base import (
 # The report's reading order; experiments not named here follow, alphabetically.
 REPORT_ORDER = (
     "switching-2d", "weight-flipping", "noisy-tracking", "scale-sensitivity", "delta-delta",
+    "slowly-changing-regression", "permuted-digits", "label-permuted-digits", "permuted-fashion",
 )
 
 

@@ -17,7 +17,10 @@ It declares:
   no display, no global state), from the stored tables alone; the report saves them as PNG and
   SVG in a print style (:data:`metastep.report.build.FIGURE_STYLE`);
 * ``published``: the numbers (or qualitative claims) of the papers to set beside the measured ones;
-* ``explanation``: markdown, what the experiment shows and how to read its figures.
+* ``explanation``: markdown, what the experiment shows and how to read its figures;
+* ``availability`` (optional): ``() -> str | None``, why the experiment cannot run on this machine
+  (e.g. its data are missing: the text says how to get them), or None when it can. The runner
+  then computes nothing and the report marks the experiment as skipped, with that text.
 
 Tables are tidy: one row per (method, configuration, seed, record), with at least the columns
 ``method``, ``seed`` and ``step``; configuration parameters and measured values are further
@@ -148,6 +151,7 @@ class Experiment:
     figures: Callable[[dict[str, Any], Budget], dict[str, Any]]
     published: list[Published]
     explanation: str
+    availability: Callable[[], str | None] | None = None
 
     def __post_init__(self):
         if not EXPERIMENT_NAME.fullmatch(self.name):
@@ -157,6 +161,10 @@ class Experiment:
         missing = set(BUDGET_NAMES) - set(self.budgets)
         if missing:
             raise ValueError(f"{self.name}: `budgets` lacks {sorted(missing)}")
+
+    def unavailable(self) -> str | None:
+        """Why the experiment cannot run here (with how to fix it), or None when it can."""
+        return None if self.availability is None else self.availability()
 
     def budget(self, name: str = "quick", *, steps: int | None = None,
                seeds: int | None = None) -> Budget:

@@ -3,7 +3,9 @@
 For every experiment recorded in ``config.json`` whose shards are all stored, the experiment's
 ``summarize`` and ``figures`` run on the stored tables; the headline numbers go to
 ``summary.json``, the figures to ``figures/`` (PNG and SVG), and one page, read top to bottom,
-to ``report.md`` (figures linked) and ``report.html`` (self-contained: figures embedded).
+to ``report.md`` (figures linked) and ``report.html`` (self-contained: figures embedded). An
+experiment that was skipped (it could not run there: its data are missing, ...) is reported as
+such, with the reason, in the page and in ``summary.json`` (``{"skipped": reason}``).
 """
 
 from __future__ import annotations
@@ -76,10 +78,11 @@ class ExperimentReport:
     summary: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, bytes] = field(default_factory=dict)  # name -> PNG
     comparisons: list[Comparison] = field(default_factory=list)
+    skipped: str | None = None  # why the experiment did not run (its data are missing, ...)
 
     @property
     def complete(self) -> bool:
-        return len(self.stored_shards) == len(self.all_shards)
+        return self.skipped is None and len(self.stored_shards) == len(self.all_shards)
 
 
 def format_value(value: Any) -> str:
@@ -125,6 +128,8 @@ def report_experiment(run_dir: RunDirectory, name: str, entry: Mapping[str, Any]
     """Summary, figures and comparisons of one recorded experiment (if all shards are stored)."""
     experiment = experiments.get(name)
     budget = Budget.from_dict(entry["budget"])
+    if "skipped" in entry:
+        return ExperimentReport(experiment, budget, [], [], skipped=entry["skipped"])
     all_shards = list(entry["shards"])
     stored = [shard for shard in all_shards if run_dir.has_shard(name, shard)]
     report = ExperimentReport(experiment, budget, stored, all_shards)
@@ -147,8 +152,10 @@ def build_report(run_dir: RunDirectory | str) -> list[ExperimentReport]:
     order = [name for name in experiments.EXPERIMENTS if name in recorded]
     order += [name for name in recorded if name not in order]  # unknown: get() says so
     reports = [report_experiment(run_dir, name, recorded[name]) for name in order]
-    write_json(run_dir.summary_path,
-               {report.experiment.name: report.summary for report in reports if report.complete})
+    write_json(run_dir.summary_path, {
+        report.experiment.name: report.summary if report.complete else {"skipped": report.skipped}
+        for report in reports if report.complete or report.skipped is not None
+    })
     blocks = report_blocks(config, reports)
     write_text(run_dir.path / "report.md", to_markdown(blocks))
     write_text(run_dir.path / "report.html", to_html(blocks))
@@ -212,6 +219,8 @@ def experiment_blocks(report: ExperimentReport) -> list:
         Prose(f"*{experiment.description}*"),
         Prose(budget_text(report.budget)),
     ]
+    if report.skipped is not None:
+        return blocks + [Prose(f"**Skipped**: {report.skipped}")]
     if not report.complete:
         return blocks + [Prose(
             f"**Incomplete**: {len(report.stored_shards)} of {len(report.all_shards)} shards "
@@ -260,7 +269,8 @@ def report_blocks(config: Mapping[str, Any], reports: list[ExperimentReport]) ->
             [f"[{report.experiment.name}](#{report.experiment.name})",
              report.experiment.description,
              budget_line(report.budget),
-             f"{len(report.stored_shards)} / {len(report.all_shards)}"]
+             "skipped" if report.skipped is not None
+             else f"{len(report.stored_shards)} / {len(report.all_shards)}"]
             for report in reports
         ]),
     ]

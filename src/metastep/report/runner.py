@@ -28,6 +28,7 @@ class ExperimentRun:
     computed: int  # shards computed by this call
     reused: int  # shards found already stored
     seconds: float
+    skipped: str | None = None  # why the experiment could not run here (its data are missing...)
 
 
 def now() -> str:
@@ -50,13 +51,33 @@ def record_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Bud
         "shards": {shard.name: dict(shard.parameters) for shard in shards},
     })
     stored = config.get("experiments", {}).get(experiment.name)
-    if stored is not None and (stored["budget"], stored["shards"]) != (
-        entry["budget"], entry["shards"]
-    ):
+    # A skipped experiment stored nothing: this run may take its place.
+    if stored is not None and "skipped" not in stored and (
+        stored["budget"], stored["shards"]
+    ) != (entry["budget"], entry["shards"]):
         raise RunDirectoryError(
             f"{run_dir.path} holds {experiment.name} results of other parameters (stored budget "
             f"{stored['budget']}, asked {entry['budget']}): choose another --out directory"
         )
+    write_entry(run_dir, config, experiment.name, entry, command)
+
+
+def record_skipped(run_dir: RunDirectory, experiment: Experiment, budget: Budget, reason: str,
+                   command: list[str] | None = None) -> None:
+    """Note in ``config.json`` that ``experiment`` was skipped, and why; the results of an earlier
+    run of it, if the directory holds some, are kept."""
+    config = run_dir.read_config()
+    stored = config.get("experiments", {}).get(experiment.name)
+    if stored is not None and "skipped" not in stored:
+        return
+    entry = {"description": experiment.description, "budget": budget.to_dict(),
+             "skipped": reason}
+    write_entry(run_dir, config, experiment.name, to_json_value(entry), command)
+
+
+def write_entry(run_dir: RunDirectory, config: dict[str, Any], name: str,
+                entry: dict[str, Any], command: list[str] | None) -> None:
+    """Store the experiment's entry in ``config.json``, with the run's provenance."""
     timestamp = now()
     config.setdefault("created", timestamp)
     config["updated"] = timestamp
@@ -64,7 +85,7 @@ def record_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Bud
     if command is not None:
         config["command"] = command
     config["environment"] = environment()
-    config.setdefault("experiments", {})[experiment.name] = entry
+    config.setdefault("experiments", {})[name] = entry
     run_dir.write_config(config)
 
 
@@ -90,10 +111,16 @@ def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget
     """Compute and store the shards of ``experiment`` that ``run_dir`` does not hold yet.
 
     A progress bar counts the work in lane-steps, with an ETA; each shard's table is stored as
-    soon as it is computed.
+    soon as it is computed. An experiment that cannot run here (``experiment.unavailable()``)
+    computes nothing: it is recorded as skipped, with the reason.
     """
     start = time.perf_counter()
     run_dir.open()
+    reason = experiment.unavailable()
+    if reason is not None:
+        record_skipped(run_dir, experiment, budget, reason, command)
+        return ExperimentRun(experiment.name, budget, computed=0, reused=0,
+                             seconds=time.perf_counter() - start, skipped=reason)
     shards = experiment.shards(budget)
     names = [shard.name for shard in shards]
     if len(set(names)) != len(names):

@@ -1,0 +1,100 @@
+"""permuted-digits: a new pixel permutation every 5,000 steps; does a meta-learned step size at its
+one default match Adam tuned for the benchmark?
+
+The stream is ``ms.problems.permuted_digits``: scikit-learn's 8×8 digits (1,797 images, pixels in
+[0, 1]), one example drawn at random per step, and every ``switch_every`` steps (5,000: UPGD's
+input-permuted MNIST protocol, Elsayed & Mahmood 2024) a new random permutation of the 64 pixels.
+Each task is the same ten-class problem in a new input coding: what the first layer learned no
+longer applies, what the later layers learned may. The network is an MLP with ReLU hidden units
+(64-64-10 at the quick budget, UPGD's hidden sizes 64-300-150-10 at full), trained online with
+cross-entropy, batch 1; the metric is the online accuracy, the prediction made before each update.
+
+Every method of the roster (``_continual``: SGD, Adam and RMSprop swept; IDBD, Autostep, SMD,
+MetaOptimize and Adam-HD at their defaults, swept around them; Prodigy, Mechanic and schedule-free
+AdamW from ``optax.contrib``) trains on the same stream from the same initial weights.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import metastep as ms
+from metastep.experiments._base import Budget
+from metastep.experiments._continual import METHODS, Benchmark, continual_experiment, roster
+
+SWITCH_EVERY = 5_000  # UPGD's input-permuted MNIST
+# The centres of the tuned sweeps: Adam's and RMSprop's usual default; SGD's usual best region.
+CENTRES = {"sgd": 10**-1.5, "adam": 1e-3, "rmsprop": 1e-3}
+
+BUDGETS = {
+    "smoke": Budget(steps=400, seeds=1, settings={
+        "switch_every": 200, "hidden": [16], "points": 3, "records_per_task": 2,
+        "methods": ["adam", "idbd"]}),
+    "quick": Budget(steps=30_000, seeds=2, settings={
+        "switch_every": SWITCH_EVERY, "hidden": [64], "points": 5, "records_per_task": 5,
+        "methods": list(METHODS)}),
+    "full": Budget(steps=1_000_000, seeds=10, settings={
+        "switch_every": SWITCH_EVERY, "hidden": [300, 150], "points": 7, "records_per_task": 2,
+        "methods": list(METHODS), "seeds_per_shard": 5}),
+}
+
+
+def benchmarks(budget: Budget) -> list[Benchmark]:
+    settings = budget.settings
+    switch_every = settings["switch_every"]
+    sizes = (64, *settings["hidden"], 10)
+    return [Benchmark(
+        name="",
+        title=(f"Permuted digits (a new pixel permutation every {switch_every:,} steps), MLP "
+               f"{'-'.join(map(str, sizes))}, {budget.seeds} seed(s)"),
+        problem=functools.partial(ms.problems.permuted_digits, switch_every),
+        problem_parameters={"name": "permuted_digits", "switch_every": switch_every,
+                            "data": "scikit-learn 8x8 digits"},
+        switch_every=switch_every,
+        sizes=sizes,
+        loss="cross_entropy",
+        methods=tuple(roster(settings["methods"], CENTRES)),
+    )]
+
+
+EXPLANATION = """
+**The question**: does a meta-learned step size with its one default setting (IDBD, Autostep,
+SMD, MetaOptimize, Adam-HD, all at the library's defaults) match or beat Adam with its step size
+tuned for this benchmark? `answer.best_meta_default_vs_tuned_adam` is the run-average online
+accuracy of the best meta-learned method at its default minus tuned Adam's (positive: the
+meta-learned step size wins); `answer.vs_tuned_adam.<method>` gives it for each.
+
+The stream: scikit-learn's 8×8 digits, one example per step, and every 5,000 steps (UPGD's
+protocol for input-permuted MNIST) a new random permutation of the 64 pixels. The network, an MLP
+with ReLU units, learns online with batch 1; the online accuracy is that of the prediction made
+before each update. All methods train side by side on the same stream from the same initial
+weights.
+
+How to read the figures:
+
+- **online-accuracy**: the accuracy per task over time, each method at its best setting (left)
+  and at its default (right; for SGD, Adam and RMSprop the centre of their sweep). A method that
+  loses plasticity drifts down from task to task.
+- **sensitivity**: each method's run-average accuracy against its own main parameter (log
+  scale): the step size for the tuned baselines, the meta step size for the meta-learned methods,
+  the learning-rate factor for the optax.contrib peers. The ringed point is the default; the
+  dashed line is tuned Adam.
+- **step-sizes**: IDBD's and Autostep's step sizes at their defaults, parameter arrays × time:
+  the change of each array's mean log₁₀ α from its mean over the run (in brackets), task
+  switches dashed. It shows which arrays speed up after a switch and which settle.
+
+Plasticity: `methods.<method>.best.late_minus_early` compares the accuracy over the last 10% of
+the tasks with that over the first 10%. The quick budget runs 6 tasks (a small network, 2 seeds):
+a first look; the full budget runs UPGD's 1,000,000 steps.
+"""
+
+EXPERIMENT = continual_experiment(
+    name="permuted-digits",
+    description="8×8 digits with a new pixel permutation every 5,000 steps: meta-learned step "
+    "sizes at their default vs tuned Adam, RMSprop, SGD and optax.contrib's learning-rate-free "
+    "methods",
+    budgets=BUDGETS,
+    benchmarks=benchmarks,
+    published=[],
+    explanation=EXPLANATION,
+)

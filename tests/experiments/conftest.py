@@ -1,0 +1,30 @@
+"""Fixtures of the experiment tests: small Fashion-MNIST files in place of the real data."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from metastep.problems.fashion import FASHION_MNIST_ENV
+
+FASHION_IMAGES = 60
+
+
+def write_idx(path, array):
+    """``array`` (uint8) as an IDX file: magic number, big-endian dimensions, values."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fashion_mnist_files(tmp_path_factory):
+    """60 random 28×28 images and their labels, which ``$METASTEP_FASHION_MNIST`` points to
+    during the experiment tests: ``permuted-fashion`` runs the same on every machine, whether
+    Debian's data are installed or not."""
+    directory = tmp_path_factory.mktemp("fashion-mnist")
+    images = np.random.default_rng(0).integers(0, 256, (FASHION_IMAGES, 28, 28), np.uint8)
+    write_idx(directory / "train-images-idx3-ubyte", images)
+    write_idx(directory / "train-labels-idx1-ubyte", np.arange(FASHION_IMAGES, dtype=np.uint8) % 10)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(FASHION_MNIST_ENV, str(directory))
+        yield directory
