@@ -81,6 +81,14 @@ from metastep.experiments._base import Budget, Experiment, Published, Shard
 from metastep.learner import StepOutput
 from metastep.problems import Problem
 
+# The opening of the classification benchmarks' explanations: the question they answer.
+ACCURACY_QUESTION = """
+**The question**: does a meta-learned step size with its one default setting (IDBD, Autostep,
+SMD, MetaOptimize, Adam-HD, all at the library's defaults) match or beat Adam with its step size
+tuned for this benchmark? `answer.best_meta_default_vs_tuned_adam` is the run-average online
+accuracy of the best meta-learned method at its default minus tuned Adam's (positive: the
+meta-learned step size wins); `answer.vs_tuned_adam.<method>` gives it for each.
+"""
 EARLY_LATE_FRACTION = 0.1  # plasticity: the first 10% of the tasks against the last 10%
 METRIC_LABELS = {"accuracy": "online accuracy", "squared_error": "online squared error"}
 STEP_SIZE_COLUMN = "log10_step_size:"  # + the parameter array's name

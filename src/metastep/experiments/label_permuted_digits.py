@@ -16,7 +16,13 @@ import functools
 
 import metastep as ms
 from metastep.experiments._base import Budget
-from metastep.experiments._continual import METHODS, Benchmark, continual_experiment, roster
+from metastep.experiments._continual import (
+    ACCURACY_QUESTION,
+    METHODS,
+    Benchmark,
+    continual_experiment,
+    roster,
+)
 
 SWITCH_EVERY = 2_500  # UPGD's label-permuted EMNIST / CIFAR-10
 # The centres of the tuned sweeps: Adam's and RMSprop's usual default; SGD's usual best region.
@@ -53,13 +59,7 @@ def benchmarks(budget: Budget) -> list[Benchmark]:
     )]
 
 
-EXPLANATION = """
-**The question**: does a meta-learned step size with its one default setting (IDBD, Autostep,
-SMD, MetaOptimize, Adam-HD, all at the library's defaults) match or beat Adam with its step size
-tuned for this benchmark? `answer.best_meta_default_vs_tuned_adam` is the run-average online
-accuracy of the best meta-learned method at its default minus tuned Adam's (positive: the
-meta-learned step size wins); `answer.vs_tuned_adam.<method>` gives it for each.
-
+EXPLANATION = ACCURACY_QUESTION + """
 The stream: scikit-learn's 8×8 digits, one example per step, and every 2,500 steps (UPGD's
 protocol for label-permuted EMNIST and CIFAR-10) a new random permutation of the ten labels. The
 inputs keep their meaning, so the features learned for one task serve the next: a method that

@@ -20,7 +20,13 @@ import functools
 
 import metastep as ms
 from metastep.experiments._base import Budget
-from metastep.experiments._continual import METHODS, Benchmark, continual_experiment, roster
+from metastep.experiments._continual import (
+    ACCURACY_QUESTION,
+    METHODS,
+    Benchmark,
+    continual_experiment,
+    roster,
+)
 
 SWITCH_EVERY = 5_000  # UPGD's input-permuted MNIST
 # The centres of the tuned sweeps: Adam's and RMSprop's usual default; SGD's usual best region.
@@ -57,13 +63,7 @@ def benchmarks(budget: Budget) -> list[Benchmark]:
     )]
 
 
-EXPLANATION = """
-**The question**: does a meta-learned step size with its one default setting (IDBD, Autostep,
-SMD, MetaOptimize, Adam-HD, all at the library's defaults) match or beat Adam with its step size
-tuned for this benchmark? `answer.best_meta_default_vs_tuned_adam` is the run-average online
-accuracy of the best meta-learned method at its default minus tuned Adam's (positive: the
-meta-learned step size wins); `answer.vs_tuned_adam.<method>` gives it for each.
-
+EXPLANATION = ACCURACY_QUESTION + """
 The stream: scikit-learn's 8×8 digits, one example per step, and every 5,000 steps (UPGD's
 protocol for input-permuted MNIST) a new random permutation of the 64 pixels. The network, an MLP
 with ReLU units, learns online with batch 1; the online accuracy is that of the prediction made

@@ -23,7 +23,13 @@ import functools
 
 import metastep as ms
 from metastep.experiments._base import Budget, Published
-from metastep.experiments._continual import METHODS, Benchmark, continual_experiment, roster
+from metastep.experiments._continual import (
+    ACCURACY_QUESTION,
+    METHODS,
+    Benchmark,
+    continual_experiment,
+    roster,
+)
 
 SWITCH_EVERY = 5_000  # UPGD's input-permuted MNIST
 HIDDEN = [300, 150]  # UPGD's network, 784-300-150-10
@@ -70,13 +76,7 @@ def benchmarks(budget: Budget) -> list[Benchmark]:
     )]
 
 
-EXPLANATION = """
-**The question**: does a meta-learned step size with its one default setting (IDBD, Autostep,
-SMD, MetaOptimize, Adam-HD, all at the library's defaults) match or beat Adam with its step size
-tuned for this benchmark? `answer.best_meta_default_vs_tuned_adam` is the run-average online
-accuracy of the best meta-learned method at its default minus tuned Adam's (positive: the
-meta-learned step size wins); `answer.vs_tuned_adam.<method>` gives it for each.
-
+EXPLANATION = ACCURACY_QUESTION + """
 The protocol is UPGD's input-permuted MNIST (Elsayed & Mahmood 2024) on Fashion-MNIST: one
 training image per step, a new pixel permutation every 5,000 steps, an MLP 784-300-150-10 with
 ReLU units, batch 1, online accuracy (before each update). UPGD reports about 0.68–0.72 for tuned
