@@ -205,15 +205,6 @@ def test_missing_curvature_raises():
         method.update(params, method.init(params), params)
 
 
-def test_float32_by_default(nonstationary_data):
-    xs, ys = nonstationary_data(8, steps=50, num_features=5)
-    learner = LinearLearner(ms.autostep(), 5)
-    state = learner.init()
-    state, output = jax.jit(learner.step)(state, jnp.asarray(xs[0]), jnp.asarray(ys[0]))
-    assert output.step_sizes.dtype == jnp.float32
-    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state))
-
-
 def test_hyperparameters_can_be_traced(nonstationary_data):
     """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
     xs, ys = nonstationary_data(9, steps=200, num_features=5)

@@ -113,14 +113,6 @@ def test_invalid_hyperparameters_raise(kwargs, name):
         ms.delta_delta(**kwargs)
 
 
-def test_float32_by_default(nonstationary_data):
-    xs, ys = nonstationary_data(4, steps=50, num_features=5)
-    learner = LinearLearner(ms.delta_delta(), 5)
-    state, output = jax.jit(learner.step)(learner.init(), jnp.asarray(xs[0]), jnp.asarray(ys[0]))
-    assert output.step_sizes.dtype == jnp.float32
-    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state))
-
-
 def test_hyperparameters_can_be_traced(nonstationary_data):
     """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
     xs, ys = nonstationary_data(5, steps=200, num_features=5)

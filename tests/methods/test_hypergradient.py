@@ -204,17 +204,6 @@ def test_invalid_adam_hd_hyperparameters_raise(kwargs, name):
 
 
 @pytest.mark.parametrize("factory", [ms.hypergradient, ms.adam_hypergradient])
-def test_float32_by_default(nonstationary_data, factory):
-    xs, ys = nonstationary_data(7, steps=50, num_features=5)
-    learner = LinearLearner(factory(), 5)
-    state, output = jax.jit(learner.step)(learner.init(), jnp.asarray(xs[0]), jnp.asarray(ys[0]))
-    assert output.step_sizes.dtype == jnp.float32
-    assert all(
-        leaf.dtype in (jnp.float32, jnp.int32) for leaf in jax.tree.leaves(state)
-    )
-
-
-@pytest.mark.parametrize("factory", [ms.hypergradient, ms.adam_hypergradient])
 def test_hyperparameters_can_be_traced(nonstationary_data, factory):
     """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
     xs, ys = nonstationary_data(8, steps=200, num_features=5)

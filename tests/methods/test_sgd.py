@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import metastep.methods as ms
-from metastep.learner import LinearLearner
 from helpers import assert_close, run_learner
 
 
@@ -63,14 +62,6 @@ def test_step_size_pytree_is_checked_at_init():
 def test_invalid_step_size_raises(step_size):
     with pytest.raises(ValueError, match="`step_size`"):
         ms.sgd(step_size)
-
-
-def test_float32_by_default(nonstationary_data):
-    xs, ys = nonstationary_data(1, steps=50, num_features=5)
-    learner = LinearLearner(ms.sgd(0.01), 5)
-    state, output = jax.jit(learner.step)(learner.init(), jnp.asarray(xs[0]), jnp.asarray(ys[0]))
-    assert output.step_sizes.dtype == jnp.float32
-    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state))
 
 
 def test_float64_follows_the_parameters(x64):
