@@ -10,6 +10,11 @@ loss at the end (random inputs and labels: a check that no run diverged, not a s
 Targets (issue 4): Hessian-free variants (curvature "none") ≤ 1.3× Adam; Gauss-Newton curvature
 ≤ 2.5× Adam.
 
+The last lines time two elementwise passes over all the parameters, in the same process: ``exp``
+(which IDBD, Autostep and MetaOptimize's per-weight step sizes need once per weight per step) and
+a multiply-add (the cost of one more array pass). On XLA CPU a per-weight ``exp`` costs several
+array passes, which is where the per-weight methods' time above Adam's goes.
+
     python benchmarks/deep_step.py [--steps 2000] [--batch-steps 200] [--rounds 5]
 """
 
@@ -43,7 +48,7 @@ def methods():
         ("smd (C v = 0)", ms.smd(0.01, 0.01), "none"),
         ("smd (G v)", ms.smd(0.01, 0.01), "gauss_newton"),
         ("smd (H v)", ms.smd(0.01, 0.01), "hvp"),
-        # β_hd = 1e-3 (the paper's, for smaller models) diverges here: the dot sums 266,610 terms.
+        # β_hd = 1e-3 (the paper's, for smaller models) diverges here: the dot sums 282,160 terms.
         ("hypergradient", ms.hypergradient(1e-5, 1e-3), "none"),
         ("adam_hypergradient", ms.adam_hypergradient(1e-7, 1e-3), "none"),
         ("metaoptimize adam/adam scalar", ms.metaoptimize("adam", "adam"), "none"),
@@ -66,6 +71,22 @@ def compiled_block(learner):
         return state, losses[-1]
 
     return jax.jit(block)
+
+
+def elementwise_pass(function, params, steps):
+    """Seconds per application of ``function`` to every parameter, scanned like a training block."""
+
+    def block(tree):
+        def body(tree, _):
+            return jax.tree.map(function, tree), None
+
+        return jax.lax.scan(body, tree, None, length=steps)[0]
+
+    block = jax.jit(block)
+    jax.block_until_ready(block(params))
+    start = time.perf_counter()
+    jax.block_until_ready(block(params))
+    return (time.perf_counter() - start) / steps
 
 
 def main() -> None:
@@ -101,6 +122,8 @@ def main() -> None:
                 entry["times"].append((time.perf_counter() - start) / steps)
                 entry["loss"] = float(loss)
         reference = float(np.median(entries[0]["times"]))
+        if batch_size == 1:
+            adam_batch_1 = reference
         print(f"\nbatch {batch_size}: median of {args.rounds} blocks of {steps} steps")
         print(f"{'method':38s} {'curvature':13s} {'µs/step':>8s} {'× adam':>7s} "
               f"{'compile s':>9s} {'loss':>6s}")
@@ -108,6 +131,17 @@ def main() -> None:
             seconds = float(np.median(entry["times"]))
             print(f"{entry['name']:38s} {entry['curvature']:13s} {1e6 * seconds:8.1f} "
                   f"{seconds / reference:7.2f} {entry['compile']:9.1f} {entry['loss']:6.2f}")
+
+    # Values in (-1, 0]: exp(-x²) and the multiply-add stay bounded over many iterations.
+    params = jax.tree.map(lambda p: jnp.asarray(rng.random(p.shape) - 0.5, jnp.float32),
+                          model.init(jax.random.PRNGKey(0)))
+    count = sum(p.size for p in jax.tree.leaves(params))
+    print(f"\nelementwise over all {count:,} parameters, per step, and as a fraction of "
+          "optax.adam's batch-1 step")
+    for name, function in (("exp", lambda p: jnp.exp(-p * p)),
+                           ("multiply-add", lambda p: 0.999 * p + 1e-4)):
+        seconds = elementwise_pass(function, params, args.steps)
+        print(f"{name:38s} {1e6 * seconds:8.1f} µs {seconds / adam_batch_1:7.2f}")
 
 
 if __name__ == "__main__":
