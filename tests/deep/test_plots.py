@@ -32,3 +32,19 @@ def test_heatmap_draws_on_given_axes_and_checks_shapes():
     assert figure is ax.figure
     with pytest.raises(ValueError, match="records × layers"):
         ms.deep.plot_layer_step_sizes(values, [1, 2, 3], ["a", "b"])
+
+
+def test_many_switches_become_ticks_along_the_top_edge():
+    from matplotlib.collections import LineCollection
+
+    steps = np.arange(1, 401) * 100
+    values = np.zeros((400, 2))
+    switches = np.arange(1, 100) * 400.0
+    assert len(switches) > ms.deep.plots.MAX_SWITCH_LINES
+    ax = ms.deep.plot_layer_step_sizes(values, steps, ["a", "b"], switch_steps=switches).axes[0]
+    assert not ax.get_lines()  # no line across the heatmap
+    (ticks,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    segments = ticks.get_segments()
+    np.testing.assert_array_equal([s[0][0] for s in segments], switches)
+    # In axes units along y: the top 4% of the heatmap.
+    assert all(s[0][1] >= 0.96 and s[1][1] == 1.0 for s in segments)

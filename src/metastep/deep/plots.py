@@ -7,6 +7,10 @@ from typing import Any
 
 import numpy as np
 
+# Up to this many task switches are drawn across the heatmap; more would hide it, so they become
+# ticks along its top edge.
+MAX_SWITCH_LINES = 24
+
 STATISTIC_LABELS = {
     "log10_step_size_mean": "mean log₁₀ α",
     "effective_step_size": "effective step size −g·Δw / error²",
@@ -30,7 +34,9 @@ def plot_layer_step_sizes(
         run: ``records[statistic]`` is ``[R, L]``), or that ``[R, L]`` array itself.
       steps: ``[R]`` the steps at the end of each record bin (``RunResult.steps``).
       layer_names: ``[L]`` the row labels (``learner.layer_names``).
-      switch_steps: steps at which the task changes, drawn as vertical dashed lines.
+      switch_steps: steps at which the task changes, drawn as vertical dashed lines across the
+        heatmap, or, when there are more than ``MAX_SWITCH_LINES`` (24), as ticks along its top
+        edge so that they do not cover it.
       ax: a Matplotlib axes to draw on (default: a new figure).
       statistic: the record to show, ``"log10_step_size_mean"`` (default) or
         ``"effective_step_size"``.
@@ -61,12 +67,18 @@ def plot_layer_step_sizes(
     ax.invert_yaxis()
     ax.set_xlabel("step")
     ax.set_ylabel("parameter array")
-    for switch in switch_steps if switch_steps is not None else ():
-        ax.axvline(switch, color="white", linestyle="--", linewidth=0.8)
+    switches = np.asarray(switch_steps if switch_steps is not None else [], float)
+    if len(switches) > MAX_SWITCH_LINES:
+        # x in data units, y in axes units: the top 4% of the axes, whatever the y limits.
+        ax.vlines(switches, 0.96, 1.0, transform=ax.get_xaxis_transform(), color="white",
+                  linewidth=0.8)
+    else:
+        for switch in switches:
+            ax.axvline(switch, color="white", linestyle="--", linewidth=0.8)
     figure.colorbar(mesh, ax=ax, label=STATISTIC_LABELS.get(statistic, statistic))
     if title:
         ax.set_title(title)
     return figure
 
 
-__all__ = ["plot_layer_step_sizes"]
+__all__ = ["MAX_SWITCH_LINES", "plot_layer_step_sizes"]

@@ -597,7 +597,7 @@ def sensitivity_figure(table: pd.DataFrame, metric: str, title: str) -> Figure:
 def step_size_figure(table: pd.DataFrame, switch_every: int, title: str) -> Figure | None:
     """For each featured method at its default, a heatmap of parameter arrays × time: the change
     of the array's mean ``log₁₀ α`` from its mean over the run (each array's run mean is in its
-    label), task switches dashed. None when the table holds no featured method."""
+    label), task switches marked. None when the table holds no featured method."""
     runs = {name: table[(table["method"] == name) & table["default"]]
             for name in FEATURED_METHODS if name in set(table["method"])}
     if not runs:
@@ -621,8 +621,8 @@ def step_size_figure(table: pd.DataFrame, switch_every: int, title: str) -> Figu
             " change of each array's mean log₁₀ α (run mean in brackets), mean over seeds")
     for panel in axes[:-1]:
         panel.set_xlabel("")
-    figure.suptitle(f"{title}\nwhich parameter arrays speed up after a task switch (dashed), "
-                    "which settle")
+    figure.suptitle(f"{title}\nwhich parameter arrays speed up after a task switch (marked in "
+                    "white), which settle")
     return figure
 
 

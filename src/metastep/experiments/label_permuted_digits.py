@@ -75,7 +75,7 @@ How to read the figures:
   scale); the ringed point is the default, the dashed line tuned Adam.
 - **step-sizes**: IDBD's and Autostep's step sizes at their defaults, parameter arrays × time:
   the change of each array's mean log₁₀ α from its mean over the run (in brackets), task
-  switches dashed. After a label switch the output layer should move first.
+  switches marked in white. After a label switch the output layer should move first.
 
 Plasticity: `methods.<method>.best.late_minus_early` compares the accuracy over the last 10% of
 the tasks with that over the first 10%. The quick budget runs 12 tasks (a small network, 2

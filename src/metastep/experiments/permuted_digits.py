@@ -81,7 +81,7 @@ How to read the figures:
   dashed line is tuned Adam.
 - **step-sizes**: IDBD's and Autostep's step sizes at their defaults, parameter arrays × time:
   the change of each array's mean log₁₀ α from its mean over the run (in brackets), task
-  switches dashed. It shows which arrays speed up after a switch and which settle.
+  switches marked in white. It shows which arrays speed up after a switch and which settle.
 
 Plasticity: `methods.<method>.best.late_minus_early` compares the accuracy over the last 10% of
 the tasks with that over the first 10%. The quick budget runs 6 tasks (a small network, 2 seeds):

@@ -92,7 +92,7 @@ How to read the figures:
   scale); the ringed point is the default, the dashed line tuned Adam.
 - **step-sizes**: IDBD's and Autostep's step sizes at their defaults, parameter arrays × time:
   the change of each array's mean log₁₀ α from its mean over the run (in brackets), task
-  switches dashed. After an input permutation the first layer should move first.
+  switches marked in white. After an input permutation the first layer should move first.
 
 The quick budget only checks the pipeline (two tasks of 1,000 steps, three grid points, one seed:
 the network costs about 6 ms a step for the whole roster on a laptop CPU); the answer needs the

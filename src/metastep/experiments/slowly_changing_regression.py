@@ -114,7 +114,7 @@ How to read the figures (one set per variant):
   the ringed point is the default, the dashed line tuned Adam.
 - **step-sizes**: IDBD's and Autostep's step sizes at their defaults, parameter arrays × time:
   the change of each array's mean log₁₀ α from its mean over the run (in brackets), task
-  switches dashed: which arrays speed up after a switch and which settle.
+  switches marked in white: which arrays speed up after a switch and which settle.
 
 `dohare.sgd_1e-2.lowest` is SGD's (α = 0.01) lowest per-task error and `.late` its error over the
 last 10% of the tasks; the paper reports about 0.62 early, 1.2–1.35 at 1,000,000 steps, and about
