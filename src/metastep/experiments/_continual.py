@@ -303,6 +303,55 @@ class Benchmark:
         return "squared_error" if self.loss == "squared" else "accuracy"
 
 
+# The classification benchmarks: the centres of the tuned sweeps (Adam's and RMSprop's usual
+# default; SGD's usual best region), the digits budgets, and one benchmark from a stream.
+CLASSIFICATION_CENTRES = {"sgd": 10**-1.5, "adam": 1e-3, "rmsprop": 1e-3}
+NUM_CLASSES = 10
+
+
+def digits_budgets(switch_every: int) -> dict[str, Budget]:
+    """The budgets of the 8×8 digits benchmarks (a 64-64-10 network at quick, UPGD's 300-150
+    hidden units at full), tasks of ``switch_every`` steps beyond the smoke budget."""
+    return {
+        "smoke": Budget(steps=400, seeds=1, settings={
+            "switch_every": 200, "hidden": [16], "points": 3, "records_per_task": 2,
+            "methods": ["adam", "idbd"]}),
+        "quick": Budget(steps=30_000, seeds=2, settings={
+            "switch_every": switch_every, "hidden": [64], "points": 5, "records_per_task": 5,
+            "methods": list(METHODS)}),
+        "full": Budget(steps=1_000_000, seeds=10, settings={
+            "switch_every": switch_every, "hidden": [300, 150], "points": 7,
+            "records_per_task": 2, "methods": list(METHODS), "seeds_per_shard": 5}),
+    }
+
+
+def classification_benchmark(budget: Budget, stream: str, problem: Callable[..., Problem],
+                             problem_parameters: Mapping[str, Any],
+                             num_inputs: int) -> list[Benchmark]:
+    """The one benchmark of a classification experiment: ``problem(switch_every)`` learned by an
+    MLP ``num_inputs``-hidden-10 (the budget's ``hidden``) with cross-entropy.
+
+    ``stream`` describes the stream for the title, with ``{switch_every:,}`` where the task length
+    goes; ``problem_parameters`` (for ``config.json``) start with the problem's ``name`` and get
+    ``switch_every`` after it.
+    """
+    settings = budget.settings
+    switch_every = settings["switch_every"]
+    sizes = (num_inputs, *settings["hidden"], NUM_CLASSES)
+    name, *others = problem_parameters.items()
+    return [Benchmark(
+        name="",
+        title=(f"{stream.format(switch_every=switch_every)}, MLP {'-'.join(map(str, sizes))}, "
+               f"{budget.seeds} seed(s)"),
+        problem=functools.partial(problem, switch_every),
+        problem_parameters=dict([name, ("switch_every", switch_every), *others]),
+        switch_every=switch_every,
+        sizes=sizes,
+        loss="cross_entropy",
+        methods=tuple(roster(settings["methods"], CLASSIFICATION_CENTRES)),
+    )]
+
+
 def record_interval(steps: int, switch_every: int, records_per_task: int) -> int:
     """The largest divisor of both ``steps`` and ``switch_every`` that is at most
     ``switch_every / records_per_task``: records never straddle a task switch."""

@@ -12,51 +12,26 @@ The network, the training (online, batch 1, cross-entropy) and the roster are th
 
 from __future__ import annotations
 
-import functools
-
 import metastep as ms
 from metastep.experiments._base import Budget
 from metastep.experiments._continual import (
     ACCURACY_QUESTION,
-    METHODS,
     Benchmark,
+    classification_benchmark,
     continual_experiment,
-    roster,
+    digits_budgets,
 )
 
 SWITCH_EVERY = 2_500  # UPGD's label-permuted EMNIST / CIFAR-10
-# The centres of the tuned sweeps: Adam's and RMSprop's usual default; SGD's usual best region.
-CENTRES = {"sgd": 10**-1.5, "adam": 1e-3, "rmsprop": 1e-3}
-
-BUDGETS = {
-    "smoke": Budget(steps=400, seeds=1, settings={
-        "switch_every": 200, "hidden": [16], "points": 3, "records_per_task": 2,
-        "methods": ["adam", "idbd"]}),
-    "quick": Budget(steps=30_000, seeds=2, settings={
-        "switch_every": SWITCH_EVERY, "hidden": [64], "points": 5, "records_per_task": 5,
-        "methods": list(METHODS)}),
-    "full": Budget(steps=1_000_000, seeds=10, settings={
-        "switch_every": SWITCH_EVERY, "hidden": [300, 150], "points": 7, "records_per_task": 2,
-        "methods": list(METHODS), "seeds_per_shard": 5}),
-}
+BUDGETS = digits_budgets(SWITCH_EVERY)
 
 
 def benchmarks(budget: Budget) -> list[Benchmark]:
-    settings = budget.settings
-    switch_every = settings["switch_every"]
-    sizes = (64, *settings["hidden"], 10)
-    return [Benchmark(
-        name="",
-        title=(f"Label-permuted digits (a new label permutation every {switch_every:,} steps), "
-               f"MLP {'-'.join(map(str, sizes))}, {budget.seeds} seed(s)"),
-        problem=functools.partial(ms.problems.label_permuted_digits, switch_every),
-        problem_parameters={"name": "label_permuted_digits", "switch_every": switch_every,
-                            "data": "scikit-learn 8x8 digits"},
-        switch_every=switch_every,
-        sizes=sizes,
-        loss="cross_entropy",
-        methods=tuple(roster(settings["methods"], CENTRES)),
-    )]
+    return classification_benchmark(
+        budget, "Label-permuted digits (a new label permutation every {switch_every:,} steps)",
+        ms.problems.label_permuted_digits,
+        {"name": "label_permuted_digits", "data": "scikit-learn 8x8 digits"}, num_inputs=64,
+    )
 
 
 EXPLANATION = ACCURACY_QUESTION + """

@@ -19,22 +19,18 @@ the full budget, UPGD's 1,000,000 steps, on an accelerator.
 
 from __future__ import annotations
 
-import functools
-
 import metastep as ms
 from metastep.experiments._base import Budget, Published
 from metastep.experiments._continual import (
     ACCURACY_QUESTION,
     METHODS,
     Benchmark,
+    classification_benchmark,
     continual_experiment,
-    roster,
 )
 
 SWITCH_EVERY = 5_000  # UPGD's input-permuted MNIST
 HIDDEN = [300, 150]  # UPGD's network, 784-300-150-10
-# The centres of the tuned sweeps: Adam's and RMSprop's usual default; SGD's usual best region.
-CENTRES = {"sgd": 10**-1.5, "adam": 1e-3, "rmsprop": 1e-3}
 
 BUDGETS = {
     "smoke": Budget(steps=200, seeds=1, settings={
@@ -59,21 +55,11 @@ def missing_data() -> str | None:
 
 
 def benchmarks(budget: Budget) -> list[Benchmark]:
-    settings = budget.settings
-    switch_every = settings["switch_every"]
-    sizes = (784, *settings["hidden"], 10)
-    return [Benchmark(
-        name="",
-        title=(f"Permuted Fashion-MNIST (a new pixel permutation every {switch_every:,} steps), "
-               f"MLP {'-'.join(map(str, sizes))}, {budget.seeds} seed(s)"),
-        problem=functools.partial(ms.problems.permuted_fashion, switch_every),
-        problem_parameters={"name": "permuted_fashion", "switch_every": switch_every,
-                            "split": "train"},
-        switch_every=switch_every,
-        sizes=sizes,
-        loss="cross_entropy",
-        methods=tuple(roster(settings["methods"], CENTRES)),
-    )]
+    return classification_benchmark(
+        budget, "Permuted Fashion-MNIST (a new pixel permutation every {switch_every:,} steps)",
+        ms.problems.permuted_fashion, {"name": "permuted_fashion", "split": "train"},
+        num_inputs=784,
+    )
 
 
 EXPLANATION = ACCURACY_QUESTION + """
