@@ -215,3 +215,18 @@ def test_step_metrics_are_averaged_per_bin(x64):
     trace = ms.run_arrays(learner, samples.x, samples.y)
     np.testing.assert_allclose(result.records["absolute_error"],
                                np.abs(trace.errors).reshape(4, 500).mean(1), rtol=1e-12)
+
+
+def test_progress_listeners_hear_every_compiled_chunk():
+    from metastep.engine import progress_listener
+
+    heard = []
+    learner = ms.LinearLearner(ms.sgd(0.01), 20)
+    problem = ms.problems.weight_flipping()
+    with progress_listener(heard.append):
+        ms.run(learner, problem, steps=4_000, record_every=1_000, chunk_steps=2_000)
+        ms.sweep(lambda step_size: ms.LinearLearner(ms.sgd(step_size), 20), problem,
+                 grid={"step_size": [0.01, 0.02]}, seeds=3, steps=2_000, record_every=1_000,
+                 chunk_steps=1_000)
+    ms.run(learner, problem, steps=1_000, record_every=1_000)  # outside the block: not heard
+    assert heard == [2_000, 2_000, 6_000, 6_000]

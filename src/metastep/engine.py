@@ -18,11 +18,13 @@ last healthy bin.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import itertools
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -37,6 +39,30 @@ DEFAULT_DIVERGENCE_THRESHOLD = 1e20
 PROGRESS_MIN_WORK = 20_000_000
 # Bytes of one compiled chunk's stream blocks and records that a sweep aims to stay under.
 CHUNK_MEMORY_BYTES = 256 * 2**20
+
+
+# Callbacks told of the work (lane-steps) each compiled chunk has done, e.g. by a run directory's
+# progress bar that outlives the engine calls of a shard.
+_PROGRESS_LISTENERS: contextvars.ContextVar[tuple[Callable[[int], None], ...]] = (
+    contextvars.ContextVar("metastep_progress_listeners", default=())
+)
+
+
+@contextlib.contextmanager
+def progress_listener(callback: Callable[[int], None]) -> Iterator[None]:
+    """Within the block, call ``callback(lane_steps)`` after every compiled chunk that
+    :func:`run` or :func:`sweep` finishes, with the lane-steps (steps × real lanes) it did."""
+    token = _PROGRESS_LISTENERS.set((*_PROGRESS_LISTENERS.get(), callback))
+    try:
+        yield
+    finally:
+        _PROGRESS_LISTENERS.reset(token)
+
+
+def _report_progress(bar, lane_steps: int) -> None:
+    bar.update(lane_steps)
+    for callback in _PROGRESS_LISTENERS.get():
+        callback(lane_steps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,7 +391,7 @@ def run(
             bins = min(bins_per_chunk, num_bins - first_bin)
             carry, records = run_chunk(carry, bins)
             parts.append(_to_numpy(records))
-            bar.update(bins * record_every)
+            _report_progress(bar, bins * record_every)
     squared_error, learner_records, info = _concatenate(parts, axis=0)
     diverged_at = int(carry.diverged_at)
     return RunResult(
@@ -649,7 +675,7 @@ def sweep(
                     carry, records = run_compiled(hyperparameters, carry, bins)
                     # Records come time-major: [bins, configs, seeds, ...].
                     time_parts.append(_to_numpy(records))
-                    bar.update(real_configs * real_seeds * bins * record_every)
+                    _report_progress(bar, real_configs * real_seeds * bins * record_every)
                 real = (slice(real_configs), slice(real_seeds))
                 chunk_squared_error, chunk_records, chunk_info = jax.tree.map(
                     lambda a, real=real: np.moveaxis(a, 0, 2)[real],
