@@ -29,10 +29,11 @@ USER_TEXT = sorted(
     for path in (ROOT / folder).rglob(pattern)
 ) + [ROOT / "README.md"]
 
-# References to the project's private notes (a folder next to the checkout, and the short forms
-# that name its files). Written with a character class so that this file does not match itself.
+# References to the project's private notes: the folder next to the checkout, its files named
+# without a docs/ path ("problems.md §2", "(methods.md)"), and "the notes" by their name. Written
+# with character classes so that this file does not match itself.
 PRIVATE_NOTES = re.compile(
-    r"shared[/]spec|\bspec (?:problems|methods|td)[.]md|[(](?:problems|methods)[.]md [§,)]"
+    r"shared[/]spec|(?<![/\w])(?:problems|methods|td)[.]md(?:[ ]§|[,;)]|$)|\bthe[ ]spec\b"
 )
 CODE_LINK = re.compile(r"docs/([\w./-]+?\.md)(?:#([\w-]+))?")
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -49,11 +50,12 @@ def github_slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
-def headings(path: Path) -> list[tuple[int, str, str]]:
-    """``(level, text, anchor)`` of each heading outside code fences; repeated anchors get
-    ``-1``, ``-2``... as on GitHub."""
-    found, seen, in_fence = [], {}, False
-    for line in path.read_text(encoding="utf-8").splitlines():
+def anchors(path: Path) -> set[str]:
+    """The anchors of a page: one per heading outside code fences (a repeated one gets ``-1``,
+    ``-2``... as on GitHub), and explicit ``<a id="...">``."""
+    text = path.read_text(encoding="utf-8")
+    found, seen, in_fence = set(re.findall(r'<a\s+(?:id|name)="([^"]+)"', text)), {}, False
+    for line in text.splitlines():
         if line.lstrip().startswith("```"):
             in_fence = not in_fence
             continue
@@ -62,14 +64,8 @@ def headings(path: Path) -> list[tuple[int, str, str]]:
             slug = github_slug(match.group(2))
             count = seen.get(slug, 0)
             seen[slug] = count + 1
-            anchor = f"{slug}-{count}" if count else slug
-            found.append((len(match.group(1)), match.group(2), anchor))
+            found.add(f"{slug}-{count}" if count else slug)
     return found
-
-
-def anchors(path: Path) -> set[str]:
-    explicit = re.findall(r'<a\s+(?:id|name)="([^"]+)"', path.read_text(encoding="utf-8"))
-    return {anchor for _, _, anchor in headings(path)} | set(explicit)
 
 
 def section(path: Path, title: str) -> str:
@@ -136,6 +132,12 @@ def test_github_slugs():
         "the-optimal-tracker-steady-state-kalman-gain"
     )
     assert github_slug("Notation and conventions") == "notation-and-conventions"
+
+
+def test_anchors_skip_code_and_number_repeats(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text('## Step\n```\n# a comment, not a heading\n```\n## Step\n<a id="x"></a>\n')
+    assert anchors(page) == {"step", "step-1", "x"}
 
 
 def problem_factories() -> list[str]:
