@@ -3,6 +3,7 @@
 from metastep import deep, methods, problems
 from metastep.engine import RunResult, SweepResult, Trace, run, run_arrays, sweep
 from metastep.learner import LinearLearner, LinearLearnerState, StepOutput
+from metastep.summary import best, summarize
 from metastep.methods import (
     adam,
     adam_hypergradient,
@@ -29,6 +30,7 @@ __all__ = [
     "adam",
     "adam_hypergradient",
     "autostep",
+    "best",
     "deep",
     "delta_delta",
     "hypergradient",
@@ -42,5 +44,6 @@ __all__ = [
     "sgd",
     "smd",
     "step_sizes",
+    "summarize",
     "sweep",
 ]

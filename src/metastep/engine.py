@@ -39,6 +39,11 @@ DEFAULT_DIVERGENCE_THRESHOLD = 1e20
 PROGRESS_MIN_WORK = 20_000_000
 # Bytes of one compiled chunk's stream blocks and records that a sweep aims to stay under.
 CHUNK_MEMORY_BYTES = 256 * 2**20
+# Steps of a problem's stream that a lane holds at a time: a record bin longer than this is
+# generated and scanned in blocks, so memory does not grow with ``record_every``.
+BLOCK_STEPS = 100_000
+# The step counters (the engine's and the problems') are uint32.
+MAX_STEPS = 2**32 - 1
 
 
 # Callbacks told of the work (lane-steps) each compiled chunk has done, e.g. by a run directory's
@@ -144,6 +149,10 @@ class SweepResult:
         Columns: one per grid parameter, ``seed``, ``step`` (steps done at the end of the bin),
         ``squared_error`` (NaN once diverged), ``diverged`` (whether the lane had diverged by the
         end of that bin) and ``mean_step_size`` (mean over weights, when step sizes are recorded).
+
+        pandas' ``mean`` skips NaN, so averaging ``squared_error`` per configuration hides the
+        seeds that diverged: rank configurations with :func:`metastep.summarize` or
+        :func:`metastep.best`, which count a diverged run as an infinite error.
         """
         try:
             import pandas as pd
@@ -186,47 +195,69 @@ class Trace(NamedTuple):
 class _Carry(NamedTuple):
     problem_state: Any
     learner_state: Any
-    diverged_at: jax.Array  # int32, 0 while healthy
-    step: jax.Array  # int32 steps done
+    diverged_at: jax.Array  # uint32, 0 while healthy
+    step: jax.Array  # uint32 steps done
 
 
 def _check_divergence(squared_error, threshold):
     return jnp.logical_not(jnp.isfinite(squared_error)) | (squared_error > threshold)
 
 
-def _learner_scan(learner, learner_state, diverged_at, step, xs, ys, threshold):
+class _Lane(NamedTuple):
+    """What one lane carries through a record bin, block after block."""
+
+    learner_state: Any
+    diverged_at: jax.Array
+    step: jax.Array
+    sums: dict[str, jax.Array]  # over the bin's healthy steps: squared error, step metrics
+
+
+def _metric_names(learner, learner_state, x, y) -> tuple[str, ...]:
+    """The per-step values the engine sums per bin: the squared error and the step metrics."""
+    output = jax.eval_shape(learner.step, learner_state, x, y)[1]
+    return ("squared_error", *getattr(output, "metrics", {}))
+
+
+def _first_sample(problem, problem_state) -> tuple[jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
+    """The shapes of one step's ``x`` and ``y``."""
+    samples = jax.eval_shape(lambda state: problem.generate(state, 1)[1], problem_state)
+    return tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in (samples.x, samples.y))
+
+
+def _zero_sums(names, shape=()) -> dict[str, jax.Array]:
+    return {name: jnp.zeros(shape, jnp.result_type(float)) for name in names}
+
+
+def _learner_scan(learner, lane: _Lane, xs, ys, threshold):
     """Scan ``learner.step`` over a block; notes the step at which the error first diverges.
 
-    Returns the sums over the healthy steps of the squared error and of each entry of the step
-    output's optional ``metrics`` dict (e.g. a classifier's accuracy). A diverged lane's state is
-    not frozen here (its NaNs stay in its own lane); :func:`_bin` restores the last healthy
+    Adds to ``lane.sums`` the healthy steps' squared errors and the entries of the step output's
+    optional ``metrics`` dict (e.g. a classifier's accuracy). A diverged lane's state is not
+    frozen here (its NaNs stay in its own lane); :func:`_end_bin` restores the last healthy
     bin-end state, which costs one select per bin, not per step.
     """
 
-    def body(carry, xy):
-        state, diverged_at, step, sums = carry
+    def body(lane: _Lane, xy):
         x, y = xy
-        state, output = learner.step(state, x, y)
+        state, output = learner.step(lane.learner_state, x, y)
         values = {"squared_error": jnp.square(output.error), **getattr(output, "metrics", {})}
         diverged_at = jnp.where(
-            (diverged_at == 0) & _check_divergence(values["squared_error"], threshold),
-            step + 1, diverged_at,
+            (lane.diverged_at == 0) & _check_divergence(values["squared_error"], threshold),
+            lane.step + 1, lane.diverged_at,
         )
-        sums = {name: sums[name] + jnp.where(diverged_at == 0, values[name], 0.0)
-                for name in sums}
-        return (state, diverged_at, step + 1, sums), output
+        sums = {name: total + jnp.where(diverged_at == 0, values[name], 0.0)
+                for name, total in lane.sums.items()}
+        return _Lane(state, diverged_at, lane.step + 1, sums), output
 
-    first_output = jax.eval_shape(learner.step, learner_state, xs[0], ys[0])[1]
-    zero = jnp.zeros((), jnp.result_type(float))
-    sums = {name: zero for name in ("squared_error", *getattr(first_output, "metrics", {}))}
-    (state, diverged_at, step, sums), outputs = jax.lax.scan(
-        body, (learner_state, diverged_at, step, sums), (xs, ys)
-    )
-    return state, diverged_at, step, sums, outputs
+    return jax.lax.scan(body, lane, (xs, ys))
 
 
 def _split_seed(seed):
-    """The keys of a run: the problem's stream and the learner's initialization."""
+    """The keys of a run: the problem's stream and the learner's initialization.
+
+    ``seed`` is a uint32 (see :func:`_check_seed`): ``PRNGKey`` of a seed below 2³¹ is the same
+    whether the seed is given as int32, int64 or uint32.
+    """
     return jax.random.split(jax.random.PRNGKey(seed))
 
 
@@ -235,40 +266,77 @@ def _init_carry(learner, problem, seed) -> _Carry:
     return _Carry(
         problem.init(problem_key),
         learner.init(learner_key),
-        jnp.zeros((), jnp.int32),
-        jnp.zeros((), jnp.int32),
+        jnp.zeros((), jnp.uint32),
+        jnp.zeros((), jnp.uint32),
     )
 
 
-def _bin(learner, learner_state, diverged_at, step, samples, record_every, threshold):
-    """One record bin of one lane over a block of samples."""
-    start_state = learner_state
-    learner_state, diverged_at, step, sums, _ = _learner_scan(
-        learner, learner_state, diverged_at, step, samples.x, samples.y, threshold
+def _feed_bin(generate, learn, problem_state, lane, record_every: int, block_steps: int,
+              last_step_info):
+    """Feed one record bin to the learner in blocks of at most ``block_steps`` steps.
+
+    Only one block of samples exists at a time, so memory does not grow with ``record_every``;
+    a problem's stream does not depend on how it is cut into blocks (step ``t`` draws from
+    ``fold_in(key, t)``), nor does the sequential scan of the learner. ``generate(problem_state,
+    num_steps)`` and ``learn(lane, samples)`` may be vmapped over lanes; ``last_step_info``
+    picks the info of a block's last step. Returns the problem state, the lane and the info of
+    the bin's last step.
+    """
+
+    def feed(problem_state, lane, num_steps):
+        problem_state, samples = generate(problem_state, num_steps)
+        return problem_state, learn(lane, samples), last_step_info(samples.info)
+
+    num_blocks, remainder = divmod(record_every, block_steps)
+    if num_blocks == 1 and not remainder:
+        return feed(problem_state, lane, block_steps)
+
+    def block_body(carry, _):
+        problem_state, lane, info = feed(*carry, block_steps)
+        return (problem_state, lane), info
+
+    (problem_state, lane), infos = jax.lax.scan(
+        block_body, (problem_state, lane), None, length=num_blocks
     )
-    healthy = diverged_at == 0
-    learner_state = jax.tree.map(lambda new, old: jnp.where(healthy, new, old), learner_state,
-                                 start_state)
-    means = {name: total / record_every for name, total in sums.items()}
+    info = jax.tree.map(lambda a: a[-1], infos)
+    if remainder:
+        problem_state, lane, info = feed(problem_state, lane, remainder)
+    return problem_state, lane, info
+
+
+def _end_bin(learner, start_state, lane: _Lane, record_every):
+    """The end of one lane's bin: the last healthy state, and the bin's record (NaN once
+    diverged)."""
+    healthy = lane.diverged_at == 0
+    learner_state = jax.tree.map(lambda new, old: jnp.where(healthy, new, old),
+                                 lane.learner_state, start_state)
+    means = {name: total / record_every for name, total in lane.sums.items()}
     record = {**learner.record(learner_state), **means}
     record = jax.tree.map(
         lambda a: jnp.where(healthy, a, jnp.nan) if jnp.issubdtype(a.dtype, jnp.floating) else a,
         record,
     )
-    return learner_state, diverged_at, step, (record.pop("squared_error"), record)
+    return learner_state, (record.pop("squared_error"), record)
 
 
-def _run_bins(learner, problem, carry: _Carry, num_bins: int, record_every: int, threshold):
+def _run_bins(learner, problem, carry: _Carry, num_bins: int, record_every: int, threshold,
+              block_steps: int, metric_names):
     """``num_bins`` record bins of one lane: returns the carry and the stacked records."""
 
+    def learn(lane, samples):
+        return _learner_scan(learner, lane, samples.x, samples.y, threshold)[0]
+
     def bin_body(carry: _Carry, _):
-        problem_state, samples = problem.generate(carry.problem_state, record_every)
-        learner_state, diverged_at, step, (mean_squared_error, record) = _bin(
-            learner, carry.learner_state, carry.diverged_at, carry.step, samples, record_every,
-            threshold,
+        lane = _Lane(carry.learner_state, carry.diverged_at, carry.step,
+                     _zero_sums(metric_names))
+        problem_state, lane, info = _feed_bin(
+            problem.generate, learn, carry.problem_state, lane, record_every, block_steps,
+            lambda info: jax.tree.map(lambda a: a[-1], info),
         )
-        info = jax.tree.map(lambda a: a[-1], samples.info)
-        return _Carry(problem_state, learner_state, diverged_at, step), (
+        learner_state, (mean_squared_error, record) = _end_bin(
+            learner, carry.learner_state, lane, record_every
+        )
+        return _Carry(problem_state, learner_state, lane.diverged_at, lane.step), (
             mean_squared_error, record, info
         )
 
@@ -288,11 +356,37 @@ def _check_count(name: str, value: Any, minimum: int = 1) -> int:
 def _check_schedule(steps, record_every) -> tuple[int, int, int]:
     steps = _check_count("steps", steps)
     record_every = _check_count("record_every", record_every)
+    if steps > MAX_STEPS:
+        raise ValueError(
+            f"`steps` must be < 2**32 (the step counters are 32-bit unsigned), got {steps}"
+        )
     if steps % record_every:
         raise ValueError(
             f"`steps` ({steps}) must be a multiple of `record_every` ({record_every})"
         )
     return steps, record_every, steps // record_every
+
+
+def _check_seed(seed, name: str = "seed") -> np.uint32:
+    """A seed in [0, 2³²), as the uint32 that ``PRNGKey`` takes (never wrapped)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"`{name}` must be integers in [0, 2**32), got {seed!r}")
+    return np.uint32(seed)
+
+
+def _block_plan(record_every: int, block_steps: int | None) -> int:
+    """The steps generated and scanned at a time inside a record bin.
+
+    By default ``record_every`` up to :data:`BLOCK_STEPS`; above, the largest divisor of
+    ``record_every`` between a quarter of :data:`BLOCK_STEPS` and :data:`BLOCK_STEPS` (a bin is
+    then one compiled block repeated), else :data:`BLOCK_STEPS` and a shorter last block.
+    """
+    if block_steps is not None:
+        return min(_check_count("block_steps", block_steps), record_every)
+    if record_every <= BLOCK_STEPS:
+        return record_every
+    divisors = (d for d in range(BLOCK_STEPS, BLOCK_STEPS // 4 - 1, -1) if record_every % d == 0)
+    return next(divisors, BLOCK_STEPS)
 
 
 def _check_problem(problem):
@@ -313,9 +407,15 @@ def _check_learner(learner, problem=None):
             f"`learner` expects {expected} features but `problem` {problem.name!r} gives "
             f"{problem.num_features}"
         )
+    # An optional hook: e.g. a classifier checks that the problem's labels fit its outputs.
+    check_problem = getattr(learner, "check_problem", None)
+    if problem is not None and callable(check_problem):
+        check_problem(problem)
 
 
 def _check_threshold(threshold) -> float:
+    if isinstance(threshold, (str, bytes)) or np.iscomplexobj(threshold):
+        raise ValueError(f"`divergence_threshold` must be a real number, got {threshold!r}")
     threshold = float(threshold)
     if not threshold > 0:
         raise ValueError(f"`divergence_threshold` must be > 0, got {threshold}")
@@ -332,7 +432,18 @@ def _bins_per_chunk(num_bins: int, record_every: int, chunk_steps: int | None) -
 
 
 def _show_progress(progress, work):
+    # A listener (e.g. a run directory's bar) shows the progress already: no second bar.
+    if progress is None and _PROGRESS_LISTENERS.get():
+        return False
     return work >= PROGRESS_MIN_WORK if progress is None else bool(progress)
+
+
+def _real_array(name: str, values) -> jax.Array:
+    """``values`` as a JAX array of real numbers (bool, integer or float)."""
+    dtype = values.dtype if isinstance(values, jax.Array) else np.asarray(values).dtype
+    if dtype.kind not in "biuf":
+        raise ValueError(f"`{name}` must hold real numbers (bool, integer or float), got {dtype}")
+    return jnp.asarray(values)
 
 
 def _to_numpy(tree):
@@ -356,6 +467,7 @@ def run(
     *,
     divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD,
     chunk_steps: int | None = None,
+    block_steps: int | None = None,
     progress: bool | None = None,
 ) -> RunResult:
     """Run ``learner`` online on ``problem`` for ``steps`` steps from ``PRNGKey(seed)``.
@@ -365,21 +477,31 @@ def run(
         ``step(state, x, y) -> (state, output with .error)`` and ``record(state) -> dict``.
       problem: a :class:`metastep.problems.Problem` stream.
       steps: number of examples; a multiple of ``record_every``.
-      seed: the run's seed; the problem and the learner draw from ``PRNGKey(seed)``.
+      seed: the run's seed in [0, 2³²); the problem and the learner draw from
+        ``PRNGKey(seed)``.
       record_every: steps per record bin.
       divergence_threshold: squared error above which the run counts as diverged.
       chunk_steps: steps per compiled chunk (default: about 1/20 of the run, at least 100,000).
-      progress: show a progress bar (default: only for long runs).
+      block_steps: steps of the stream generated and scanned at a time inside a record bin,
+        which bounds memory whatever ``record_every`` (default: up to :data:`BLOCK_STEPS`); the
+        results do not depend on it.
+      progress: show a progress bar (default: only for long runs, and not while a
+        :func:`progress_listener` is active).
     """
     _check_problem(problem)
     _check_learner(learner, problem)
     steps, record_every, num_bins = _check_schedule(steps, record_every)
+    seed = _check_seed(seed)
     threshold = _check_threshold(divergence_threshold)
     bins_per_chunk = _bins_per_chunk(num_bins, record_every, chunk_steps)
+    block_steps = _block_plan(record_every, block_steps)
 
     carry = jax.jit(lambda s: _init_carry(learner, problem, s))(seed)
+    metric_names = _metric_names(learner, carry.learner_state,
+                                 *_first_sample(problem, carry.problem_state))
     run_chunk = jax.jit(
-        lambda carry, n: _run_bins(learner, problem, carry, n, record_every, threshold),
+        lambda carry, n: _run_bins(learner, problem, carry, n, record_every, threshold,
+                                   block_steps, metric_names),
         static_argnums=1,
     )
     parts = []
@@ -421,12 +543,13 @@ def run_arrays(
       key: passed to ``learner.init`` (default ``PRNGKey(0)``).
 
     Raises:
-      ValueError: on shape mismatches or non-finite data, naming the argument.
+      ValueError: on shape mismatches, data that are not finite real numbers, or targets the
+        learner cannot take (e.g. labels out of a classifier's range), naming the argument.
     """
     _check_learner(learner)
     threshold = _check_threshold(divergence_threshold)
-    xs = jnp.asarray(xs)
-    ys = jnp.asarray(ys)
+    xs = _real_array("xs", xs)
+    ys = _real_array("ys", ys)
     if xs.ndim != 2:
         raise ValueError(f"`xs` must have shape [T, num_features], got shape {xs.shape}")
     if ys.shape != (xs.shape[0],):
@@ -441,16 +564,19 @@ def run_arrays(
             finite_rows = np.isfinite(np.asarray(array)).reshape(len(array), -1).all(axis=1)
             bad = int(np.argmin(finite_rows))
             raise ValueError(f"`{name}` holds non-finite values (first at row {bad})")
+    # An optional hook: e.g. a classifier checks that the labels fit its outputs.
+    check_targets = getattr(learner, "check_targets", None)
+    if callable(check_targets):
+        check_targets(ys, "ys")
     key = jax.random.PRNGKey(0) if key is None else key
 
     @jax.jit
     def scan(xs, ys):
         state = learner.init(key)
-        zero = jnp.zeros((), jnp.int32)
-        state, diverged_at, _, _, outputs = _learner_scan(
-            learner, state, zero, zero, xs, ys, threshold
-        )
-        return state, diverged_at, outputs
+        zero = jnp.zeros((), jnp.uint32)
+        sums = _zero_sums(_metric_names(learner, state, xs[0], ys[0]))
+        lane, outputs = _learner_scan(learner, _Lane(state, zero, zero, sums), xs, ys, threshold)
+        return lane.learner_state, lane.diverged_at, outputs
 
     state, diverged_at, outputs = scan(xs, ys)
     diverged_at = int(diverged_at)
@@ -505,7 +631,36 @@ def _check_seeds(seeds) -> np.ndarray:
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer):
         raise ValueError("`seeds` must be a count or a non-empty list of integers")
-    return seeds
+    for seed in seeds:
+        _check_seed(seed, "seeds")
+    return seeds.astype(np.int64)
+
+
+def _check_configurations(num_configs, config, build_learner, build_problem, learner_names,
+                          problem_names):
+    """Build the learner and the problem of every configuration from concrete numbers, so that
+    their constructors check every value (inside ``vmap`` they see tracers, which they cannot
+    check); each distinct learner and problem is built once.
+
+    Returns the first configuration's learner and problem (they size the chunks).
+
+    Raises:
+      ValueError: naming the first configuration that a constructor rejects.
+    """
+    learners, problems = {}, {}
+    for index in range(num_configs):
+        values = config(index)
+        learner_key = tuple(_select(values, learner_names).items())
+        problem_key = tuple(_select(values, problem_names).items())
+        try:
+            if problem_key not in problems:
+                problems[problem_key] = build_problem(values)
+            if learner_key not in learners:
+                learners[learner_key] = build_learner(values)
+            _check_learner(learners[learner_key], problems[problem_key])
+        except ValueError as error:
+            raise ValueError(f"grid configuration {index} {values}: {error}") from error
+    return next(iter(learners.values())), next(iter(problems.values()))
 
 
 def sweep(
@@ -519,6 +674,7 @@ def sweep(
     divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD,
     lanes_per_chunk: int | None = None,
     chunk_steps: int | None = None,
+    block_steps: int | None = None,
     progress: bool | None = None,
 ) -> SweepResult:
     """Every configuration of ``grid`` × every seed, as one vectorized computation.
@@ -526,19 +682,27 @@ def sweep(
     Args:
       make_learner: builds the learner from grid parameters given by keyword, e.g.
         ``lambda meta_step_size: ms.LinearLearner(ms.idbd(meta_step_size, 0.05), 20)``. It is
-        called inside ``vmap``: the values are traced scalars.
+        called once per configuration with Python numbers before anything runs, so that the
+        constructors check every value, then inside ``vmap``, where the values are traced
+        scalars.
       problem: a Problem, or a function of grid parameters that returns one (for sweeping, say,
-        the target's ``scale``).
+        the target's ``scale``); called as ``make_learner`` is.
       grid: parameter name -> list of numbers; the sweep covers their Cartesian product. Each
         parameter must be accepted by ``make_learner`` or by ``problem``.
-      seeds: a count (seeds 0..k-1) or a list of seeds.
-      steps, record_every, divergence_threshold, chunk_steps, progress: as for :func:`run`.
+      seeds: a count (seeds 0..k-1) or a list of seeds in [0, 2³²).
+      steps, record_every, divergence_threshold, chunk_steps, block_steps, progress: as for
+        :func:`run`.
       lanes_per_chunk: lanes per vmapped chunk (default: as many as fit the memory budget).
+
+    Raises:
+      ValueError: on a bad argument, or a grid configuration that ``make_learner`` or
+        ``problem`` rejects (the message names the configuration).
     """
     columns = _check_grid(grid)
     seed_values = _check_seeds(seeds)
     steps, record_every, num_bins = _check_schedule(steps, record_every)
     threshold = _check_threshold(divergence_threshold)
+    block_steps = _block_plan(record_every, block_steps)
     learner_names = _keyword_names(make_learner)
     problem_names = None if isinstance(problem, Problem) else _keyword_names(problem)
     if not isinstance(problem, Problem) and not callable(problem):
@@ -560,23 +724,32 @@ def sweep(
     # and shared by all configurations (as run alone, each lane sees the stream of its seed).
     shared_stream = isinstance(problem, Problem)
 
-    def build_problem(hyperparameters):
+    def build_problem(values: dict[str, Any]):
         if shared_stream:
             return problem
-        built = problem(**_select(dict(zip(names, hyperparameters)), problem_names))
+        built = problem(**_select(values, problem_names))
         _check_problem(built)
         return built
 
-    def build_learner(hyperparameters):
-        return make_learner(**_select(dict(zip(names, hyperparameters)), learner_names))
+    def build_learner(values: dict[str, Any]):
+        return make_learner(**_select(values, learner_names))
 
-    # Build once outside vmap, to fail early with a clear error and size the chunks.
-    first = [columns[name][0] for name in names]
-    problem0 = build_problem(first)
-    _check_learner(build_learner(first), problem0)
+    def lane_values(hyperparameters) -> dict[str, Any]:
+        return dict(zip(names, hyperparameters))
+
+    learner0, problem0 = _check_configurations(
+        num_configs, lambda index: {name: values[index].item()
+                                    for name, values in grid_values.items()},
+        build_learner, build_problem, learner_names, {} if shared_stream else problem_names,
+    )
+    key = jax.random.PRNGKey(0)
+    metric_names = _metric_names(
+        learner0, jax.eval_shape(learner0.init, key),
+        *_first_sample(problem0, jax.eval_shape(problem0.init, key)),
+    )
     itemsize = jnp.zeros((), jnp.result_type(float)).dtype.itemsize
     lane_bytes = itemsize * (
-        record_every * (problem0.num_features + 2) * (1 if shared_stream else 2)
+        block_steps * (problem0.num_features + 2) * (1 if shared_stream else 2)
         + num_bins * (problem0.num_features + 1) * 3
     )
     if lanes_per_chunk is None:
@@ -594,10 +767,10 @@ def sweep(
         problem_keys, learner_keys = jax.vmap(_split_seed)(seeds).swapaxes(0, 1)
 
         def init_learner(hyperparameters, key):
-            return build_learner(hyperparameters).init(key)
+            return build_learner(lane_values(hyperparameters)).init(key)
 
         def init_problem(hyperparameters, key):
-            return build_problem(hyperparameters).init(key)
+            return build_problem(lane_values(hyperparameters)).init(key)
 
         learner_states = over_configs_and_seeds(init_learner, (0, None), (None, 0))(
             hyperparameters, learner_keys
@@ -608,41 +781,47 @@ def sweep(
             problem_states = over_configs_and_seeds(init_problem, (0, None), (None, 0))(
                 hyperparameters, problem_keys
             )
-        lane_zeros = jnp.zeros((len(hyperparameters), len(seeds)), jnp.int32)
+        lane_zeros = jnp.zeros((len(hyperparameters), len(seeds)), jnp.uint32)
         return _Carry(problem_states, learner_states, lane_zeros, lane_zeros)
 
     def run_chunk(hyperparameters, carry: _Carry, num_bins_in_chunk: int):
-        def generate(hyperparameters, problem_state):
-            return build_problem(hyperparameters).generate(problem_state, record_every)
+        sample_config_axis = None if shared_stream else 0
+        time_axis = 1 if shared_stream else 2
 
-        def lane_bin(hyperparameters, learner_state, diverged_at, step, samples):
-            return _bin(build_learner(hyperparameters), learner_state, diverged_at, step, samples,
-                        record_every, threshold)
+        def generate(problem_states, num_steps):
+            if shared_stream:
+                return jax.vmap(lambda state: problem.generate(state, num_steps))(problem_states)
+            return over_configs_and_seeds(
+                lambda h, state: build_problem(lane_values(h)).generate(state, num_steps),
+                (0, 0), (None, 0),
+            )(hyperparameters, problem_states)
+
+        def learn(lanes: _Lane, samples):
+            def lane_scan(h, lane, x, y):
+                return _learner_scan(build_learner(lane_values(h)), lane, x, y, threshold)[0]
+
+            return over_configs_and_seeds(
+                lane_scan, (0, 0, sample_config_axis, sample_config_axis), (None, 0, 0, 0)
+            )(hyperparameters, lanes, samples.x, samples.y)
+
+        def end_bin(h, start_state, lane):
+            return _end_bin(build_learner(lane_values(h)), start_state, lane, record_every)
 
         def bin_body(carry: _Carry, _):
-            if shared_stream:
-                problem_states, samples = jax.vmap(generate, in_axes=(None, 0))(
-                    None, carry.problem_state
-                )
-            else:
-                problem_states, samples = over_configs_and_seeds(
-                    generate, (0, 0), (None, 0)
-                )(hyperparameters, carry.problem_state)
-            sample_config_axis = None if shared_stream else 0
-            learner_states, diverged_at, step, (mean_squared_error, record) = (
-                over_configs_and_seeds(
-                    lane_bin, (0, 0, 0, 0, sample_config_axis), (None, 0, 0, 0, 0)
-                )(hyperparameters, carry.learner_state, carry.diverged_at, carry.step, samples)
+            lanes = _Lane(carry.learner_state, carry.diverged_at, carry.step,
+                          _zero_sums(metric_names, carry.step.shape))
+            problem_states, lanes, info = _feed_bin(
+                generate, learn, carry.problem_state, lanes, record_every, block_steps,
+                lambda info: jax.tree.map(lambda a: jnp.take(a, -1, axis=time_axis), info),
             )
-            time_axis = 1 if shared_stream else 2
+            learner_states, (mean_squared_error, record) = over_configs_and_seeds(
+                end_bin, (0, 0, 0), (None, 0, 0)
+            )(hyperparameters, carry.learner_state, lanes)
             info = jax.tree.map(
-                lambda a: jnp.broadcast_to(
-                    jnp.take(a, -1, axis=time_axis),
-                    mean_squared_error.shape + a.shape[time_axis + 1:],
-                ),
-                samples.info,
+                lambda a: jnp.broadcast_to(a, mean_squared_error.shape + a.shape[time_axis:]),
+                info,
             )
-            new_carry = _Carry(problem_states, learner_states, diverged_at, step)
+            new_carry = _Carry(problem_states, learner_states, lanes.diverged_at, lanes.step)
             return new_carry, (mean_squared_error, record, info)
 
         return jax.lax.scan(bin_body, carry, None, length=num_bins_in_chunk)
@@ -668,7 +847,7 @@ def sweep(
             hyperparameters = jnp.asarray(chunk_configs, float_dtype)
             for first_seed in range(0, num_seeds, seeds_per_chunk):
                 chunk_seeds, real_seeds = padded(seed_values, first_seed, seeds_per_chunk)
-                carry = init_compiled(hyperparameters, jnp.asarray(chunk_seeds))
+                carry = init_compiled(hyperparameters, jnp.asarray(chunk_seeds, jnp.uint32))
                 time_parts = []
                 for first_bin in range(0, num_bins, bins_per_chunk):
                     bins = min(bins_per_chunk, num_bins - first_bin)
