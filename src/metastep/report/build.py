@@ -6,6 +6,10 @@ For every experiment recorded in ``config.json`` whose shards are all stored, th
 to ``report.md`` (figures linked) and ``report.html`` (self-contained: figures embedded). An
 experiment that was skipped (it could not run there: its data are missing, ...) is reported as
 such, with the reason, in the page and in ``summary.json`` (``{"skipped": reason}``).
+
+A shard is used only if it verifies (:meth:`RunDirectory.read_shard`): one that does not is
+named in the page, with why, and its experiment is incomplete. ``summary.json`` is updated, not
+rewritten: the numbers of an experiment now incomplete stay as an earlier build stored them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +27,17 @@ import matplotlib
 from metastep import experiments
 from metastep.experiments._base import FILE_NAME, Budget, Experiment, is_finite_number, lookup
 from metastep.report import _markdown
-from metastep.report.storage import RunDirectory, to_json_value, write_bytes, write_json, write_text
+from metastep.report.storage import (
+    RunDirectory,
+    RunDirectoryError,
+    ShardError,
+    read_json_object,
+    shard_provenance,
+    to_json_value,
+    write_bytes,
+    write_json,
+    write_text,
+)
 
 # Figures readable in print: sizes in points at the saved size, light grids, tight margins.
 FIGURE_STYLE = {
@@ -79,10 +94,22 @@ class ExperimentReport:
     figures: dict[str, bytes] = field(default_factory=dict)  # name -> PNG
     comparisons: list[Comparison] = field(default_factory=list)
     skipped: str | None = None  # why the experiment did not run (its data are missing, ...)
+    invalid: dict[str, str] = field(default_factory=dict)  # stored shards not verifying: why
+    summary_kept: bool = False  # summary.json keeps its numbers of an earlier complete build
 
     @property
     def complete(self) -> bool:
         return self.skipped is None and len(self.stored_shards) == len(self.all_shards)
+
+    def missing_text(self) -> str:
+        """Which shards are missing and which do not verify (and why); ``""`` when none."""
+        absent = [shard for shard in self.all_shards
+                  if shard not in self.stored_shards and shard not in self.invalid]
+        parts = [f"missing: {', '.join(absent)}"] if absent else []
+        parts += [f"not usable: {why}" for why in self.invalid.values()]
+        if parts and self.summary_kept:
+            parts.append("summary.json keeps the numbers of the earlier complete run")
+        return "; ".join(parts)
 
 
 def format_value(value: Any) -> str:
@@ -124,17 +151,31 @@ def render_figures(run_dir: RunDirectory, experiment: Experiment, tables, budget
     return pngs
 
 
+def read_stored_shards(run_dir: RunDirectory, name: str, entry: Mapping[str, Any]):
+    """The tables of the recorded experiment's stored shards that verify (stored with the
+    recorded parameters, intact); and for each stored shard that does not, why."""
+    tables, invalid = {}, {}
+    for shard, parameters in entry["shards"].items():
+        try:
+            tables[shard] = run_dir.read_shard(
+                name, shard, shard_provenance(parameters, entry["budget"]))
+        except FileNotFoundError:
+            continue
+        except ShardError as error:
+            invalid[shard] = str(error)
+    return tables, invalid
+
+
 def report_experiment(run_dir: RunDirectory, name: str, entry: Mapping[str, Any]):
     """Summary, figures and comparisons of one recorded experiment (if all shards are stored)."""
     experiment = experiments.get(name)
     budget = Budget.from_dict(entry["budget"])
     if "skipped" in entry:
         return ExperimentReport(experiment, budget, [], [], skipped=entry["skipped"])
-    all_shards = list(entry["shards"])
-    stored = [shard for shard in all_shards if run_dir.has_shard(name, shard)]
-    report = ExperimentReport(experiment, budget, stored, all_shards)
+    tables, invalid = read_stored_shards(run_dir, name, entry)
+    report = ExperimentReport(experiment, budget, list(tables), list(entry["shards"]),
+                              invalid=invalid)
     if report.complete:
-        tables = {shard: run_dir.read_shard(name, shard) for shard in all_shards}
         report.summary = to_json_value(experiment.summarize(tables, budget))
         report.figures = render_figures(run_dir, experiment, tables, budget)
         report.comparisons = compare(experiment, report.summary)
@@ -152,14 +193,36 @@ def build_report(run_dir: RunDirectory | str) -> list[ExperimentReport]:
     order = [name for name in experiments.EXPERIMENTS if name in recorded]
     order += [name for name in recorded if name not in order]  # unknown: get() says so
     reports = [report_experiment(run_dir, name, recorded[name]) for name in order]
-    write_json(run_dir.summary_path, {
-        report.experiment.name: report.summary if report.complete else {"skipped": report.skipped}
-        for report in reports if report.complete or report.skipped is not None
-    })
+    write_summary(run_dir, reports)
     blocks = report_blocks(config, reports)
     write_text(run_dir.path / "report.md", to_markdown(blocks))
     write_text(run_dir.path / "report.html", to_html(blocks))
     return reports
+
+
+def write_summary(run_dir: RunDirectory, reports: list[ExperimentReport]) -> None:
+    """Update ``summary.json`` (one read-modify-write under the directory's lock): a complete
+    experiment's numbers replace its entry; a skipped one is noted as ``{"skipped": reason}``.
+    Numbers are never replaced by less: an experiment now incomplete or skipped keeps the
+    numbers stored earlier (``report.summary_kept``), and so does one no longer recorded."""
+    with run_dir.locked():
+        try:
+            summary = read_json_object(run_dir.summary_path)
+        except RunDirectoryError as error:  # nothing in it is readable: rebuilt from the results
+            print(f"metastep: {error}; writing it anew", file=sys.stderr)
+            summary = {}
+        for report in reports:
+            name = report.experiment.name
+            stored = summary.get(name)
+            if report.complete:
+                summary[name] = report.summary
+            elif stored is not None and "skipped" not in stored:
+                report.summary_kept = True
+            elif report.skipped is not None:
+                summary[name] = {"skipped": report.skipped}
+            else:
+                summary.pop(name, None)  # a note that it was skipped, now out of date
+        write_json(run_dir.summary_path, summary)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +287,8 @@ def experiment_blocks(report: ExperimentReport) -> list:
     if not report.complete:
         return blocks + [Prose(
             f"**Incomplete**: {len(report.stored_shards)} of {len(report.all_shards)} shards "
-            f"stored. Rerun the same command with `--out` this directory to finish it."
+            f"stored ({report.missing_text()}). Rerun the same command with `--out` this "
+            "directory to finish it."
         )]
     blocks.append(Prose(experiment.explanation))
     for name, png in report.figures.items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,11 +14,12 @@ from tqdm.auto import tqdm
 import metastep
 from metastep.experiments._base import REQUIRED_COLUMNS, Budget, Experiment, Shard
 from metastep.report.environment import environment
-from metastep.report.storage import RunDirectory, to_json_value
-
-
-class RunDirectoryError(RuntimeError):
-    """The run directory cannot take this run (it holds results of other parameters)."""
+from metastep.report.storage import (
+    RunDirectory,
+    RunDirectoryError,
+    shard_provenance,
+    to_json_value,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class ExperimentRun:
     reused: int  # shards found already stored
     seconds: float
     skipped: str | None = None  # why the experiment could not run here (its data are missing...)
+    replaced: tuple[str, ...] = ()  # stored shards that did not verify, computed again
 
 
 def now() -> str:
@@ -43,50 +47,58 @@ def record_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Bud
       RunDirectoryError: the directory already holds this experiment at another budget or with
         other shard parameters: its stored shards would not be results of this run.
     """
-    config = run_dir.read_config()
     entry = to_json_value({
         "description": experiment.description,
         "budget": budget.to_dict(),
         "seeds": budget.seed_list,
         "shards": {shard.name: dict(shard.parameters) for shard in shards},
     })
-    stored = config.get("experiments", {}).get(experiment.name)
-    # A skipped experiment stored nothing: this run may take its place.
-    if stored is not None and "skipped" not in stored and (
-        stored["budget"], stored["shards"]
-    ) != (entry["budget"], entry["shards"]):
-        raise RunDirectoryError(
-            f"{run_dir.path} holds {experiment.name} results of other parameters (stored budget "
-            f"{stored['budget']}, asked {entry['budget']}): choose another --out directory"
-        )
-    write_entry(run_dir, config, experiment.name, entry, command)
+
+    def check(stored: dict[str, Any] | None) -> bool:
+        # A skipped experiment stored nothing: this run may take its place.
+        if stored is not None and "skipped" not in stored and (
+            stored.get("budget"), stored.get("shards")
+        ) != (entry["budget"], entry["shards"]):
+            raise RunDirectoryError(
+                f"{run_dir.path} holds {experiment.name} results of other parameters (stored "
+                f"budget {stored.get('budget')}, asked {entry['budget']}): choose another "
+                "--out directory"
+            )
+        return True
+
+    write_entry(run_dir, experiment.name, entry, command, check)
 
 
 def record_skipped(run_dir: RunDirectory, experiment: Experiment, budget: Budget, reason: str,
                    command: list[str] | None = None) -> None:
     """Note in ``config.json`` that ``experiment`` was skipped, and why; the results of an earlier
     run of it, if the directory holds some, are kept."""
-    config = run_dir.read_config()
-    stored = config.get("experiments", {}).get(experiment.name)
-    if stored is not None and "skipped" not in stored:
-        return
     entry = {"description": experiment.description, "budget": budget.to_dict(),
              "skipped": reason}
-    write_entry(run_dir, config, experiment.name, to_json_value(entry), command)
+    write_entry(run_dir, experiment.name, to_json_value(entry), command,
+                lambda stored: stored is None or "skipped" in stored)
 
 
-def write_entry(run_dir: RunDirectory, config: dict[str, Any], name: str,
-                entry: dict[str, Any], command: list[str] | None) -> None:
-    """Store the experiment's entry in ``config.json``, with the run's provenance."""
-    timestamp = now()
-    config.setdefault("created", timestamp)
-    config["updated"] = timestamp
-    config["metastep_version"] = metastep.__version__
-    if command is not None:
-        config["command"] = command
-    config["environment"] = environment()
-    config.setdefault("experiments", {})[name] = entry
-    run_dir.write_config(config)
+def write_entry(run_dir: RunDirectory, name: str, entry: dict[str, Any],
+                command: list[str] | None, replaces: Callable[[dict | None], bool]) -> None:
+    """Store the experiment's entry in ``config.json``, with the run's provenance, if
+    ``replaces(stored entry or None)``; one read-modify-write under the directory's lock, so
+    that runs of other experiments into the directory at the same time keep theirs."""
+    probed = environment()  # slow (it starts JAX): outside the lock
+
+    def change(config: dict[str, Any]) -> None:
+        if not replaces(config.get("experiments", {}).get(name)):
+            return
+        timestamp = now()
+        config.setdefault("created", timestamp)
+        config["updated"] = timestamp
+        config["metastep_version"] = metastep.__version__
+        if command is not None:
+            config["command"] = command
+        config["environment"] = probed
+        config.setdefault("experiments", {})[name] = entry
+
+    run_dir.update_config(change)
 
 
 def check_table(experiment: Experiment, shard: Shard, table: Any):
@@ -104,6 +116,23 @@ def check_table(experiment: Experiment, shard: Shard, table: Any):
     table = table.drop(columns="experiment", errors="ignore")
     table.insert(0, "experiment", experiment.name)
     return table
+
+
+def shards_to_compute(run_dir: RunDirectory, experiment: str, shards: list[Shard],
+                      provenances: dict[str, dict[str, Any]]) -> tuple[list[Shard], list[str]]:
+    """The shards to compute: those not stored, and those stored that do not verify (corrupt,
+    or computed with other parameters or another metastep version), each said on stderr; and
+    the names of the latter."""
+    to_compute, replaced = [], []
+    for shard in shards:
+        problem = run_dir.check_shard(experiment, shard.name, provenances[shard.name])
+        if problem is None:
+            continue
+        if problem != "missing":
+            print(f"{experiment}: {problem}: computing it again", file=sys.stderr)
+            replaced.append(shard.name)
+        to_compute.append(shard)
+    return to_compute, replaced
 
 
 def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget, *,
@@ -126,7 +155,9 @@ def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget
     if len(set(names)) != len(names):
         raise ValueError(f"{experiment.name}: shard names repeat: {names}")
     record_experiment(run_dir, experiment, budget, shards, command)
-    to_compute = [shard for shard in shards if not run_dir.has_shard(experiment.name, shard.name)]
+    provenances = {shard.name: shard_provenance(shard.parameters, budget.to_dict(),
+                                                metastep.__version__) for shard in shards}
+    to_compute, replaced = shards_to_compute(run_dir, experiment.name, shards, provenances)
     stored_work = sum(shard.work for shard in shards) - sum(shard.work for shard in to_compute)
     with tqdm(
         total=sum(shard.work for shard in shards), initial=stored_work, desc=experiment.name,
@@ -135,7 +166,7 @@ def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget
         for shard in to_compute:
             bar.set_postfix_str(shard.name)
             table = check_table(experiment, shard, shard.compute())
-            run_dir.write_shard(experiment.name, shard.name, table)
+            run_dir.write_shard(experiment.name, shard.name, table, provenances[shard.name])
             bar.update(shard.work)
         bar.set_postfix_str("done")
     return ExperimentRun(
@@ -144,4 +175,5 @@ def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget
         computed=len(to_compute),
         reused=len(shards) - len(to_compute),
         seconds=time.perf_counter() - start,
+        replaced=tuple(replaced),
     )
