@@ -12,7 +12,7 @@ import pytest
 from metastep.cli import main
 from metastep.experiments import BUDGET_NAMES, EXPERIMENTS, lookup
 from metastep.experiments._base import FILE_NAME
-from metastep.report.storage import read_json
+from metastep.report.storage import TEMPORARY_SUFFIX, read_json
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_run_directory_layout(run_directory):
     assert list(config["experiments"]) == list(EXPERIMENTS)
     assert config["environment"]["device"]["platform"]
     assert all(config["environment"]["packages"][name] for name in ("jax", "optax", "numpy"))
-    assert not list(run_directory.rglob(".*"))  # no temporary file left
+    assert not list(run_directory.rglob(f".*{TEMPORARY_SUFFIX}"))  # no temporary file left
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
