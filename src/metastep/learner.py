@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metastep.methods._common import step_sizes
+from metastep.methods._step_sizes import NoStepSizesError, step_sizes
 
 
 class LinearLearnerState(NamedTuple):
@@ -79,7 +79,7 @@ class LinearLearner:
         """Per-weight step sizes used by the last update (NaN for plain optax optimizers)."""
         try:
             return step_sizes(state.opt_state)
-        except ValueError:
+        except NoStepSizesError:  # plain optax optimizers; ambiguity still raises
             return jnp.full_like(state.weights, jnp.nan)
 
     def record(self, state: LinearLearnerState) -> dict[str, jax.Array]:

@@ -92,7 +92,7 @@ def test_dense_kernel_has_one_bound_per_output_unit(x64, nonstationary_data):
         grads = -jnp.outer(x, y - prediction)
         curvature = jnp.broadcast_to((x * x)[:, None], kernel.shape)
         updates, opt_state = method.update(grads, opt_state, kernel, curvature=curvature)
-        return (kernel + updates, opt_state), (prediction, opt_state.step_size)
+        return (kernel + updates, opt_state), (prediction, opt_state.step_sizes)
 
     kernel = jnp.zeros((5, 3))
     run = jax.jit(lambda carry, xs, ys: jax.lax.scan(step, carry, (xs, ys)))
@@ -118,7 +118,7 @@ def test_unit_axes_options():
     def first_step_sizes(**kwargs):
         method = ms.autostep(0.0, 0.4, **kwargs)
         _, state = method.update(grads, method.init(params), params, curvature=curvature)
-        return state.step_size
+        return state.step_sizes
 
     auto = first_step_sizes()
     np.testing.assert_allclose(auto["kernel"], 0.4)

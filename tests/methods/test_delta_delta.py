@@ -93,7 +93,7 @@ def test_nested_pytree_under_jit():
     jax.tree.map(
         lambda u, a, g: np.testing.assert_allclose(u, -a * g, rtol=1e-6),
         updates,
-        state.step_size,
+        state.step_sizes,
         grads,
     )
 

@@ -99,7 +99,7 @@ def test_tensor_granularity_shares_one_step_size_per_leaf(x64, nonstationary_dat
         curvature = jax.tree.map(jnp.square, inputs)
         updates, opt_state = method.update(grads, opt_state, params, curvature=curvature)
         params = jax.tree.map(jnp.add, params, updates)
-        step_sizes = jnp.concatenate([opt_state.step_size["a"], opt_state.step_size["b"]])
+        step_sizes = jnp.concatenate([opt_state.step_sizes["a"], opt_state.step_sizes["b"]])
         return (params, opt_state), (prediction, step_sizes)
 
     params = {"a": jnp.zeros(2), "b": jnp.zeros(3)}

@@ -116,7 +116,7 @@ def test_sgd_base_and_meta_is_idbd_without_curvature(x64, nonstationary_data, gr
             x, y = data
             g = -(y - w @ x) * x
             updates, state = method.update(g, state, w, curvature=jnp.zeros_like(w))
-            return (w + updates, state), state.step_size
+            return (w + updates, state), state.step_sizes
 
         w = jnp.zeros(5)
         return jax.lax.scan(step, (w, method.init(w)), (jnp.asarray(xs), jnp.asarray(ys)))[1]

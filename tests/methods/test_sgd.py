@@ -66,7 +66,7 @@ def test_invalid_step_size_raises(step_size):
 
 def test_float64_follows_the_parameters(x64):
     state = ms.sgd(np.float32(0.01)).init({"w": jnp.zeros(3, jnp.float64)})
-    assert state.step_size["w"].dtype == jnp.float64
+    assert state.step_sizes["w"].dtype == jnp.float64
 
 
 def test_step_size_can_be_traced():

@@ -78,7 +78,7 @@ def test_falls_back_to_diagonal_curvature(x64, nonstationary_data):
         updates, opt_state = method.update(
             -(y - prediction) * x, opt_state, weights, curvature=x * x
         )
-        return (weights + updates, opt_state), (prediction, opt_state.step_size)
+        return (weights + updates, opt_state), (prediction, opt_state.step_sizes)
 
     weights = jnp.zeros(5)
     run = jax.jit(lambda carry, xs, ys: jax.lax.scan(step, carry, (xs, ys)))

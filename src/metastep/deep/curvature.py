@@ -2,7 +2,12 @@
 
 The step-size methods take the gradient ``g`` and, as extra arguments of ``update``, a diagonal
 curvature ``c`` (``curvature``, a pytree like the parameters) and a curvature-vector product
-``C v`` (``curvature_vector_product``, a function over such pytrees). For a linear unit with
+``C v`` (``curvature_vector_product``, a function over such pytrees). Here the product is a
+:class:`metastep.methods.CurvatureVectorProduct`: a pytree of arrays (the parameters and the batch)
+with the multiplication as its static part, so ``jax.jit(method.update)(grads, state, params,
+**extra)`` works, and inside ``optax.masked``/``optax.multi_transform`` SMD multiplies a group's
+vector by the group's block of ``C``. It recomputes the forward pass it needs (under ``jit`` XLA
+shares it with the gradient's where it can). For a linear unit with
 squared loss ``c = x²`` and ``C v = x (x·v)`` (../shared/spec/methods.md, Notation); for a network
 :func:`extra_args` offers four sources:
 
@@ -45,6 +50,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from metastep.methods import CurvatureVectorProduct
 
 LOSSES = ("squared", "cross_entropy")
 CURVATURES = ("gauss_newton", "hutchinson", "hvp", "none")
@@ -125,8 +132,34 @@ def _rademacher_like(key: jax.Array, tree: Any) -> Any:
     return jax.tree.unflatten(treedef, signs)
 
 
-def _zeros_product(vector: Any) -> Any:
+def _zeros_product(static: Any, params: Any, operands: Any, vector: Any) -> Any:
+    del static, params, operands
     return jax.tree.map(jnp.zeros_like, vector)
+
+
+def _gauss_newton_product(static: Any, params: Any, operands: Any, vector: Any) -> Any:
+    """``G v = Jᵀ H (J v)``: a Jacobian-vector product, then a vector-Jacobian product."""
+    apply_fn, loss = static
+    (inputs,) = operands
+
+    def model(p):
+        return apply_fn(p, inputs)
+
+    outputs, model_vjp = jax.vjp(model, params)
+    _, jacobian_vector = jax.jvp(model, (params,), (vector,))
+    (product,) = model_vjp(_output_hessian_product(outputs, jacobian_vector, loss))
+    return product
+
+
+def _hessian_product(static: Any, params: Any, operands: Any, vector: Any) -> Any:
+    """``∇²L v``: the Jacobian-vector product of the gradient."""
+    apply_fn, loss = static
+    inputs, targets = operands
+
+    def gradient(p):
+        return jax.grad(lambda q: loss_value(apply_fn(q, inputs), targets, loss))(p)
+
+    return jax.jvp(gradient, (params,), (vector,))[1]
 
 
 def extra_args(
@@ -167,22 +200,18 @@ def extra_args(
             (grads,) = model_vjp(output_gradient)
             zeros = jax.tree.map(jnp.zeros_like, grads)
             return value, outputs, grads, {
-                "curvature": zeros, "curvature_vector_product": _zeros_product,
+                "curvature": zeros,
+                "curvature_vector_product": CurvatureVectorProduct(_zeros_product, params),
             }
         cotangents = jnp.stack([output_gradient, _gauss_newton_cotangent(outputs, loss, key)])
         # One batched backward pass: the gradient and the projected Jacobian Jᵀu together.
         (both,) = jax.vmap(model_vjp)(cotangents)
         grads = jax.tree.map(lambda a: a[0], both)
         diagonal = jax.tree.map(lambda a: jnp.square(a[1]), both)
-
-        def gauss_newton_product(vector):
-            _, jacobian_vector = jax.jvp(model, (params,), (vector,))
-            (product,) = model_vjp(_output_hessian_product(outputs, jacobian_vector, loss))
-            return product
-
-        return value, outputs, grads, {
-            "curvature": diagonal, "curvature_vector_product": gauss_newton_product,
-        }
+        product = CurvatureVectorProduct(
+            _gauss_newton_product, params, (inputs,), (apply_fn, loss)
+        )
+        return value, outputs, grads, {"curvature": diagonal, "curvature_vector_product": product}
 
     def loss_and_gradient(p):
         (value, outputs), grads = jax.value_and_grad(
@@ -192,15 +221,13 @@ def extra_args(
 
     (value, grads), linearized, outputs = jax.linearize(loss_and_gradient, params, has_aux=True)
 
-    def hessian_product(vector):
-        return linearized(vector)[1]
-
-    extra: dict[str, Any] = {"curvature_vector_product": hessian_product}
+    product = CurvatureVectorProduct(_hessian_product, params, (inputs, targets), (apply_fn, loss))
+    extra: dict[str, Any] = {"curvature_vector_product": product}
     if key is None and curvature == "hutchinson":
         raise ValueError("curvature='hutchinson' draws random signs: pass `key`")
     if key is not None:
         signs = _rademacher_like(key, params)
-        extra["curvature"] = jax.tree.map(jnp.multiply, signs, hessian_product(signs))
+        extra["curvature"] = jax.tree.map(jnp.multiply, signs, linearized(signs)[1])
     return value, outputs, grads, extra
 
 

@@ -63,7 +63,8 @@ import optax
 from metastep.deep.curvature import check_curvature, check_loss, extra_args
 from metastep.deep.models import Model, as_model, leaf_names
 from metastep.learner import StepOutput
-from metastep.methods._common import check_unit_interval, step_sizes
+from metastep.methods._common import check_unit_interval
+from metastep.methods._step_sizes import NoStepSizesError, step_sizes
 
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)
 
@@ -218,7 +219,7 @@ class DeepLearner:
         """Per-weight step sizes used by the last update (NaN for plain optax optimizers)."""
         try:
             return step_sizes(state.opt_state)
-        except ValueError:
+        except NoStepSizesError:  # plain optax optimizers; ambiguity still raises
             return jax.tree.map(lambda p: jnp.full_like(p, jnp.nan), state.params)
 
     def record(self, state: DeepLearnerState) -> dict[str, jax.Array]:

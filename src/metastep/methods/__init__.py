@@ -1,6 +1,7 @@
 """Step-size methods, each an optax ``GradientTransformationExtraArgs`` over any pytree."""
 
-from metastep.methods._common import step_sizes
+from metastep.methods._signals import CurvatureVectorProduct
+from metastep.methods._step_sizes import NoStepSizesError, step_sizes
 from metastep.methods.adam import AdamState, adam
 from metastep.methods.autostep import AutostepState, autostep
 from metastep.methods.delta_delta import DeltaDeltaState, delta_delta
@@ -20,10 +21,12 @@ __all__ = [
     "AdamHypergradientState",
     "AdamState",
     "AutostepState",
+    "CurvatureVectorProduct",
     "DeltaDeltaState",
     "HypergradientState",
     "IDBDState",
     "MetaOptimizeState",
+    "NoStepSizesError",
     "RMSpropState",
     "SGDState",
     "SMDState",

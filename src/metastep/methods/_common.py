@@ -1,4 +1,4 @@
-"""What every step-size method shares: argument checks, the step-size protocol, granularity.
+"""What every step-size method shares: argument checks, dtypes, granularity, schedules.
 
 Conventions (see ../shared/spec/methods.md, "Notation"):
 
@@ -7,13 +7,25 @@ Conventions (see ../shared/spec/methods.md, "Notation"):
     updates to parameters).
 * Side signals arrive as extra keyword arguments, never packed into the gradient:
     ``curvature`` (a pytree like the parameters: the diagonal curvature ``c``; ``x²`` for a linear
-    unit)
-    and ``curvature_vector_product`` (a function ``v -> C v`` over such pytrees, used by SMD).
-* Every method's state is a NamedTuple with a field ``step_size``: a pytree like the parameters
-    holding the per-weight step size that the last update used (before any update, the initial one).
-    :func:`step_sizes` finds it in any nest of states (optax chains, learner states).
-* Hyperparameters may be traced JAX values (a sweep ``vmap``s over them), so checks of their values
-    run only on concrete numbers.
+    unit) and ``curvature_vector_product`` (``v -> C v`` over such pytrees, used by SMD; a
+    :class:`~metastep.methods.CurvatureVectorProduct` keeps it jit- and mask-friendly). Both are
+    cast to the gradients' dtype, and restricted to the gradients' leaves inside ``optax.masked``
+    or ``optax.multi_transform`` (see :mod:`metastep.methods._signals`).
+* Every method's state is a NamedTuple with a field ``step_sizes``: a pytree like the parameters
+    holding the per-weight step size that the last update used (before any update, the one the
+    first update will use). :func:`~metastep.methods.step_sizes` finds it in any nest of states
+    (optax chains and wrappers, learner states). The field is not called ``step_size``, the name of
+    the hyperparameter of ``sgd``, ``rmsprop`` and ``adam``, so that ``optax.tree.get(state,
+    "step_size")`` under ``optax.inject_hyperparams`` finds the hyperparameter alone.
+* Hyperparameters are read when ``update`` runs, so ``optax.inject_hyperparams`` can change them
+    between updates. Initial step sizes are the exception: they only set the state at ``init``.
+    Hyperparameters may be traced JAX values (a sweep ``vmap``s over them), so checks of their
+    values run only on concrete numbers.
+* The state keeps its dtypes: each new state leaf is cast to the dtype of the leaf it replaces, so
+    ``lax.cond``, ``optax.apply_if_finite`` and ``optax.MultiSteps`` can select between old and new
+    states, and float16/bfloat16 parameters keep float16/bfloat16 states.
+* Every state field is a buffer of its own (no two fields share one array), so ``jax.jit(update,
+    donate_argnums=1)`` can donate the state returned by an eager ``init``.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 GRANULARITIES = ("weight", "tensor", "scalar")
 
@@ -36,6 +49,9 @@ def _as_float(name: str, value: Any) -> float | None:
     """The value as a Python float, or None when it is traced or not a scalar."""
     if not _is_concrete(value):
         return None
+    # float() would parse a numeric string and drop an imaginary part without a word.
+    if isinstance(value, (str, bytes)) or np.iscomplexobj(value):
+        raise ValueError(f"`{name}` must be a real number, got {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError) as error:
@@ -55,11 +71,48 @@ def check_non_negative(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be >= 0, got {v}")
 
 
-def check_positive(name: str, value: Any) -> None:
+def check_positive(name: str, value: Any, reason: str = "") -> None:
     check_finite(name, value)
     v = _as_float(name, value)
     if v is not None and v <= 0:
-        raise ValueError(f"`{name}` must be > 0, got {v}")
+        raise ValueError(f"`{name}` must be > 0, got {v}" + (f": {reason}" if reason else ""))
+
+
+EPS_REASON = (
+    "ε = 0 divides 0 by 0 for a weight whose gradients have all been 0 (a feature that is always "
+    "0), and the update is NaN"
+)
+
+
+def check_eps(eps: Any) -> None:
+    """``ε`` inside a square root that may otherwise be 0."""
+    check_positive("eps", eps, EPS_REASON)
+
+
+def is_schedule(value: Any) -> bool:
+    """A schedule, ``count -> value`` (optax's ``ScalarOrSchedule``), as opposed to a number."""
+    return callable(value)
+
+
+def check_step_size_schedule(name: str, value: Any) -> None:
+    """A base step size ≥ 0: a number, or a schedule (its values are not checked)."""
+    if not is_schedule(value):
+        check_non_negative(name, value)
+
+
+def value_at(value: Any, count: jax.Array) -> Any:
+    """A number, or a schedule's value for the number of updates made so far (optax's convention:
+    the first update uses ``schedule(0)``)."""
+    return value(count) if is_schedule(value) else value
+
+
+def increment(count: jax.Array) -> jax.Array:
+    """``count + 1``, saturating at the largest int32 instead of wrapping to negative."""
+    return optax.safe_increment(count)
+
+
+def new_count() -> jax.Array:
+    return jnp.zeros([], jnp.int32)
 
 
 def check_unit_interval(name: str, value: Any) -> None:
@@ -100,21 +153,48 @@ def check_same_structure(name: str, tree: Any, reference: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Leaves: arrays or Python numbers (optax accepts both), each state field a fresh buffer.
+
+
+def dtype_of(leaf: Any) -> Any:
+    """The dtype of a parameter or gradient leaf (a Python float: JAX's default float)."""
+    return jnp.result_type(leaf)
+
+
+def zeros_like(tree: Any) -> Any:
+    """Zeros like every leaf, in new buffers (one call per state field: see the conventions)."""
+    return jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), dtype_of(p)), tree)
+
+
+def full_like(tree: Any, value: Any) -> Any:
+    """``value`` in the shape and dtype of every leaf, in new buffers."""
+    return jax.tree.map(lambda p: jnp.full(jnp.shape(p), value, dtype_of(p)), tree)
+
+
+def cast_like(tree: Any, reference: Any) -> Any:
+    """Each leaf of ``tree`` in the dtype of the matching leaf of ``reference``."""
+    return jax.tree.map(lambda t, r: jnp.asarray(t, dtype_of(r)), tree, reference)
+
+
+# ---------------------------------------------------------------------------------------------
 # Granularity: a learned step size per weight, per parameter array ("tensor"), or one in all.
 # The meta-gradient of a step size shared by a block of weights is the sum of the per-weight
 # meta-gradients over that block, so a block rule reduces its per-weight signal by summation.
 
 
+def _scalar_dtype(tree: Any) -> Any:
+    leaves = jax.tree.leaves(tree)
+    return jnp.result_type(*leaves) if leaves else jnp.result_type(float)
+
+
 def init_blocks(params: Any, value: Any, granularity: str) -> Any:
     """A block-shaped state filled with ``value`` (dtype of the parameters)."""
     check_granularity(granularity)
-    leaves = jax.tree.leaves(params)
     if granularity == "weight":
-        return jax.tree.map(lambda p: jnp.full_like(p, value), params)
+        return full_like(params, value)
     if granularity == "tensor":
-        return jax.tree.map(lambda p: jnp.asarray(value, dtype=p.dtype), params)
-    dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
-    return jnp.asarray(value, dtype=dtype)
+        return jax.tree.map(lambda p: jnp.asarray(value, dtype=dtype_of(p)), params)
+    return jnp.asarray(value, dtype=_scalar_dtype(params))
 
 
 def is_scalar(value: Any) -> bool:
@@ -148,69 +228,33 @@ def initial_blocks(name: str, value: Any, params: Any, granularity: str) -> Any:
 
     def broadcast(leaf, param):
         try:
-            return jnp.broadcast_to(jnp.asarray(leaf, param.dtype), param.shape)
+            # A copy: the state must not share a buffer with the caller's array (donation).
+            return jnp.array(jnp.broadcast_to(jnp.asarray(leaf, dtype_of(param)), jnp.shape(param)))
         except ValueError as error:
             raise ValueError(
                 f"`{name}` of shape {jnp.shape(leaf)} does not broadcast to a parameter of shape "
-                f"{param.shape}"
+                f"{jnp.shape(param)}"
             ) from error
 
     return jax.tree.map(broadcast, value, params)
 
 
 def sum_to_blocks(tree: Any, granularity: str) -> Any:
-    """Sum a per-weight pytree to the blocks of ``granularity``."""
+    """Sum a per-weight pytree to the blocks of ``granularity`` (a float 0 for no leaves)."""
     if granularity == "weight":
         return tree
     if granularity == "tensor":
         return jax.tree.map(jnp.sum, tree)
-    return sum(jnp.sum(leaf) for leaf in jax.tree.leaves(tree))
+    return sum((jnp.sum(leaf) for leaf in jax.tree.leaves(tree)),
+               start=jnp.zeros((), _scalar_dtype(tree)))
 
 
 def broadcast_blocks(blocks: Any, like: Any, granularity: str) -> Any:
-    """Per-weight pytree (structure and shapes of ``like``) from block values."""
-    if granularity == "weight":
-        return blocks
-    if granularity == "tensor":
-        return jax.tree.map(lambda b, p: jnp.broadcast_to(b, p.shape).astype(p.dtype), blocks, like)
-    return jax.tree.map(lambda p: jnp.broadcast_to(blocks, p.shape).astype(p.dtype), like)
+    """Per-weight pytree (structure, shapes and dtypes of ``like``) from block values, in new
+    buffers."""
+    def broadcast(block, p):
+        return jnp.array(jnp.broadcast_to(block, jnp.shape(p)), dtype_of(p))
 
-
-# ---------------------------------------------------------------------------------------------
-# The step-size protocol.
-
-
-def _find_step_sizes(state: Any) -> Any:
-    fields = getattr(state, "_fields", None)
-    if fields is not None and "step_size" in fields:
-        return state.step_size
-    if isinstance(state, dict):
-        children = list(state.values())
-    elif isinstance(state, (tuple, list)):
-        children = list(state)
-    else:
-        children = [getattr(state, f) for f in fields] if fields else []
-    for child in children:
-        found = _find_step_sizes(child)
-        if found is not None:
-            return found
-    return None
-
-
-def step_sizes(state: Any) -> Any:
-    """The per-weight step sizes that the last update used.
-
-    Works on the state of any metastep method, on optax chains that contain one (the first found,
-    depth first), and on learner states that hold an optimizer state. The result has the structure
-    of the parameters.
-
-    Raises:
-        ValueError: when ``state`` holds no metastep method state.
-    """
-    found = _find_step_sizes(state)
-    if found is None:
-        raise ValueError(
-                "`state` holds no metastep step sizes: pass the state of a metastep method "
-                "(ms.idbd, ms.autostep, ...), a chain containing one, or a learner state"
-        )
-    return found
+    if granularity == "scalar":
+        return jax.tree.map(lambda p: broadcast(blocks, p), like)
+    return jax.tree.map(broadcast, blocks, like)

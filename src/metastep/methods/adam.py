@@ -13,6 +13,10 @@ and Adam). With gradient ``g``, base step size ``η``, rates ``γ_m``, ``γ_g`` 
 
 A rate of 0 leaves its average at 0 for good; its bias correction (0/0) is then skipped. Before any
 update the reported step size is the one the rule gives for ``v̂ = 0``, ``η / sqrt(ε)``.
+
+``η`` is read at every update (``optax.inject_hyperparams`` can change it) and may be a schedule
+of the number of updates made (the update ``t`` uses ``η(t − 1)``, optax's convention). ``ε`` must
+be > 0: with ``ε = 0`` a weight whose gradients have all been 0 would get ``0 / 0``.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import jax.numpy as jnp
 import optax
 
 from metastep.methods import _common
+from metastep.methods._step_sizes import method_state
 
 
+@method_state
 class AdamState(NamedTuple):
     count: jax.Array  # t, the number of updates made (int32)
     momentum: Any  # m, like the parameters
     normalizer: Any  # v, the average of g², like the parameters
-    step_size: Any  # α = η / sqrt(v̂ + ε) used by the last update, per weight
+    step_sizes: Any  # α = η / sqrt(v̂ + ε) used by the last update, per weight
 
 
 def _bias_correction(rate: Any, count: jax.Array, dtype: Any) -> jax.Array:
@@ -47,10 +53,11 @@ def _adam_moments(grads, momentum, normalizer, count, momentum_rate, normalizer_
     Returns ``(m, v, m̂, sqrt(v̂ + ε))``, each like the parameters. Shared with Adam-HD.
     """
     momentum = jax.tree.map(
-        lambda m, g: (m + momentum_rate * (g - m)).astype(g.dtype), momentum, grads
+        lambda m, g: (m + momentum_rate * (g - m)).astype(_common.dtype_of(g)), momentum, grads
     )
     normalizer = jax.tree.map(
-        lambda v, g: (v + normalizer_rate * (g * g - v)).astype(g.dtype), normalizer, grads
+        lambda v, g: (v + normalizer_rate * (g * g - v)).astype(_common.dtype_of(g)),
+        normalizer, grads,
     )
     corrected_momentum = jax.tree.map(
         lambda m: m / _bias_correction(momentum_rate, count, m.dtype), momentum
@@ -64,7 +71,7 @@ def _adam_moments(grads, momentum, normalizer, count, momentum_rate, normalizer_
 
 
 def adam(
-    step_size: float = 1e-3,
+    step_size: optax.ScalarOrSchedule = 1e-3,
     momentum_rate: float = 0.1,
     normalizer_rate: float = 0.001,
     eps: float = 1e-8,
@@ -75,32 +82,38 @@ def adam(
     ``γ_g = 0.001``) and ``ε = 1e-8`` (theirs sits outside the square root).
 
     Args:
-      step_size: ``η`` ≥ 0, the base step size.
+      step_size: ``η`` ≥ 0, the base step size: a number, or a schedule, a function of the
+        number of updates made (the first update uses ``step_size(0)``).
       momentum_rate: ``γ_m`` in [0, 1], the rate of the average of ``g``.
       normalizer_rate: ``γ_g`` in [0, 1], the rate of the average of ``g²``.
-      eps: ``ε`` ≥ 0, added to ``v̂`` inside the square root.
+      eps: ``ε`` > 0, added to ``v̂`` inside the square root.
 
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
-    _common.check_non_negative("step_size", step_size)
+    _common.check_step_size_schedule("step_size", step_size)
     _common.check_unit_interval("momentum_rate", momentum_rate)
     _common.check_unit_interval("normalizer_rate", normalizer_rate)
-    _common.check_non_negative("eps", eps)
+    _common.check_eps(eps)
 
     def init_fn(params):
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        initial = jax.tree.map(lambda v: (step_size / jnp.sqrt(v + eps)).astype(v.dtype), zeros)
-        return AdamState(jnp.zeros([], jnp.int32), zeros, zeros, initial)
+        count = _common.new_count()
+        eta = _common.value_at(step_size, count)
+        initial = jax.tree.map(
+            lambda v: (eta / jnp.sqrt(v + eps)).astype(v.dtype), _common.zeros_like(params)
+        )
+        return AdamState(count, _common.zeros_like(params), _common.zeros_like(params), initial)
 
     def update_fn(grads, state, params=None, **extra_args):
         del params, extra_args
-        count = state.count + 1
+        eta = _common.value_at(step_size, state.count)
+        count = _common.increment(state.count)
         momentum, normalizer, corrected_momentum, scale = _adam_moments(
             grads, state.momentum, state.normalizer, count, momentum_rate, normalizer_rate, eps
         )
-        step_size_used = jax.tree.map(lambda s: (step_size / s).astype(s.dtype), scale)
+        step_size_used = jax.tree.map(lambda s: (eta / s).astype(s.dtype), scale)
         updates = jax.tree.map(lambda a, m: -a * m, step_size_used, corrected_momentum)
-        return updates, AdamState(count, momentum, normalizer, step_size_used)
+        new_state = AdamState(count, momentum, normalizer, step_size_used)
+        return updates, _common.cast_like(new_state, state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

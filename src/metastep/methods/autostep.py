@@ -53,13 +53,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metastep.methods import _common
+from metastep.methods import _common, _signals
+from metastep.methods._step_sizes import method_state
 
 UNIT_AXES = ("auto", "fan_in")
 
 
+@method_state
 class AutostepState(NamedTuple):
-    step_size: Any  # α after the M normalization: the one used by the last update, per weight
+    step_sizes: Any  # α after the M normalization: the one used by the last update, per weight
     trace: Any  # h, like the parameters
     normalizer: Any  # v, like the parameters
 
@@ -99,7 +101,8 @@ def autostep(
     Args:
       meta_step_size: ``μ`` ≥ 0, dimensionless (the paper's default 1e-2).
       initial_step_size: ``α₀`` > 0 (Autostep is meant to be insensitive to it; ``M`` cuts values
-        that are too large for the data at the first step).
+        that are too large for the data at the first step). It only sets the state at ``init``;
+        ``μ`` and ``τ`` are read at each update.
       tau: ``τ`` > 0, the time constant of the decay of ``v`` (the paper's default 1e4).
       granularity: ``"weight"`` only (see the module docstring for why).
       unit_axes: which weights share one ``M``: ``"auto"``, ``"fan_in"`` or a callable mapping a
@@ -119,23 +122,25 @@ def autostep(
     axes_of = _unit_axes_function(unit_axes)
 
     def init_fn(params):
-        step_size = jax.tree.map(lambda p: jnp.full_like(p, initial_step_size), params)
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        return AutostepState(step_size, zeros, zeros)
+        return AutostepState(
+            _common.full_like(params, initial_step_size),
+            _common.zeros_like(params),
+            _common.zeros_like(params),
+        )
 
     def new_normalizer(v, a, g, h, c):
         abs_meta_gradient = jnp.abs(g * h)
         decayed = v + a * c * (abs_meta_gradient - v) / tau
-        return jnp.maximum(abs_meta_gradient, decayed).astype(v.dtype)
+        return jnp.maximum(abs_meta_gradient, decayed)
 
     def adapted_step_size(a, g, h, v):
         # Double where: v = 0 only where g h = 0, and 0/0 must not reach values or gradients.
         nonzero = v != 0
         ratio = jnp.where(nonzero, -g * h / jnp.where(nonzero, v, 1.0), 0.0)
-        return (a * jnp.exp(meta_step_size * ratio)).astype(a.dtype)
+        return a * jnp.exp(meta_step_size * ratio)
 
     def bounded_step_size(a, c):
-        effective = jnp.sum(a * c, axis=tuple(axes_of(a.shape)), keepdims=True)
+        effective = jnp.sum(a * c, axis=tuple(axes_of(jnp.shape(a))), keepdims=True)
         return a / jnp.maximum(effective, 1.0)
 
     def update_fn(grads, state, params=None, **extra_args):
@@ -143,18 +148,20 @@ def autostep(
         curvature = _common.require_extra_arg(
             "autostep", "curvature", extra_args, _common.CURVATURE_HINT
         )
-        _common.check_same_structure("curvature", curvature, grads)
+        curvature = _signals.side_signal_like("curvature", curvature, grads)
 
         normalizer = jax.tree.map(
-            new_normalizer, state.normalizer, state.step_size, grads, state.trace, curvature
+            new_normalizer, state.normalizer, state.step_sizes, grads, state.trace, curvature
         )
-        step_size = jax.tree.map(adapted_step_size, state.step_size, grads, state.trace, normalizer)
+        step_size = jax.tree.map(
+            adapted_step_size, state.step_sizes, grads, state.trace, normalizer
+        )
         step_size = jax.tree.map(bounded_step_size, step_size, curvature)
         updates = jax.tree.map(lambda a, g: -a * g, step_size, grads)
         trace = jax.tree.map(
             lambda h, a, g, c: h * (1.0 - a * c) - a * g, state.trace, step_size, grads, curvature
         )
-        return updates, AutostepState(step_size, trace, normalizer)
+        return updates, _common.cast_like(AutostepState(step_size, trace, normalizer), state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

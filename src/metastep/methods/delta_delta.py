@@ -28,12 +28,14 @@ import jax.numpy as jnp
 import optax
 
 from metastep.methods import _common
+from metastep.methods._step_sizes import method_state
 
 
+@method_state
 class DeltaDeltaState(NamedTuple):
     last_change: Any  # Δ_t, the last update, like the parameters
     change_before: Any  # Δ_{t−1}, the update before it
-    step_size: Any  # α used by the last update, per weight
+    step_sizes: Any  # α used by the last update, per weight
 
 
 def delta_delta(
@@ -50,7 +52,8 @@ def delta_delta(
     Args:
       meta_step_size: ``κ`` ≥ 0. Not dimensionless: ``Δ_{t−1} Δ_t`` scales like ``α² g²``, so
         the best κ moves with the scale of the gradients and of α.
-      initial_step_size: ``α₀`` > 0, per weight.
+      initial_step_size: ``α₀`` > 0, per weight (it only sets the state at ``init``; ``κ`` and
+        ``α_min`` are read at each update).
       min_step_size: the floor ``α_min`` > 0 on every α.
 
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
@@ -60,22 +63,23 @@ def delta_delta(
     _common.check_positive("min_step_size", min_step_size)
 
     def init_fn(params):
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        step_size = jax.tree.map(lambda p: jnp.full(p.shape, initial_step_size, p.dtype), params)
-        return DeltaDeltaState(zeros, zeros, step_size)
+        return DeltaDeltaState(
+            _common.zeros_like(params), _common.zeros_like(params),
+            _common.full_like(params, initial_step_size),
+        )
 
     def update_fn(grads, state, params=None, **extra_args):
         del params, extra_args
 
         def new_step_size(alpha, before, last):
-            alpha = jnp.maximum(alpha + meta_step_size * before * last, min_step_size)
-            return alpha.astype(last.dtype)
+            return jnp.maximum(alpha + meta_step_size * before * last, min_step_size)
 
-        step_size = jax.tree.map(
-            new_step_size, state.step_size, state.change_before, state.last_change
-        )
+        step_size = _common.cast_like(jax.tree.map(
+            new_step_size, state.step_sizes, state.change_before, state.last_change
+        ), grads)
         updates = jax.tree.map(lambda a, g: -a * g, step_size, grads)
-        return updates, DeltaDeltaState(updates, state.last_change, step_size)
+        new_state = DeltaDeltaState(updates, state.last_change, step_size)
+        return updates, _common.cast_like(new_state, state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -28,6 +28,11 @@ one per weight (the elementwise product, the paper's per-parameter variant).
 Negative step sizes: as in the paper, α is not clipped, so with a large ``β_hd`` it can cross
 zero and the update then climbs the loss (the hypergradient pushes α back up when it does). The
 optional ``min_step_size`` puts a floor under α, a safeguard that is not in the paper.
+
+Hyperparameters: ``initial_step_size`` only sets α at ``init`` (α is then learned; changing it
+later, e.g. through ``optax.inject_hyperparams``, does nothing); the others are read at each
+update. Adam-HD's ``ε`` must be > 0 (``ε = 0`` gives ``0 / 0`` for a weight whose gradients have
+all been 0).
 """
 
 from __future__ import annotations
@@ -39,22 +44,25 @@ import jax.numpy as jnp
 import optax
 
 from metastep.methods import _common
+from metastep.methods._step_sizes import method_state
 from metastep.methods.adam import _adam_moments
 
 
+@method_state
 class HypergradientState(NamedTuple):
     learned_step_size: Any  # α, block-shaped (see granularity)
     previous_gradient: Any  # g_{t−1}, like the parameters
-    step_size: Any  # α used by the last update, per weight
+    step_sizes: Any  # α used by the last update, per weight
 
 
+@method_state
 class AdamHypergradientState(NamedTuple):
     learned_step_size: Any  # α, block-shaped (see granularity)
     previous_direction: Any  # d_{t−1} = m̂ / sqrt(v̂ + ε), like the parameters
     count: jax.Array  # t, the number of updates made (int32)
     momentum: Any  # m, like the parameters
     normalizer: Any  # v, the average of g², like the parameters
-    step_size: Any  # α / sqrt(v̂ + ε) used by the last update, per weight
+    step_sizes: Any  # α / sqrt(v̂ + ε) used by the last update, per weight
 
 
 def _check_common(meta_step_size, initial_step_size, granularity, min_step_size) -> None:
@@ -81,6 +89,12 @@ def _hypergradient_step(
     return jax.tree.map(new_step_size, learned, meta_gradient)
 
 
+def _init_hypergradient(params, initial_step_size, granularity):
+    """α₀ in blocks, and per weight (two buffers)."""
+    learned = _common.init_blocks(params, initial_step_size, granularity)
+    return learned, _common.broadcast_blocks(learned, params, granularity)
+
+
 def hypergradient(
     meta_step_size: float = 1e-3,
     initial_step_size: float = 1e-3,
@@ -104,9 +118,8 @@ def hypergradient(
     _check_common(meta_step_size, initial_step_size, granularity, min_step_size)
 
     def init_fn(params):
-        learned = _common.init_blocks(params, initial_step_size, granularity)
-        step_size = _common.broadcast_blocks(learned, params, granularity)
-        return HypergradientState(learned, jax.tree.map(jnp.zeros_like, params), step_size)
+        learned, step_size = _init_hypergradient(params, initial_step_size, granularity)
+        return HypergradientState(learned, _common.zeros_like(params), step_size)
 
     def update_fn(grads, state, params=None, **extra_args):
         del params, extra_args
@@ -116,7 +129,7 @@ def hypergradient(
         )
         step_size = _common.broadcast_blocks(learned, grads, granularity)
         updates = jax.tree.map(lambda a, g: -a * g, step_size, grads)
-        return updates, HypergradientState(learned, grads, step_size)
+        return updates, _common.cast_like(HypergradientState(learned, grads, step_size), state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -142,7 +155,7 @@ def adam_hypergradient(
       initial_step_size: ``α₀`` ≥ 0, the base step size that Adam's normalizer divides.
       momentum_rate: ``γ_m`` in [0, 1], the rate of the average of ``g``.
       normalizer_rate: ``γ_g`` in [0, 1], the rate of the average of ``g²``.
-      eps: ``ε`` ≥ 0, added to ``v̂`` inside the square root.
+      eps: ``ε`` > 0, added to ``v̂`` inside the square root.
       granularity: ``"scalar"`` (the paper), ``"tensor"`` or ``"weight"``.
       min_step_size: optional floor on α (not in the paper; None keeps the paper's rule).
 
@@ -152,18 +165,15 @@ def adam_hypergradient(
     _check_common(meta_step_size, initial_step_size, granularity, min_step_size)
     _common.check_unit_interval("momentum_rate", momentum_rate)
     _common.check_unit_interval("normalizer_rate", normalizer_rate)
-    _common.check_non_negative("eps", eps)
+    _common.check_eps(eps)
 
     def init_fn(params):
-        learned = _common.init_blocks(params, initial_step_size, granularity)
-        zeros = jax.tree.map(jnp.zeros_like, params)
+        learned, per_weight = _init_hypergradient(params, initial_step_size, granularity)
         # The rule's step size for v̂ = 0, as Adam reports before any update.
-        step_size = jax.tree.map(
-            lambda a, v: (a / jnp.sqrt(v + eps)).astype(v.dtype),
-            _common.broadcast_blocks(learned, params, granularity), zeros,
-        )
+        step_size = jax.tree.map(lambda a: (a / jnp.sqrt(eps)).astype(a.dtype), per_weight)
+        zeros = _common.zeros_like
         return AdamHypergradientState(
-            learned, zeros, jnp.zeros([], jnp.int32), zeros, zeros, step_size
+            learned, zeros(params), _common.new_count(), zeros(params), zeros(params), step_size
         )
 
     def update_fn(grads, state, params=None, **extra_args):
@@ -172,7 +182,7 @@ def adam_hypergradient(
             state.learned_step_size, grads, state.previous_direction, meta_step_size, granularity,
             min_step_size,
         )
-        count = state.count + 1
+        count = _common.increment(state.count)
         momentum, normalizer, corrected_momentum, scale = _adam_moments(
             grads, state.momentum, state.normalizer, count, momentum_rate, normalizer_rate, eps
         )
@@ -184,7 +194,7 @@ def adam_hypergradient(
         new_state = AdamHypergradientState(
             learned, direction, count, momentum, normalizer, step_size
         )
-        return updates, new_state
+        return updates, _common.cast_like(new_state, state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

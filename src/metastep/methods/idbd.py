@@ -26,13 +26,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metastep.methods import _common
+from metastep.methods import _common, _signals
+from metastep.methods._step_sizes import method_state
 
 
+@method_state
 class IDBDState(NamedTuple):
     log_step_size: Any  # β, block-shaped (see granularity)
     trace: Any  # h, like the parameters
-    step_size: Any  # α = exp(β) used by the last update, per weight
+    step_sizes: Any  # α = exp(β) used by the last update, per weight
 
 
 def idbd(
@@ -49,7 +51,9 @@ def idbd(
       meta_step_size: ``θ`` ≥ 0, the step size of the update of ``β = ln α``. Its best value
         depends on the scale of the data (Degris et al. 2024, Fig. 4).
       initial_step_size: ``α₀`` > 0: one number, or per weight a pytree like the parameters
-        (each leaf broadcast to its parameter's shape; with ``granularity="weight"``).
+        (each leaf broadcast to its parameter's shape; with ``granularity="weight"``). It only
+        sets ``β`` at ``init`` (changing it later, e.g. through ``optax.inject_hyperparams``,
+        does nothing); every other hyperparameter is read at each update.
       granularity: ``"weight"`` (one α per weight, the paper), ``"tensor"`` (one per parameter
         array) or ``"scalar"`` (one for all weights).
       min_log_step_size: optional floor on ``β`` (the paper's safeguard used −10).
@@ -72,14 +76,14 @@ def idbd(
         step_size = _common.broadcast_blocks(
             jax.tree.map(jnp.exp, log_step_size), params, granularity
         )
-        return IDBDState(log_step_size, jax.tree.map(jnp.zeros_like, params), step_size)
+        return IDBDState(log_step_size, _common.zeros_like(params), step_size)
 
     def update_fn(grads, state, params=None, **extra_args):
         del params
         curvature = _common.require_extra_arg(
             "idbd", "curvature", extra_args, _common.CURVATURE_HINT
         )
-        _common.check_same_structure("curvature", curvature, grads)
+        curvature = _signals.side_signal_like("curvature", curvature, grads)
 
         meta_gradient = _common.sum_to_blocks(
             jax.tree.map(jnp.multiply, grads, state.trace), granularity
@@ -89,10 +93,10 @@ def idbd(
             change = -meta_step_size * z
             if max_log_step_size_change is not None:
                 change = jnp.clip(change, -max_log_step_size_change, max_log_step_size_change)
-            beta = beta + change
+            new_beta = beta + change
             if min_log_step_size is not None:
-                beta = jnp.maximum(beta, min_log_step_size)
-            return beta.astype(jnp.asarray(z).dtype)
+                new_beta = jnp.maximum(new_beta, min_log_step_size)
+            return new_beta
 
         log_step_size = jax.tree.map(new_log_step_size, state.log_step_size, meta_gradient)
         step_size = _common.broadcast_blocks(
@@ -103,7 +107,7 @@ def idbd(
             lambda h, a, g, c: h * jnp.maximum(1.0 - a * c, 0.0) - a * g,
             state.trace, step_size, grads, curvature,
         )
-        return updates, IDBDState(log_step_size, trace, step_size)
+        return updates, _common.cast_like(IDBDState(log_step_size, trace, step_size), state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -30,15 +30,26 @@ Base optimizers (the direction ``d``, from optax; options through ``base_options
 * ``"sgd"``: ``d = g``;
 * ``"sgd_momentum"``: ``optax.trace(decay=0.9)``, ``d = m ← 0.9 m + g`` (``optax.sgd(lr, 0.9)``);
 * ``"rmsprop"``: ``optax.scale_by_rms(decay=0.9, eps=1e-8)`` (``optax.rmsprop``);
-* ``"adam"``: ``optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)`` (``optax.adam``, whose ε sits
-  outside the square root, unlike :func:`metastep.methods.adam.adam`);
+* ``"adam"``: ``optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=1e-30)`` (``optax.adam``,
+  whose ε sits outside the square root, unlike :func:`metastep.methods.adam.adam`; see
+  ``eps_root`` below);
 * ``"adamw"``: the same direction with weight decay ``κ`` (default 1e-4, ``optax.adamw``'s);
 * ``"lion"``: ``optax.scale_by_lion(b1=0.9, b2=0.99)`` (``optax.lion``);
 * or any optax ``GradientTransformation`` returning the descent direction at learning rate 1.
 
-Meta optimizers: ``"sgd"`` (``optax.sgd(η)``), ``"adam"`` (``optax.adam(η)``, the default),
-``"lion"`` (``optax.lion(η)``), or any optax ``GradientTransformation`` (its learning rate is its
-own; ``meta_step_size`` is then unused).
+Meta optimizers: ``"sgd"`` (``optax.sgd(η)``), ``"adam"`` (``optax.adam(η, eps_root=1e-30)``, the
+default), ``"lion"`` (``optax.lion(η)``), or any optax ``GradientTransformation`` (its learning
+rate is its own; ``meta_step_size`` is then unused). ``η`` may be a schedule, as optax allows.
+
+``eps_root``: Adam divides by ``sqrt(v̂)``, and ``v̂`` is 0 exactly at the first update of ``β``
+(``h`` starts at 0, so ``z = 0``) and wherever a base gradient has been 0 so far. The derivative
+of ``sqrt`` at 0 is infinite, so ``jax.grad`` through the optimizer (differentiating a run with
+respect to the data, the initial parameters or a hyperparameter) would be NaN. A tiny ``eps_root``
+inside the square root keeps the derivative finite and leaves the values unchanged wherever
+``v̂`` is above about 1e-23 (float16 rounds 1e-30 to 0: there the derivative stays NaN).
+
+Hyperparameters: ``initial_step_size`` only sets ``β`` at ``init`` (changing it later, e.g.
+through ``optax.inject_hyperparams``, does nothing); the others are read at each update.
 
 The reported ``step_size`` is ``α`` per weight, the learning rate given to the base optimizer (an
 Adam base then divides it further by its normalizer, per weight).
@@ -53,27 +64,35 @@ import jax.numpy as jnp
 import optax
 
 from metastep.methods import _common
+from metastep.methods._step_sizes import method_state
 
+# Inside Adam's square root: a finite derivative at v̂ = 0 (module docstring).
+EPS_ROOT = 1e-30
 BASES = ("sgd", "sgd_momentum", "rmsprop", "adam", "adamw", "lion")
 METAS = ("sgd", "adam", "lion")
 _BASE_FACTORIES = {
     "sgd": (optax.identity, {}),
     "sgd_momentum": (optax.trace, {"decay": 0.9}),
     "rmsprop": (optax.scale_by_rms, {"decay": 0.9, "eps": 1e-8}),
-    "adam": (optax.scale_by_adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8}),
-    "adamw": (optax.scale_by_adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8}),
+    "adam": (optax.scale_by_adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "eps_root": EPS_ROOT}),
+    "adamw": (optax.scale_by_adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "eps_root": EPS_ROOT}),
     "lion": (optax.scale_by_lion, {"b1": 0.9, "b2": 0.99}),
 }
-_META_FACTORIES = {"sgd": optax.sgd, "adam": optax.adam, "lion": optax.lion}
+_META_FACTORIES = {
+    "sgd": optax.sgd,
+    "adam": lambda learning_rate: optax.adam(learning_rate, eps_root=EPS_ROOT),
+    "lion": optax.lion,
+}
 ADAMW_WEIGHT_DECAY = 1e-4
 
 
+@method_state
 class MetaOptimizeState(NamedTuple):
     log_step_size: Any  # β, block-shaped (see granularity)
     trace: Any  # h, like the parameters
     base_state: Any  # the base optimizer's state
     meta_state: Any  # the meta optimizer's state (over β)
-    step_size: Any  # α = exp(β) used by the last update, per weight
+    step_sizes: Any  # α = exp(β) used by the last update, per weight
 
 
 def _is_transformation(value: Any) -> bool:
@@ -122,8 +141,10 @@ def metaoptimize(
         rate 1 (e.g. ``optax.scale_by_adam()``).
       meta: the update of ``β`` from ``z``: ``"adam"``, ``"lion"``, ``"sgd"`` or an optax
         transformation.
-      meta_step_size: ``η`` ≥ 0, the meta optimizer's learning rate.
-      initial_step_size: ``α₀`` > 0, the base learning rate at the start.
+      meta_step_size: ``η`` ≥ 0, the meta optimizer's learning rate, or a schedule of the number
+        of updates made (optax's ``ScalarOrSchedule``).
+      initial_step_size: ``α₀`` > 0, the base learning rate at the start (used at ``init``
+        only).
       granularity: ``"scalar"`` (one ``α`` for all weights), ``"tensor"`` (one per parameter
         array) or ``"weight"``; ``z`` sums ``h · g`` over each block.
       discount: ``γ`` in [0, 1], the trace's discount (≈ 1; 0 gives hypergradient descent).
@@ -134,7 +155,7 @@ def metaoptimize(
 
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
-    _common.check_non_negative("meta_step_size", meta_step_size)
+    _common.check_step_size_schedule("meta_step_size", meta_step_size)
     _common.check_positive("initial_step_size", initial_step_size)
     _common.check_granularity(granularity)
     _common.check_unit_interval("discount", discount)
@@ -156,7 +177,7 @@ def metaoptimize(
         )
         return MetaOptimizeState(
             log_step_size,
-            jax.tree.map(jnp.zeros_like, params),
+            _common.zeros_like(params),
             base_transformation.init(params),
             meta_transformation.init(log_step_size),
             step_size,
@@ -181,15 +202,17 @@ def metaoptimize(
         direction, base_state = base_transformation.update(grads, state.base_state, params)
         if decays:
             direction = jax.tree.map(lambda d, w: d + weight_decay * w, direction, params)
-        updates = jax.tree.map(lambda a, d: (-a * d).astype(d.dtype), step_size, direction)
+        updates = jax.tree.map(
+            lambda a, d, g: (-a * d).astype(_common.dtype_of(g)), step_size, direction, grads
+        )
         trace = state.trace
         if decays:
             trace = jax.tree.map(lambda h, a: (1.0 - weight_decay * a) * h, trace, step_size)
         trace = jax.tree.map(
-            lambda h, u: (discount * h + u).astype(u.dtype), trace, updates
+            lambda h, u: discount * h + u, trace, updates
         )
         new_state = MetaOptimizeState(log_step_size, trace, base_state, meta_state, step_size)
-        return updates, new_state
+        return updates, _common.cast_like(new_state, state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -14,6 +14,10 @@ starting at 0::
 There is no bias correction: the first updates divide by a ``v`` that is still small, so they are
 large (``α ≈ η / sqrt(γ_g g² + ε)`` at the first step). Before any update the reported step size
 is the one the rule gives for ``v = 0``, ``η / sqrt(ε)``.
+
+``η`` is read at every update (``optax.inject_hyperparams`` can change it) and may be a schedule
+of the number of updates made. ``ε`` must be > 0: with ``ε = 0`` a weight whose gradients have all
+been 0 would get ``0 / 0``.
 """
 
 from __future__ import annotations
@@ -25,15 +29,18 @@ import jax.numpy as jnp
 import optax
 
 from metastep.methods import _common
+from metastep.methods._step_sizes import method_state
 
 
+@method_state
 class RMSpropState(NamedTuple):
+    count: jax.Array  # t, the number of updates made (int32), for a schedule of η
     normalizer: Any  # v, the average of g², like the parameters
-    step_size: Any  # α = η / sqrt(v + ε) used by the last update, per weight
+    step_sizes: Any  # α = η / sqrt(v + ε) used by the last update, per weight
 
 
 def rmsprop(
-    step_size: float = 1e-3,
+    step_size: optax.ScalarOrSchedule = 1e-3,
     normalizer_rate: float = 0.01,
     eps: float = 1e-8,
 ) -> optax.GradientTransformationExtraArgs:
@@ -44,32 +51,38 @@ def rmsprop(
     which is ``γ_g = 0.1``); ``ε = 1e-8`` as in Adam, here inside the square root.
 
     Args:
-      step_size: ``η`` ≥ 0, the base step size.
+      step_size: ``η`` ≥ 0, the base step size: a number, or a schedule, a function of the
+        number of updates made (the first update uses ``step_size(0)``).
       normalizer_rate: ``γ_g`` in [0, 1], the rate of the average of ``g²``.
-      eps: ``ε`` ≥ 0, added to ``v`` inside the square root.
+      eps: ``ε`` > 0, added to ``v`` inside the square root.
 
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
-    _common.check_non_negative("step_size", step_size)
+    _common.check_step_size_schedule("step_size", step_size)
     _common.check_unit_interval("normalizer_rate", normalizer_rate)
-    _common.check_non_negative("eps", eps)
+    _common.check_eps(eps)
 
-    def normalized_step_size(v):
-        return (step_size / jnp.sqrt(v + eps)).astype(v.dtype)
+    def normalized_step_sizes(count, normalizer):
+        eta = _common.value_at(step_size, count)
+        return jax.tree.map(lambda v: (eta / jnp.sqrt(v + eps)).astype(v.dtype), normalizer)
 
     def init_fn(params):
-        normalizer = jax.tree.map(jnp.zeros_like, params)
-        return RMSpropState(normalizer, jax.tree.map(normalized_step_size, normalizer))
+        count = _common.new_count()
+        return RMSpropState(
+            count, _common.zeros_like(params),
+            normalized_step_sizes(count, _common.zeros_like(params)),
+        )
 
     def update_fn(grads, state, params=None, **extra_args):
         del params, extra_args
         normalizer = jax.tree.map(
-            lambda v, g: (v + normalizer_rate * (g * g - v)).astype(g.dtype),
+            lambda v, g: (v + normalizer_rate * (g * g - v)).astype(_common.dtype_of(g)),
             state.normalizer, grads,
         )
-        step_size_used = jax.tree.map(normalized_step_size, normalizer)
+        step_size_used = normalized_step_sizes(state.count, normalizer)
         updates = jax.tree.map(lambda a, g: -a * g, step_size_used, grads)
-        return updates, RMSpropState(normalizer, step_size_used)
+        new_state = RMSpropState(_common.increment(state.count), normalizer, step_size_used)
+        return updates, _common.cast_like(new_state, state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

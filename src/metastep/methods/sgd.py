@@ -2,9 +2,12 @@
 
 Reference: B. Widrow and M. E. Hoff, "Adaptive switching circuits", IRE WESCON Convention Record,
 1960 (the LMS rule). Rule as written in ../shared/spec/methods.md (LMS / SGD). With gradient ``g``
-and a fixed step size ``α`` (one number, or one per weight)::
+and a step size ``α`` (one number, one per weight, or a schedule of the update count ``t``)::
 
-    w ← w − α g              # = w + α δ x for a linear unit
+    w ← w − α_t g            # = w + α δ x for a linear unit
+
+``α`` is read at every update, so ``optax.inject_hyperparams(ms.sgd)`` can change it between
+updates.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import numpy as np
 import optax
 
 from metastep.methods import _common
+from metastep.methods._step_sizes import method_state
 
 
+@method_state
 class SGDState(NamedTuple):
-    step_size: Any  # α, per weight (constant)
+    count: jax.Array  # t, the number of updates made (int32), for a schedule
+    step_sizes: Any  # α used by the last update (before any, the first update's), per weight
 
 
 def _is_scalar(value: Any) -> bool:
@@ -41,41 +47,49 @@ def _check_step_size_leaves(step_size: Any) -> None:
 
 
 def sgd(step_size: Any = 0.01) -> optax.GradientTransformationExtraArgs:
-    """LMS / SGD with a fixed step size: ``w ← w − α g``.
+    """LMS / SGD with a given step size: ``w ← w − α g``.
 
     Args:
-      step_size: ``α`` ≥ 0: a number shared by all weights, or a pytree with the structure of the
-        parameters whose leaves broadcast to the parameter arrays (one α per weight or per array).
+      step_size: ``α`` ≥ 0: a number shared by all weights; a pytree with the structure of the
+        parameters whose leaves broadcast to the parameter arrays (one α per weight or per array);
+        or a schedule, a function of the number of updates made (optax's ``ScalarOrSchedule``:
+        the first update uses ``step_size(0)``) returning one number.
 
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
     scalar = _is_scalar(step_size)
     if scalar:
         _common.check_non_negative("step_size", step_size)
-    else:
+    elif not _common.is_schedule(step_size):
         _check_step_size_leaves(step_size)
 
+    def per_weight(alpha, p):
+        shape, dtype = jnp.shape(p), _common.dtype_of(p)
+        try:
+            # A copy: the state must not share a buffer with the caller's array (donation).
+            return jnp.array(jnp.broadcast_to(jnp.asarray(alpha, dtype), shape))
+        except ValueError as error:
+            raise ValueError(
+                f"`step_size` leaf of shape {jnp.shape(alpha)} does not broadcast to the "
+                f"parameter shape {shape}"
+            ) from error
+
+    def step_sizes_at(count, like):
+        alpha = _common.value_at(step_size, count)
+        if _common.is_schedule(step_size) or scalar:
+            return jax.tree.map(lambda p: per_weight(alpha, p), like)
+        _common.check_same_structure("step_size", alpha, like)
+        return jax.tree.map(per_weight, alpha, like)
+
     def init_fn(params):
-        if scalar:
-            return SGDState(jax.tree.map(lambda p: jnp.full(p.shape, step_size, p.dtype), params))
-        _common.check_same_structure("step_size", step_size, params)
-
-        def per_weight(alpha, p):
-            alpha = jnp.asarray(alpha, p.dtype)
-            try:
-                return jnp.broadcast_to(alpha, p.shape)
-            except ValueError as error:
-                raise ValueError(
-                    f"`step_size` leaf of shape {alpha.shape} does not broadcast to the parameter "
-                    f"shape {p.shape}"
-                ) from error
-
-        return SGDState(jax.tree.map(per_weight, step_size, params))
+        count = _common.new_count()
+        return SGDState(count, step_sizes_at(count, params))
 
     def update_fn(grads, state, params=None, **extra_args):
         del params, extra_args
-        updates = jax.tree.map(lambda a, g: -a * g, state.step_size, grads)
-        return updates, state
+        alpha = _common.cast_like(step_sizes_at(state.count, grads), state.step_sizes)
+        updates = jax.tree.map(lambda a, g: -a * g, alpha, grads)
+        return updates, SGDState(_common.increment(state.count), alpha)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -14,7 +14,10 @@ diagonal), and ``max(ϱ, ·)`` linearizes ``exp`` while never cutting a gain by 
 once.
 
 Curvature: the extra argument ``curvature_vector_product`` (a function ``v -> C v`` over pytrees
-like the parameters) gives the rule above. Without it, SMD falls back to the diagonal ``c ⊙ v``
+like the parameters, or a :class:`~metastep.methods.CurvatureVectorProduct`, as
+:func:`metastep.deep.extra_args` gives, which also works as an argument of a jitted ``update`` and
+inside ``optax.masked``/``optax.multi_transform``, where it multiplies by the group's diagonal
+block of ``C``) gives the rule above. Without it, SMD falls back to the diagonal ``c ⊙ v``
 from the extra argument ``curvature``, which drops the coupling between weights (IDBD's
 approximation); with neither, ``update`` raises ``ValueError``.
 
@@ -33,11 +36,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metastep.methods import _common
+from metastep.methods import _common, _signals
+from metastep.methods._step_sizes import method_state
 
 
+@method_state
 class SMDState(NamedTuple):
-    step_size: Any  # p used by the last update, per weight
+    step_sizes: Any  # p used by the last update, per weight
     trace: Any  # v, like the parameters
     gain: Any  # p, block-shaped (see granularity)
 
@@ -46,12 +51,10 @@ def _curvature_times(trace: Any, grads: Any, extra_args: dict) -> Any:
     """``C v``: exact through ``curvature_vector_product``, else diagonal through ``curvature``."""
     product = extra_args.get("curvature_vector_product")
     if product is not None:
-        curvature_times_trace = product(trace)
-        _common.check_same_structure("curvature_vector_product(v)", curvature_times_trace, grads)
-        return curvature_times_trace
+        return _signals.curvature_vector_product(trace, grads, product)
     curvature = extra_args.get("curvature")
     if curvature is not None:
-        _common.check_same_structure("curvature", curvature, grads)
+        curvature = _signals.side_signal_like("curvature", curvature, grads)
         return jax.tree.map(jnp.multiply, curvature, trace)
     raise ValueError(
         "smd needs the extra argument `curvature_vector_product` in update(...), a function "
@@ -73,7 +76,8 @@ def smd(
 
     Args:
       meta_step_size: ``μ`` ≥ 0. Like IDBD's ``θ``, its best value depends on the scale of the data.
-      initial_step_size: ``α₀`` > 0, the initial gains.
+      initial_step_size: ``α₀`` > 0, the initial gains (it only sets the state at ``init``; the
+        other hyperparameters are read at each update).
       decay: ``λ`` in [0, 1], how far back ``v`` remembers the effect of past gains (1: all the
         way, the paper's choice for single-layer models; 0: only the last step).
       min_gain_factor: ``ϱ`` in (0, 1], the most a gain can shrink in one step (the paper's ½).
@@ -93,13 +97,13 @@ def smd(
     def init_fn(params):
         gain = _common.init_blocks(params, initial_step_size, granularity)
         step_size = _common.broadcast_blocks(gain, params, granularity)
-        return SMDState(step_size, jax.tree.map(jnp.zeros_like, params), gain)
+        return SMDState(step_size, _common.zeros_like(params), gain)
 
     def new_gain(p, gv):
-        return (p * jnp.maximum(min_gain_factor, 1.0 - meta_step_size * gv)).astype(p.dtype)
+        return p * jnp.maximum(min_gain_factor, 1.0 - meta_step_size * gv)
 
     def new_trace(v, p, g, cv):
-        return (decay * v - p * (g + decay * cv)).astype(v.dtype)
+        return decay * v - p * (g + decay * cv)
 
     def update_fn(grads, state, params=None, **extra_args):
         del params
@@ -111,7 +115,7 @@ def smd(
         step_size = _common.broadcast_blocks(gain, grads, granularity)
         updates = jax.tree.map(lambda p, g: -p * g, step_size, grads)
         trace = jax.tree.map(new_trace, state.trace, step_size, grads, curvature_times_trace)
-        return updates, SMDState(step_size, trace, gain)
+        return updates, _common.cast_like(SMDState(step_size, trace, gain), state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
