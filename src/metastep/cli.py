@@ -7,6 +7,9 @@ the same directory computes only the shards it does not hold yet.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -112,12 +115,50 @@ def run_and_report(names: list[str], budget: str, run_dir: RunDirectory, command
     return 1 if fail_if_skipped and skipped else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``metastep`` command; returns the exit status."""
+def os_error_text(error: OSError) -> str:
+    """An OS error in one line that names the file: ``PATH: No space left on device``."""
+    if error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
+
+
+def stop_at_once(message: str) -> None:
+    """On Ctrl-C from now on: print ``message`` and end the process with status 130 at once.
+
+    ``os._exit`` skips the interpreter's teardown, which can crash (a segfault) while JAX's
+    threads still run, and the signal handler cannot be lost as a KeyboardInterrupt can (one
+    raised inside a garbage-collection callback is ignored). What it leaves is safe: every file
+    is renamed into place whole, temporary files of dead processes are removed by the next run,
+    and the directory's lock goes with the process.
+    """
+
+    def leave(signum, frame):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # e.g. a write to it was interrupted
+                stream.flush()
+        newline = "\n" if sys.stderr.isatty() else ""  # end a progress bar's line
+        os.write(sys.stderr.fileno(), f"{newline}{message}\n".encode())
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, leave)
+
+
+def main(argv: list[str] | None = None, *, exit_on_interrupt: bool = False) -> int:
+    """Entry point of the ``metastep`` command; returns the exit status.
+
+    Ctrl-C returns 130 after saying how to resume; with ``exit_on_interrupt`` (the console
+    command, :func:`console_main`) it ends the process there and then (:func:`stop_at_once`).
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     command = ["metastep", *argv]
     run_dir = RunDirectory(getattr(args, "out", None) or default_out())
+    interrupted = "metastep: interrupted"
+    if args.command in ("run", "reproduce"):
+        interrupted += (f"; the finished shards are stored: rerun the same command with --out "
+                        f"{run_dir.path} to resume")
+    if exit_on_interrupt:
+        stop_at_once(interrupted)
     try:
         if args.command == "list":
             for experiment in experiments.EXPERIMENTS.values():
@@ -133,17 +174,24 @@ def main(argv: list[str] | None = None) -> int:
                                   steps=args.steps, seeds=args.seeds, fail_if_skipped=True)
         names = list(dict.fromkeys(args.only or experiments.EXPERIMENTS))
         return run_and_report(names, args.budget, run_dir, command)
-    except (RunDirectoryError, FileNotFoundError) as error:
+    except RunDirectoryError as error:
         print(f"metastep: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # disk full, no permission, a file where a directory should be...
+        print(f"metastep: {os_error_text(error)}", file=sys.stderr)
         return 1
     except experiments.UnknownExperimentError as error:  # e.g. a run directory of an old version
         print(f"metastep: {error.args[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"metastep: interrupted; the finished shards are stored: rerun the same command "
-              f"with --out {run_dir.path} to resume", file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         return 130
 
 
+def console_main() -> None:
+    """The ``metastep`` console command."""
+    sys.exit(main(exit_on_interrupt=True))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
