@@ -38,8 +38,9 @@ PRIVATE_NOTES = re.compile(
 CODE_LINK = re.compile(r"docs/([\w./-]+?\.md)(?:#([\w-]+))?")
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"(#{1,6})\s+(.*?)\s*#*\s*$")
-# An inline signature in the docs: `ms.name(...)` (it may span lines).
+# An inline signature in the docs: `ms.name(...)` (it may span lines); a state: `NameState(...)`.
 SIGNATURE = re.compile(r"`ms\.([\w.]+)\(([^`]*)\)`")
+STATE = re.compile(r"`(\w+State)\(([^`]*)\)`")
 NUMBER = re.compile(r"[−-]?\d+(?:\.\d+)?(?:e[+−-]?\d+)?")
 
 
@@ -192,6 +193,20 @@ def test_documented_signatures_are_the_code_signatures():
                 wrong.append(f"{page.name}: ms.{name}({text}) but the code has "
                              f"{inspect.signature(function)}")
     assert checked >= 15
+    assert not wrong, "\n".join(wrong)
+
+
+def test_documented_state_fields_are_the_code_fields():
+    modules = (ms.methods, ms.problems, ms.deep, ms)
+    checked, wrong = 0, []
+    for page in sorted(DOCS.glob("*.md")):
+        for match in STATE.finditer(page.read_text(encoding="utf-8")):
+            name, fields = match.group(1), tuple("".join(match.group(2).split()).split(","))
+            state = next(getattr(m, name) for m in modules if hasattr(m, name))
+            checked += 1
+            if fields != state._fields:
+                wrong.append(f"{page.name}: {name}{fields} but the code has {state._fields}")
+    assert checked >= 10
     assert not wrong, "\n".join(wrong)
 
 
