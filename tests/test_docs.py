@@ -29,9 +29,9 @@ USER_TEXT = sorted(
     for path in (ROOT / folder).rglob(pattern)
 ) + [ROOT / "README.md"]
 
-# References to the project's private notes: the folder next to the checkout, its files named
-# without a docs/ path ("problems.md §2", "(methods.md)"), and "the notes" by their name. Written
-# with character classes so that this file does not match itself.
+# References to the project's private notes: the folder next to the checkout, its two files named
+# without a docs/ path (followed by a section sign or a closing bracket), and the notes called by
+# their name. Written with character classes so that this file does not match itself.
 PRIVATE_NOTES = re.compile(
     r"shared[/]spec|(?<![/\w])(?:problems|methods|td)[.]md(?:[ ]§|[,;)]|$)|\bthe[ ]spec\b"
 )
