@@ -5,7 +5,10 @@ A step (../shared/spec/methods.md, Notation): predict ``y = w·x``, take the err
 diagonal curvature ``c = x²`` and the curvature-vector product ``C v = x (x·v)``.
 
 Any object with the same three methods (``init``, ``step``, ``record``) can be run by the engine;
-the deep learners of :mod:`metastep.deep` follow this protocol too.
+the deep learners of :mod:`metastep.deep` follow this protocol too. Two optional methods let a
+learner reject data it cannot take before anything runs: ``check_targets(ys, name)`` (concrete
+targets, from :func:`metastep.run_arrays`) and ``check_problem(problem)`` (from
+:func:`metastep.run` and :func:`metastep.sweep`); both raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -14,9 +17,24 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from metastep.methods._step_sizes import NoStepSizesError, step_sizes
+
+
+def check_real(name: str, value: Any) -> None:
+    """Inputs and targets are real numbers (bool, integer or float): a complex value would lose
+    its imaginary part in a cast, a string fail deep inside. A check of the dtype alone, so it
+    runs at trace time."""
+    dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
+    if np.dtype(dtype).kind not in "biuf":
+        raise ValueError(f"`{name}` must hold real numbers (bool, integer or float), got {dtype}")
+
+
+def check_float_dtype(name: str, dtype: Any) -> None:
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"`{name}` must be a real floating-point dtype, got {np.dtype(dtype)}")
 
 
 class LinearLearnerState(NamedTuple):
@@ -54,11 +72,14 @@ class LinearLearner:
         under ``jax_enable_x64``."""
         del key
         dtype = dtype or jnp.result_type(float)
+        check_float_dtype("dtype", dtype)
         weights = jnp.zeros((self.num_features,), dtype)
         return LinearLearnerState(weights, self.method.init(weights))
 
     def step(self, state: LinearLearnerState, x: jax.Array, y: jax.Array):
         """Predict, then update. Returns ``(new_state, StepOutput)``."""
+        check_real("x", x)
+        check_real("y", y)
         weights = state.weights
         x = x.astype(weights.dtype)
         # A fused multiply-sum, not jnp.dot: vmapped in a sweep, a dot becomes a batched matmul.

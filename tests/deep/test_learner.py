@@ -234,3 +234,32 @@ def test_bad_arguments_raise():
         ms.deep.DeepLearner(linen.Dense(1), ms.idbd())
     with pytest.raises(ValueError, match="sizes"):
         ms.deep.mlp((3,))
+
+
+def test_classifier_rejects_real_targets_and_labels_outside_its_logits():
+    learner = ms.deep.DeepLearner(ms.deep.mlp((6, 4, 3)), ms.sgd(0.01), loss="cross_entropy",
+                                  curvature="none")
+    xs = np.random.default_rng(0).normal(size=(5, 6))
+    # Real-valued targets were truncated to labels; labels past the logits read as divergence.
+    with pytest.raises(ValueError, match="`ys` must hold integer class labels"):
+        ms.run_arrays(learner, xs, np.array([0.0, 1.7, 2.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"`ys` holds labels outside \[0, 3\).*: 3 first"):
+        ms.run_arrays(learner, xs, np.array([0, 1, 3, 0, 1]))
+    with pytest.raises(ValueError, match="`y` must hold integer class labels"):
+        learner.step(learner.init(), jnp.ones(6), jnp.array(1.5))
+    blobs = labelled_blobs(num_classes=5)
+    five_classes = Problem("blobs", 6, {"num_classes": 5}, blobs.init, blobs.generate)
+    with pytest.raises(ValueError, match="`problem` 'blobs' has 5 classes but the model gives 3"):
+        ms.run(learner, five_classes, steps=10, record_every=10)
+    assert learner.num_classes == 3
+
+
+def test_complex_inputs_and_parameters_are_rejected():
+    learner = ms.deep.DeepLearner(linear_unit(2), ms.sgd(0.01))
+    with pytest.raises(ValueError, match="`xs` must hold real numbers"):
+        ms.run_arrays(learner, np.ones((3, 2)) * (1 + 1j), np.ones(3))
+    with pytest.raises(ValueError, match="`x` must hold real numbers"):
+        learner.step(learner.init(), jnp.ones(2, jnp.complex64), jnp.array(1.0))
+    complex_unit = Model(lambda key: jnp.zeros((2,), jnp.complex64), lambda w, x: x @ w, (2,))
+    with pytest.raises(ValueError, match="`model` parameters must be real floating point"):
+        ms.deep.DeepLearner(complex_unit, ms.sgd(0.01))

@@ -10,7 +10,10 @@ Contract (the learner protocol of :mod:`metastep.learner`, which ``ms.run`` and 
 Inputs. ``x`` is one example, shaped ``model.input_shape`` (the engine's ``[n]``), or a batch
 ``[B, *input_shape]``; ``y`` is its target: a number (one regression output), ``[K]`` (``K``
 regression outputs) or an integer class label (``loss="cross_entropy"``, logits ``[K]``), with a
-leading ``B`` for a batch. The loss of a batch is the mean over its examples.
+leading ``B`` for a batch. The loss of a batch is the mean over its examples. Inputs and targets
+must be real numbers, class labels integers in ``[0, K)``: anything else raises ``ValueError``
+(at trace time for dtypes; before the run for the labels of :func:`metastep.run_arrays`, and for
+a problem whose ``params["num_classes"]`` exceeds ``K``).
 
 Each step computes the loss, the gradient and the method's extra arguments (``curvature``,
 ``curvature_vector_product``) with :func:`metastep.deep.extra_args` from the learner's
@@ -62,7 +65,7 @@ import optax
 
 from metastep.deep.curvature import check_curvature, check_loss, extra_args
 from metastep.deep.models import Model, as_model, leaf_names
-from metastep.learner import StepOutput
+from metastep.learner import StepOutput, check_real
 from metastep.methods._common import check_unit_interval
 from metastep.methods._step_sizes import NoStepSizesError, step_sizes
 
@@ -116,6 +119,7 @@ class DeepLearner:
       layer_names: the names of the parameter arrays, in the order of the records.
       num_features: the length of one example when it is a vector (the engine checks it against
         the problem's), else None.
+      num_classes: ``K``, the number of logits, for ``loss="cross_entropy"``; else None.
     """
 
     quantile_levels = QUANTILE_LEVELS
@@ -144,9 +148,15 @@ class DeepLearner:
         self.num_features = self.input_shape[0] if len(self.input_shape) == 1 else None
         param_shapes = jax.eval_shape(self.model.init, jax.random.PRNGKey(0))
         self.layer_names = leaf_names(param_shapes)
+        for name, leaf in zip(self.layer_names, jax.tree.leaves(param_shapes)):
+            if not jnp.issubdtype(leaf.dtype, jnp.floating):
+                raise ValueError(f"`model` parameters must be real floating point, got "
+                                 f"{leaf.dtype} for {name!r}")
         output_shape = jax.eval_shape(
             self.model.apply, param_shapes, jax.ShapeDtypeStruct((1, *self.input_shape), float)
         ).shape
+        # The number of classes a classifier's logits cover.
+        self.num_classes = output_shape[-1] if loss == "cross_entropy" else None
         # Random signs are drawn only where an estimate needs them (a key split costs compile
         # time): Hutchinson's, and Gauss-Newton's unless a step has one squared-loss output.
         single_output = loss == "squared" and math.prod(output_shape) == 1
@@ -173,6 +183,11 @@ class DeepLearner:
 
     def step(self, state: DeepLearnerState, x: jax.Array, y: jax.Array):
         """Predict, then update. Returns ``(new_state, StepOutput)``."""
+        check_real("x", x)
+        check_real("y", y)
+        if self.loss == "cross_entropy" and not jnp.issubdtype(jnp.result_type(y), jnp.integer):
+            raise ValueError(f"`y` must hold integer class labels for loss='cross_entropy', got "
+                             f"{jnp.result_type(y)}")
         params = state.params
         dtype = jnp.result_type(*jax.tree.leaves(params))
         single = jnp.ndim(x) == len(self.input_shape)
@@ -214,6 +229,29 @@ class DeepLearner:
             state.squared_error_average + rate * (squared_error - state.squared_error_average),
         )
         return new_state, StepOutput(prediction, error, self.step_sizes(new_state), metrics)
+
+    def check_targets(self, ys: Any, name: str = "y") -> None:
+        """Concrete targets: class labels must be integers in ``[0, K)`` for a classifier."""
+        check_real(name, ys)
+        if self.loss != "cross_entropy":
+            return
+        labels = np.asarray(ys)
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"`{name}` must hold integer class labels for loss='cross_entropy', "
+                             f"got {labels.dtype}")
+        outside = (labels < 0) | (labels >= self.num_classes)
+        if outside.any():
+            raise ValueError(f"`{name}` holds labels outside [0, {self.num_classes}), the "
+                             f"model's {self.num_classes} logits: {labels[outside][0]} first")
+
+    def check_problem(self, problem: Any) -> None:
+        """A classifier's logits must cover the problem's classes."""
+        num_classes = getattr(problem, "params", {}).get("num_classes")
+        if self.loss == "cross_entropy" and num_classes is not None and (
+            num_classes > self.num_classes
+        ):
+            raise ValueError(f"`problem` {problem.name!r} has {num_classes} classes but the "
+                             f"model gives {self.num_classes} logits")
 
     def step_sizes(self, state: DeepLearnerState) -> Any:
         """Per-weight step sizes used by the last update (NaN for plain optax optimizers)."""
