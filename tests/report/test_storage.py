@@ -207,7 +207,7 @@ def test_a_shard_of_other_parameters_or_version_is_not_reused(tmp_path):
          "metastep_version"),
     ]:
         problem = run_dir.check_shard("exp", "shard", other)
-        assert problem.endswith(f"(its {differing} differ from this run's)"), problem
+        assert problem.endswith(f"other parameters (differing: {differing})"), problem
     # The report checks parameters only: a newer metastep reports an older run's results.
     assert run_dir.read_shard("exp", "shard", {"parameters": {"steps": 5}}).shape == (1, 5)
 

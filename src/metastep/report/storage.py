@@ -355,8 +355,8 @@ class RunDirectory:
         wanted = json.loads(to_json_text(expected, indent=None))
         differing = [key for key, value in wanted.items() if recorded.get(key) != value]
         if differing:
-            raise ShardError(f"{path} was computed with other parameters (its "
-                             f"{', '.join(differing)} differ from this run's)")
+            raise ShardError(f"{path} was computed with other parameters (differing: "
+                             f"{', '.join(differing)})")
         return table.to_pandas() if read else True
 
     def check_shard(self, experiment: str, shard: str, expected: Mapping[str, Any]) -> str | None:
