@@ -210,7 +210,7 @@ def test_autostep_bound_is_per_output_unit_over_its_fan_in(x64):
         batch = (jax.random.normal(keys[1], (1, 6)), jnp.ones((1, 3)))
         _, _, grads, extra = ms.deep.extra_args(model.apply, params, batch, key=keys[2])
         _, state = method.update(grads, method.init(params), params, **extra)
-        return state.step_size, extra["curvature"]
+        return state.step_sizes, extra["curvature"]
 
     step_sizes, curvature = first_step(jax.random.PRNGKey(0))
     for alpha, c in zip(step_sizes, curvature):
