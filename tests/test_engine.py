@@ -393,6 +393,10 @@ def test_inputs_must_be_real_numbers():
         learner.init(dtype=jnp.complex64)
     with pytest.raises(ValueError, match="`divergence_threshold`"):
         ms.run_arrays(learner, xs, ys, divergence_threshold="1e20")
+    with pytest.raises(ValueError, match="`grid\\['meta_step_size'\\]` must hold real numbers"):
+        ms.sweep(lambda meta_step_size: idbd_learner(meta_step_size), drifting_problem(),
+                 grid={"meta_step_size": [0.01, 0.02 + 0.01j]}, seeds=1, steps=10,
+                 record_every=10)
     # Numeric strings and complex numbers are not hyperparameters.
     for build in (lambda: ms.idbd("0.01"), lambda: ms.autostep(tau="100"),
                   lambda: P.weight_flipping(scale="2"), lambda: ms.smd(decay=np.complex128(0.5))):

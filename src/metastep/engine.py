@@ -626,10 +626,10 @@ def _check_grid(grid) -> dict[str, np.ndarray]:
         values = np.asarray(values)
         if values.ndim != 1 or values.size == 0:
             raise ValueError(f"`grid[{name!r}]` must be a non-empty 1-D list of numbers")
-        if not np.issubdtype(values.dtype, np.number):
+        if values.dtype.kind not in "biuf":
             raise ValueError(
-                f"`grid[{name!r}]` must hold numbers (a sweep vmaps over them); run one sweep per "
-                f"structural choice instead, got {values.dtype}"
+                f"`grid[{name!r}]` must hold real numbers (a sweep vmaps over them); run one sweep "
+                f"per structural choice instead, got {values.dtype}"
             )
         columns[name] = values
     return columns
