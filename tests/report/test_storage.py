@@ -1,6 +1,7 @@
 """The run directory's storage: atomic writes, other processes' temporary files left alone,
 shards stored with their provenance and checksums and verified when read."""
 
+import errno
 import hashlib
 import json
 import os
@@ -210,6 +211,23 @@ def test_a_shard_of_other_parameters_or_version_is_not_reused(tmp_path):
         assert problem.endswith(f"other parameters (differing: {differing})"), problem
     # The report checks parameters only: a newer metastep reports an older run's results.
     assert run_dir.read_shard("exp", "shard", {"parameters": {"steps": 5}}).shape == (1, 5)
+
+
+def test_a_read_only_directory_is_read_without_its_lock(tmp_path, monkeypatch):
+    run_dir = RunDirectory(tmp_path)
+    run_dir.write_shard("exp", "shard", tidy_table(), PROVENANCE)
+    original_open = os.open
+
+    def read_only_open(path, flags, *args):
+        if os.fspath(path) == str(run_dir.lock_path):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+        return original_open(path, flags, *args)
+
+    monkeypatch.setattr(storage.os, "open", read_only_open)
+    pd.testing.assert_frame_equal(run_dir.read_shard("exp", "shard", PROVENANCE), tidy_table())
+    with pytest.raises(OSError, match="Read-only file system") as raised:
+        run_dir.update_config(lambda config: config.update(created="now"))
+    assert raised.value.filename == str(run_dir.lock_path)
 
 
 @pytest.mark.parametrize("text", ["", '{"experiments": {', "[1, 2]", "\xff\xfe"])

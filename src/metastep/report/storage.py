@@ -29,6 +29,8 @@ for. Parquet pages carry CRC checksums too, verified when a table is read.
 from __future__ import annotations
 
 import contextlib
+import copy
+import errno
 import fcntl
 import hashlib
 import json
@@ -239,9 +241,10 @@ class RunDirectory:
         return self
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self, reading: bool = False) -> Iterator[None]:
         """Hold the directory's lock (waiting for other processes to release it); reentrant
-        within a process."""
+        within a process. A reader (``reading``) of a directory where the lock file cannot be
+        created (read-only) goes on without it: nobody can change that directory."""
         key = self.path.resolve()
         if _held_locks.get(key):
             _held_locks[key] += 1
@@ -253,7 +256,10 @@ class RunDirectory:
         try:
             descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise _named(error, self.lock_path) from error
+            if not (reading and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)):
+                raise _named(error, self.lock_path) from error
+            yield
+            return
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             _held_locks[key] = 1
@@ -273,12 +279,15 @@ class RunDirectory:
         return read_json_object(self.config_path)
 
     def update_config(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        """Read ``config.json``, ``change`` it in place and store it, all under the lock (so an
-        update by another process in between cannot be lost); returns the new configuration."""
+        """Read ``config.json``, ``change`` it in place and store it if it changed, all under
+        the lock (so an update by another process in between cannot be lost); returns the new
+        configuration."""
         with self.locked():
             config = self.read_config()
+            original = copy.deepcopy(config)
             change(config)
-            write_json(self.config_path, config)
+            if config != original:
+                write_json(self.config_path, config)
         return config
 
     def write_shard(self, experiment: str, shard: str, table, provenance: Mapping[str, Any]):
@@ -310,7 +319,7 @@ class RunDirectory:
     def _stored_bytes(self, experiment: str, shard: str) -> tuple[bytes, bytes] | None:
         """The shard file's bytes and its checksum file's, read together; None when there is
         no shard file."""
-        with self.locked():
+        with self.locked(reading=True):
             try:
                 data = self.shard_path(experiment, shard).read_bytes()
             except FileNotFoundError:
