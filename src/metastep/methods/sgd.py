@@ -57,7 +57,7 @@ def sgd(step_size: Any = 0.01) -> optax.GradientTransformationExtraArgs:
 
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
-    scalar = _is_scalar(step_size)
+    scalar = not _common.is_schedule(step_size) and _is_scalar(step_size)
     if scalar:
         _common.check_non_negative("step_size", step_size)
     elif not _common.is_schedule(step_size):
