@@ -260,3 +260,13 @@ def test_the_summary_keeps_an_experiment_that_became_incomplete(tmp_path, toy):
     assert report.missing_text() == ("missing: part-2; summary.json keeps the numbers of the "
                                      "earlier complete run")
     assert "missing: part-2" in (tmp_path / "report.md").read_text()
+
+
+def test_an_unreadable_summary_is_said_and_written_anew(tmp_path, toy, capsys):
+    experiment, _ = toy
+    run_dir = RunDirectory(tmp_path)
+    run_experiment(run_dir, experiment, experiment.budget("smoke"), progress=False)
+    (tmp_path / "summary.json").write_text('{"toy": {"lms": ')
+    build_report(run_dir)
+    assert f"{tmp_path / 'summary.json'} is not valid JSON" in capsys.readouterr().err
+    assert "lms" in read_json(tmp_path / "summary.json")["toy"]
