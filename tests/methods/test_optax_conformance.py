@@ -1,5 +1,8 @@
 """Every method through optax's combinators, transformations of JAX, dtypes and serialization.
 
+(What every method shares beyond its own rule; each method's rule is checked step by step against
+a NumPy transcription in its own test module.)
+
 One table lists every method once, with the extra arguments it needs and the hyperparameter its
 updates read (changed mid-run by the inject_hyperparams tests); each property is one test
 parametrized over the table. The problem is a small quadratic, ``L = ½ Σ c (w − t_k)²`` with a
@@ -137,6 +140,14 @@ def reference(name):
 
 def test_the_table_lists_every_method():
     assert set(NAMES) == {n for n in ms.methods.__all__ if n.islower() and n != "step_sizes"}
+
+
+def test_float32_by_default(nonstationary_data, name):
+    xs, ys = nonstationary_data(8, steps=2, num_features=5)
+    learner = ms.LinearLearner(method_of(name), 5)
+    state, output = jax.jit(learner.step)(learner.init(), jnp.asarray(xs[0]), jnp.asarray(ys[0]))
+    assert output.step_sizes.dtype == jnp.float32
+    assert all(leaf.dtype in (jnp.float32, jnp.int32) for leaf in jax.tree.leaves(state))
 
 
 # ---------------------------------------------------------------------------------------------
