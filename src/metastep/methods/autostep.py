@@ -106,7 +106,9 @@ def autostep(
       tau: ``τ`` > 0, the time constant of the decay of ``v`` (the paper's default 1e4).
       granularity: ``"weight"`` only (see the module docstring for why).
       unit_axes: which weights share one ``M``: ``"auto"``, ``"fan_in"`` or a callable mapping a
-        parameter array's shape to the axes summed over (see the module docstring).
+        parameter array's shape to the axes summed over (see the module docstring). Under
+        ``optax.inject_hyperparams``, which takes every callable for a schedule, name a callable
+        in ``static_args=("unit_axes",)``.
 
     Extra arguments of ``update``: ``curvature`` (required), the diagonal curvature ``c``.
     """
