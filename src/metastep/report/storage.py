@@ -23,7 +23,10 @@ Several processes may run into one directory at once: every read-modify-write (`
 A shard is stored, and reused, only when it verifies: its checksum file matches the Parquet
 file, which is readable, has the tidy columns and carries, in its key-value metadata
 (:data:`PROVENANCE_KEY`), the parameters it was computed with; those must equal the ones asked
-for. Parquet pages carry CRC checksums too, verified when a table is read.
+for (:func:`shard_provenance`). The runner asks for the shard's parameters, the budget and the
+metastep version, so that no experiment mixes results of two versions; the report asks for the
+parameters and budget that ``config.json`` records. Parquet pages carry CRC checksums too,
+verified when a table is read.
 """
 
 from __future__ import annotations
