@@ -9,20 +9,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 
+import metastep
 from metastep import experiments
 from metastep.experiments import BUDGET_NAMES
 from metastep.report import RunDirectory, RunDirectoryError, build_report, run_experiment
-from metastep.report.build import ExperimentReport, format_value
+from metastep.report.build import (
+    NO_REFERENCE,
+    ExperimentReport,
+    answer_text,
+    experiment_verdict,
+    find_answers,
+    summarize_stored,
+)
 from metastep.report.runner import ExperimentRun
-
-# Comparisons shown on an experiment's closing line; the report has them all.
-HEADLINE_ROWS = 3
-
 
 def default_out() -> Path:
     return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -49,70 +55,143 @@ def positive_int(text: str) -> int:
     return value
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps help texts at spaces only, never inside a hyphenated experiment name; in a
+    description or epilog, an indented line (an entry of a list) is kept as it is."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False,
+                             break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(
+            indent + line if line.startswith(" ") else textwrap.fill(
+                line, width, initial_indent=indent, subsequent_indent=indent,
+                break_on_hyphens=False, break_long_words=False)
+            for line in text.splitlines())
+
+
+def experiments_epilog() -> str:
+    """The experiments, one per line, with their approximate quick-budget time."""
+    width = max(map(len, experiments.EXPERIMENTS))
+    lines = [f"  {experiment.name:<{width}}  {quick_time(experiment)}"
+             for experiment in experiments.EXPERIMENTS.values()]
+    return "experiments (NAME), with the approximate time of the quick budget:\n" + "\n".join(lines)
+
+
+def quick_time(experiment) -> str:
+    """About how long its quick budget takes, as measured (``Experiment.quick_minutes``)."""
+    minutes = experiment.quick_minutes
+    return "quick: not timed" if minutes is None else f"quick: ~{minutes:.1f} min"
+
+
 def build_parser() -> argparse.ArgumentParser:
     names = list(experiments.EXPERIMENTS)
     parser = argparse.ArgumentParser(
-        prog="metastep", description="Reproduce the experiments of meta-learned step sizes.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+        prog="metastep", formatter_class=HelpFormatter,
+        description="Reproduce the experiments of meta-learned step sizes: each experiment runs "
+        "into a run directory (results, figures, summary.json, report.html); `metastep COMMAND "
+        "--help` describes a command.")
+    parser.add_argument("--version", action="version", version=f"metastep {metastep.__version__}",
+                        help="print the version of metastep and exit")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="what to do (each has its own --help)")
 
-    reproduce = commands.add_parser(
-        "reproduce", help="run every experiment into a run directory and write its report")
+    def add_command(name: str, text: str, **options) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=text, description=text,
+                                   formatter_class=HelpFormatter, **options)
+
+    reproduce = add_command(
+        "reproduce", "run every experiment (or those of --only) into a run directory, print "
+        "each one's verdict as it finishes, and write the report", epilog=experiments_epilog())
     add_budget_options(reproduce)
     reproduce.add_argument("--only", nargs="+", action="extend", choices=names, metavar="NAME",
-                           help=f"run only these experiments ({', '.join(names)})")
+                           help="run only these experiments (names listed below)")
 
-    run = commands.add_parser("run", help="run one experiment")
-    run.add_argument("name", choices=names, metavar="NAME", help=", ".join(names))
+    run = add_command("run", "run one experiment into a run directory, print its verdict and "
+                      "write the report", epilog=experiments_epilog())
+    run.add_argument("name", choices=names, metavar="NAME",
+                     help="the experiment to run (names listed below)")
     add_budget_options(run)
-    run.add_argument("--steps", type=positive_int, help="override the budget's steps")
-    run.add_argument("--seeds", type=positive_int, help="override the budget's number of seeds")
+    run.add_argument("--steps", type=positive_int, metavar="N",
+                     help="override the budget's steps (the length of the main runs)")
+    run.add_argument("--seeds", type=positive_int, metavar="N",
+                     help="override the budget's number of seeds (seeds 0 .. N-1)")
 
-    commands.add_parser("list", help="list the experiments, a line each")
+    add_command("list", "list the experiments: name, approximate quick-budget time and what "
+                "each shows")
 
-    report = commands.add_parser(
-        "report", help="rebuild a run directory's report from its stored results")
-    report.add_argument("directory", type=Path, metavar="DIR")
+    report = add_command(
+        "report", "rebuild a run directory's summary.json, figures and report from its stored "
+        "results (computes nothing)")
+    report.add_argument("directory", type=Path, metavar="DIR",
+                        help="the run directory (as given to --out)")
     return parser
 
 
-def headline(run: ExperimentRun | None, report: ExperimentReport) -> str:
-    """One line: what was done and the first measured-vs-published numbers."""
+def verdict_lines(report: ExperimentReport, run: ExperimentRun | None = None) -> list[str]:
+    """What a person reads when an experiment finishes: its verdict (with what this call
+    computed), each reference it did not reproduce and why, and a continual benchmark's
+    answer (the meta method at its default against tuned Adam)."""
     name = report.experiment.name
-    if report.skipped is not None:
-        return f"{name}: skipped: {report.skipped}"
-    if not report.complete:
-        return f"{name}: incomplete ({len(report.stored_shards)}/{len(report.all_shards)} shards)"
-    parts = [f"{name}:"]
-    if run is not None:
-        parts.append(f"{run.computed} shards computed, {run.reused} reused, {run.seconds:.1f} s;")
-    numbers = []
-    for row in report.comparisons[:HEADLINE_ROWS]:
-        text = f"{row.key} = {format_value(row.measured)}"
-        if not isinstance(row.published, str):
-            text += f" (published {format_value(row.published)})"
-        numbers.append(text)
-    parts.append(", ".join(numbers) if numbers else "no published numbers")
-    return " ".join(parts)
+    verdict, checks, misses = experiment_verdict(report)
+    first = f"{name}: {verdict}"
+    if run is not None and run.skipped is None:
+        first += (f" ({run.computed} shards computed, {run.reused} reused, "
+                  f"{run.seconds:.1f} s)")
+    if verdict in ("skipped", "incomplete"):
+        lines = [f"{first}: {checks}"]
+    else:  # the counts; an experiment without references has its answer instead
+        lines = [first] + ([f"  {checks}"] if verdict != NO_REFERENCE else [])
+    lines += [f"  - {miss}" for miss in misses]
+    lines += [f"  answer: {answer_text(where, answer)}"
+              for where, answer in find_answers(report.summary)]
+    return lines
+
+
+def print_report_progress(index: int, count: int, name: str) -> None:
+    print(f"report: summary and figures of {name} ({index}/{count})", file=sys.stderr,
+          flush=True)
 
 
 def run_and_report(names: list[str], budget: str, run_dir: RunDirectory, command: list[str],
                    steps: int | None = None, seeds: int | None = None,
                    fail_if_skipped: bool = False) -> int:
-    """Run ``names``, rebuild the report; the exit status is 1 if ``fail_if_skipped`` and an
-    experiment could not run here (``reproduce`` goes on without it; ``run`` asked for it)."""
+    """Run ``names``, printing each one's verdict as it finishes, then rebuild the report; the
+    exit status is 1 if ``fail_if_skipped`` and an experiment could not run here
+    (``reproduce`` goes on without it; ``run`` asked for it)."""
     print(f"run directory: {run_dir.path}", file=sys.stderr)
     runs = {}
-    for name in names:
+    for index, name in enumerate(names, 1):
         experiment = experiments.get(name)
         runs[name] = run_experiment(
             run_dir, experiment, experiment.budget(budget, steps=steps, seeds=seeds),
-            command=command,
+            command=command, title=f"experiment {index}/{len(names)}: {name}",
         )
-    for report in build_report(run_dir):
-        print(headline(runs.get(report.experiment.name), report))
+        print("\n".join(verdict_lines(summarize_stored(run_dir, name), runs[name])), flush=True)
+    reports = build_report(run_dir, progress=print_report_progress)
+    if len(reports) > 1:
+        print("overview:")
+        width = max(len(report.experiment.name) for report in reports)
+        for report in reports:
+            print(f"  {report.experiment.name:<{width}}  {experiment_verdict(report)[0]}")
     print(f"report: {run_dir.path / 'report.html'}")
     skipped = any(run.skipped is not None for run in runs.values())
     return 1 if fail_if_skipped and skipped else 0
+
+
+def list_experiments() -> None:
+    """A line per experiment, in aligned columns: name, quick-budget time, what it shows
+    (wrapped to the terminal, continued under itself)."""
+    width = max(map(len, experiments.EXPERIMENTS))
+    times = {name: quick_time(experiment) for name, experiment in experiments.EXPERIMENTS.items()}
+    time_width = max(map(len, times.values()))
+    indent = " " * (width + time_width + 4)
+    columns = max(shutil.get_terminal_size().columns, len(indent) + 30)
+    for name, experiment in experiments.EXPERIMENTS.items():
+        print(textwrap.fill(experiment.description, columns - 1, break_on_hyphens=False,
+                            initial_indent=f"{name:<{width}}  {times[name]:<{time_width}}  ",
+                            subsequent_indent=indent))
 
 
 def os_error_text(error: OSError) -> str:
@@ -161,12 +240,11 @@ def main(argv: list[str] | None = None, *, exit_on_interrupt: bool = False) -> i
         stop_at_once(interrupted)
     try:
         if args.command == "list":
-            for experiment in experiments.EXPERIMENTS.values():
-                print(f"{experiment.name:<20} {experiment.description}")
+            list_experiments()
             return 0
         if args.command == "report":
-            for report in build_report(args.directory):
-                print(headline(None, report))
+            for report in build_report(args.directory, progress=print_report_progress):
+                print("\n".join(verdict_lines(report)))
             print(f"report: {args.directory / 'report.html'}")
             return 0
         if args.command == "run":

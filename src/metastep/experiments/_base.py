@@ -20,7 +20,11 @@ It declares:
 * ``explanation``: markdown, what the experiment shows and how to read its figures;
 * ``availability`` (optional): ``() -> str | None``, why the experiment cannot run on this machine
   (e.g. its data are missing: the text says how to get them), or None when it can. The runner
-  then computes nothing and the report marks the experiment as skipped, with that text.
+  then computes nothing and the report marks the experiment as skipped, with that text;
+* ``quick_minutes`` (optional): about how many minutes ``metastep run NAME`` (the quick
+  budget, report included) takes, as measured on a 2-core CPU (:data:`QUICK_MINUTES_MACHINE`);
+  ``metastep list`` shows it. An approximate guide, not a promise: it varies with the machine
+  and its load.
 
 Tables are tidy: one row per (method, configuration, seed, record), with at least the columns
 ``method``, ``seed`` and ``step``; configuration parameters and measured values are further
@@ -42,6 +46,9 @@ BUDGET_NAMES = ("smoke", "quick", "full")
 FILE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 EXPERIMENT_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 REQUIRED_COLUMNS = ("method", "seed", "step")
+# How the experiments' ``quick_minutes`` were measured: one quick run of each, one after the
+# other, its computation plus its part of the report, with other jobs sharing the machine.
+QUICK_MINUTES_MACHINE = "a 2-core x86-64 CPU, JAX on CPU, no GPU (shared, under load)"
 
 
 @dataclass(frozen=True)
@@ -106,34 +113,72 @@ class Shard:
       parameters: every resolved parameter of the shard (problem, grid, seeds, steps, record
         interval, fixed hyperparameters), JSON values: written to ``config.json``.
       work: its cost in lane-steps (configurations × seeds × steps), for the progress bar's ETA.
+      engine_lane_steps: the lane-steps that ``compute`` runs in the engine (what
+        :func:`metastep.engine.progress_listener` counts), where that differs from ``work``
+        (e.g. each lane runs a roster of methods): the progress bar moves by ``work /
+        engine_lane_steps`` per engine lane-step. Default: ``work``.
     """
 
     name: str
     compute: Callable[[], Any]
     parameters: Mapping[str, Any]
     work: float
+    engine_lane_steps: float | None = None
 
     def __post_init__(self):
         if not FILE_NAME.fullmatch(self.name):
             raise ValueError(f"shard name {self.name!r} must match {FILE_NAME.pattern}")
-        if not self.work > 0:
-            raise ValueError(f"shard {self.name!r}: `work` must be > 0, got {self.work}")
+        for attribute in ("work", "engine_lane_steps"):
+            value = getattr(self, attribute)
+            if value is not None and not value > 0:
+                raise ValueError(f"shard {self.name!r}: `{attribute}` must be > 0, got {value}")
+
+
+# What a reference number is: a paper's or talk's own number ("published"), a number of an
+# independent simulation of the protocol ("simulation"), or one derived in closed form ("theory").
+REFERENCE_KINDS = ("published", "simulation", "theory")
 
 
 @dataclass(frozen=True)
 class Published:
-    """A published result to set beside the measured one in the report.
+    """A reference result to set beside the measured one, and how to tell if it is reproduced.
 
     Attributes:
       key: the dotted path of the measured number in the experiment's summary, e.g.
         ``"lms.best_mse"`` (``summary.json`` holds it as ``weight-flipping.lms.best_mse``).
-      value: the published number, or the claim in words for a qualitative result.
-      source: where it is published, e.g. ``"Sutton 1992, Exp. 1"``.
+      value: the reference number, or the claim in words for a qualitative result.
+      source: where it comes from, e.g. ``"Sutton 1992, Exp. 1"``.
+      kind: one of :data:`REFERENCE_KINDS`: ``"published"`` (the paper's or talk's number),
+        ``"simulation"`` (an independent simulation of the protocol) or ``"theory"``.
+      tolerance: the measured number reproduces ``value`` when ``|measured − value| ≤
+        tolerance`` (how precise the reference is: e.g. a number read off a figure).
+      check: for a claim in words or a bound, ``measured -> bool``: whether the measured number
+        bears the claim out. A row with neither ``tolerance`` nor ``check`` is not judged.
+      short_budget: why the measured number is not expected to reproduce the reference below
+        the full budget (e.g. the effect needs the paper's 1,000,000 steps).
+      known_deviation: why the measured number is known to differ from the reference at every
+        budget (e.g. an independent simulation finds the same deviation).
     """
 
     key: str
     value: float | str
     source: str
+    kind: str = "published"
+    tolerance: float | None = None
+    check: Callable[[float], bool] | None = None
+    short_budget: str | None = None
+    known_deviation: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in REFERENCE_KINDS:
+            raise ValueError(f"{self.key}: `kind` must be one of {REFERENCE_KINDS}, "
+                             f"got {self.kind!r}")
+        if self.tolerance is not None:
+            if isinstance(self.value, str):
+                raise ValueError(f"{self.key}: a claim in words takes a `check`, not a "
+                                 "`tolerance`")
+            if not self.tolerance >= 0:
+                raise ValueError(f"{self.key}: `tolerance` must be >= 0, got {self.tolerance}")
 
 
 @dataclass(frozen=True)
@@ -152,6 +197,7 @@ class Experiment:
     published: list[Published]
     explanation: str
     availability: Callable[[], str | None] | None = None
+    quick_minutes: float | None = None
 
     def __post_init__(self):
         if not EXPERIMENT_NAME.fullmatch(self.name):
@@ -161,6 +207,9 @@ class Experiment:
         missing = set(BUDGET_NAMES) - set(self.budgets)
         if missing:
             raise ValueError(f"{self.name}: `budgets` lacks {sorted(missing)}")
+        if self.quick_minutes is not None and not self.quick_minutes > 0:
+            raise ValueError(f"{self.name}: `quick_minutes` must be > 0, got "
+                             f"{self.quick_minutes}")
 
     def unavailable(self) -> str | None:
         """Why the experiment cannot run here (with how to fix it), or None when it can."""

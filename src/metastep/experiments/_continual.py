@@ -89,6 +89,7 @@ tuned for this benchmark? `answer.best_meta_default_vs_tuned_adam` is the run-av
 accuracy of the best meta-learned method at its default minus tuned Adam's (positive: the
 meta-learned step size wins); `answer.vs_tuned_adam.<method>` gives it for each.
 """
+PROGRESS_CHUNKS = 20  # compiled chunks per roster sweep: the progress bar moves 20 times
 EARLY_LATE_FRACTION = 0.1  # plasticity: the first 10% of the tasks against the last 10%
 METRIC_LABELS = {"accuracy": "online accuracy", "squared_error": "online squared error"}
 STEP_SIZE_COLUMN = "log10_step_size:"  # + the parameter array's name
@@ -362,6 +363,18 @@ def record_interval(steps: int, switch_every: int, records_per_task: int) -> int
     return interval
 
 
+def progress_chunk(steps: int, record_every: int) -> int:
+    """Steps per compiled chunk: whole records, about 1/:data:`PROGRESS_CHUNKS` of the run, and
+    dividing it (one compilation). A network's step costs milliseconds: without this the
+    engine's default chunk (at least 100,000 steps) would keep a progress bar still for minutes,
+    and its overhead per chunk is negligible here."""
+    bins = steps // record_every
+    bins_per_chunk = max(1, bins // PROGRESS_CHUNKS)
+    while bins % bins_per_chunk:
+        bins_per_chunk -= 1
+    return bins_per_chunk * record_every
+
+
 def roster_sweep(benchmark: Benchmark, points: int, seeds: Sequence[int], steps: int,
                  record_every: int) -> pd.DataFrame:
     """The roster over its grids × ``seeds``, one ``ms.sweep``: the tidy table (module doc)."""
@@ -374,7 +387,8 @@ def roster_sweep(benchmark: Benchmark, points: int, seeds: Sequence[int], steps:
                              {name: jnp.asarray(grid)[index] for name, grid in grids.items()})
 
     result = ms.sweep(make_learner, benchmark.problem(), {"point": list(range(points))},
-                      seeds=list(seeds), steps=steps, record_every=record_every)
+                      seeds=list(seeds), steps=steps, record_every=record_every,
+                      chunk_steps=progress_chunk(steps, record_every))
     probe = make_learner(0)
     num_points, num_seeds, num_records = result.squared_error.shape
     point, seed, record = np.indices((num_points, num_seeds, num_records)).reshape(3, -1)
@@ -427,6 +441,7 @@ def roster_shards(benchmark: Benchmark, budget: Budget) -> list[Shard]:
                               record_every),
             {**parameters, "seeds": seeds},
             work=len(benchmark.methods) * points * len(seeds) * budget.steps,
+            engine_lane_steps=points * len(seeds) * budget.steps,  # a lane runs the roster
         ))
     return shards
 
@@ -704,10 +719,12 @@ def continual_experiment(
     explanation: str,
     extra_summary: Callable[[pd.DataFrame, Benchmark], dict[str, Any]] | None = None,
     availability: Callable[[], str | None] | None = None,
+    quick_minutes: float | None = None,
 ) -> Experiment:
     """A continual experiment over ``benchmarks(budget)``: their shards, and the summary
     (:func:`summarize_problem`, plus ``extra_summary``) and figures of each; with several
-    benchmarks the summary has one entry per benchmark name and the figure names end with it."""
+    benchmarks the summary has one entry per benchmark name and the figure names end with it.
+    ``quick_minutes``: as for :class:`Experiment`."""
 
     def shards(budget: Budget) -> list[Shard]:
         return [shard for benchmark in benchmarks(budget)
@@ -733,4 +750,5 @@ def continual_experiment(
 
     return Experiment(name=name, description=description, budgets=budgets, shards=shards,
                       summarize=summarize, figures=figures, published=published,
-                      explanation=explanation, availability=availability)
+                      explanation=explanation, availability=availability,
+                      quick_minutes=quick_minutes)

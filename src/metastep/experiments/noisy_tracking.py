@@ -462,17 +462,34 @@ def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure
 
 SPEC = "spec problems.md §3 (Degris et al. 2024)"
 FIG3 = "Degris et al. 2024, Fig. 3; the talk"
+# The theory's numbers are expectations over σ ~ U(0, 3); a run measures the mean over its own
+# σ draws (10 per seed at the quick budget, 20 at the full), whose spread is large: the optimal
+# MSE has a standard deviation of 2.9 over σ, so the mean of 50 draws (quick) scatters by ±0.4
+# and that of 600 (full) by ±0.12. The tolerances of the measured rows are two of the latter;
+# the excess of the best fixed α over the optimum varies less (±0.16 per draw).
+SHORT_BUDGET_DRAWS = ("too few σ draws at this budget: the mean over this run's draws scatters "
+                      "about the expectation by ±0.4 at the quick budget's 50")
 PUBLISHED = [
-    Published("paper.expected_optimal_mse", 4.660, SPEC + ", σ ~ U(0, 3)"),
-    Published("paper.optimal_mse", 4.660, SPEC + "; measured: this run's σ draws"),
-    Published("paper.sgd.fixed_step_size", 0.79, SPEC),
-    Published("paper.sgd.expected_mse", 4.791, SPEC + "; theory at the measured best α"),
-    Published("paper.sgd.mse", 4.791, SPEC + "; measured: this run's σ draws"),
-    Published("paper.sgd.excess_mse", 4.791 - 4.660, SPEC + " (4.791 − 4.660)"),
-    Published("paper.idbd.step_size_correlation", "positive: IDBD tracks α*", FIG3),
+    Published("paper.expected_optimal_mse", 4.660, SPEC + ", σ ~ U(0, 3)", kind="theory",
+              tolerance=0.001),
+    Published("paper.optimal_mse", 4.660, SPEC + "; measured: this run's σ draws",
+              kind="theory", tolerance=0.25, short_budget=SHORT_BUDGET_DRAWS),
+    Published("paper.sgd.fixed_step_size", 0.79, SPEC + " (≈)", kind="theory", tolerance=0.02),
+    Published("paper.sgd.expected_mse", 4.791, SPEC + "; theory at the measured best α",
+              kind="theory", tolerance=0.005),
+    Published("paper.sgd.mse", 4.791, SPEC + "; measured: this run's σ draws", kind="theory",
+              tolerance=0.25, short_budget=SHORT_BUDGET_DRAWS),
+    Published("paper.sgd.excess_mse", 4.791 - 4.660, SPEC + " (4.791 − 4.660)", kind="theory",
+              tolerance=0.02, short_budget=SHORT_BUDGET_DRAWS),
+    Published("paper.idbd.step_size_correlation", "positive: IDBD tracks α*",
+              FIG3 + "; reproduced if the correlation is above 0.8",
+              check=lambda correlation: correlation > 0.8),
     Published("paper.rmsprop.step_size_correlation",
-              "negative: RMSprop moves its step size the wrong way", FIG3),
-    Published("talk.idbd.step_size_correlation", "positive: IDBD tracks α*", "Sutton 2023 talk"),
+              "negative: RMSprop moves its step size the wrong way", FIG3,
+              check=lambda correlation: correlation < 0),
+    Published("talk.idbd.step_size_correlation", "positive: IDBD tracks α*",
+              "Sutton 2023 talk; reproduced if the correlation is above 0.8",
+              check=lambda correlation: correlation > 0.8),
 ]
 
 EXPLANATION = """
@@ -526,4 +543,5 @@ EXPERIMENT = Experiment(
     figures=figures,
     published=PUBLISHED,
     explanation=EXPLANATION,
+    quick_minutes=0.7,  # approximate: see QUICK_MINUTES_MACHINE
 )

@@ -284,15 +284,29 @@ DEGRIS = "Degris et al. 2024, Fig. 4 (spec problems.md §1)"
 # At s = 1 the problem is Degris et al.'s 20-D weight flipping, with their 200,000-step protocol.
 AT_SCALE_1 = ("spec problems.md §1: independent simulation of Degris et al.'s protocol "
               "(200,000 steps), s = 1")
+# Spans are measured on a grid of 4 points per decade: a quarter decade is one grid step.
 PUBLISHED = [
-    Published("idbd.best_theta_span_decades", 5.0, DEGRIS + ": “about five orders of magnitude”"),
-    Published("sgd.best_alpha_span_decades", 0.0, DEGRIS + ": “does not move”"),
+    Published("idbd.best_theta_span_decades", 5.0, DEGRIS + ": “about five orders of magnitude”",
+              tolerance=0.5,
+              known_deviation="only the targets are scaled here, so IDBD's θ acts as θ·s² and "
+              "its best θ moves by exactly 4 decades over s = 0.1 … 10; the paper's “about "
+              "five” is read off its figure"),
+    Published("sgd.best_alpha_span_decades", 0.0, DEGRIS + ": “does not move”",
+              tolerance=0.25),
     Published("autostep.best_mu_span_decades", "μ is designed to be scale-free (no move)",
-              "Mahmood et al. 2012 (spec methods.md, Autostep)"),
-    Published(f"sgd.{scale_key(1.0)}.best_alpha", 0.035, AT_SCALE_1),
-    Published(f"sgd.{scale_key(1.0)}.best_mse", 3.36, AT_SCALE_1),
-    Published(f"idbd.{scale_key(1.0)}.best_theta", 0.01, AT_SCALE_1),
-    Published(f"idbd.{scale_key(1.0)}.best_mse", 1.48, AT_SCALE_1),
+              "Mahmood et al. 2012 (spec methods.md, Autostep); reproduced if it moves by at "
+              "most one grid step", check=lambda decades: decades <= 0.25),
+    Published(f"sgd.{scale_key(1.0)}.best_alpha", 0.035, AT_SCALE_1, kind="simulation",
+              tolerance=0.005),
+    Published(f"sgd.{scale_key(1.0)}.best_mse", 3.36, AT_SCALE_1, kind="simulation",
+              tolerance=0.1),
+    Published(f"idbd.{scale_key(1.0)}.best_theta", 0.01,
+              AT_SCALE_1 + "; reproduced within a factor 2 (the curve is flat near its best)",
+              kind="simulation", check=lambda theta: 0.005 <= theta <= 0.02),
+    Published(f"idbd.{scale_key(1.0)}.best_mse", 1.48, AT_SCALE_1, kind="simulation",
+              tolerance=0.1,
+              short_budget="the error is averaged over all steps from the start: over fewer "
+              "steps than the protocol's 200,000, IDBD's early adaptation weighs more"),
 ]
 
 EXPLANATION = """
@@ -340,4 +354,5 @@ EXPERIMENT = Experiment(
     figures=figures,
     published=PUBLISHED,
     explanation=EXPLANATION,
+    quick_minutes=0.7,  # approximate: see QUICK_MINUTES_MACHINE
 )

@@ -123,11 +123,20 @@ runs over 100 tasks), too short for the rise: use `--full` to see it.
 """
 
 SOURCE = "Dohare et al. 2024, Nature (spec problems.md §4)"
+# Dohare et al.'s numbers are read off their curves (100 runs of 100 tasks): ±0.05 and ±0.1.
 PUBLISHED = [
-    Published("flip_one.dohare.sgd_1e-2.lowest", 0.62, f"{SOURCE}: SGD α = 0.01, early"),
+    Published("flip_one.dohare.sgd_1e-2.lowest", 0.62, f"{SOURCE}: SGD α = 0.01, early (≈)",
+              tolerance=0.05,
+              short_budget="the lowest per-task error of a few tasks and seeds is noisier (and "
+              "lower) than that of the paper's curve, a mean over 100 runs"),
     Published("flip_one.dohare.sgd_1e-2.late", "rises to 1.2–1.35 by step 1,000,000",
-              f"{SOURCE}: SGD α = 0.01, loss of plasticity"),
-    Published("flip_one.dohare.sgd_1e-3.late", 0.8, f"{SOURCE}: SGD α = 0.001 stays near 0.8"),
+              f"{SOURCE}: SGD α = 0.01, loss of plasticity",
+              check=lambda error: 1.2 <= error <= 1.35,
+              short_budget="the rise (loss of plasticity) needs the paper's 1,000,000 steps"),
+    Published("flip_one.dohare.sgd_1e-3.late", 0.8, f"{SOURCE}: SGD α = 0.001 stays near 0.8",
+              tolerance=0.1,
+              short_budget="SGD at α = 0.001 learns slowly: it needs more steps than this "
+              "budget's to reach its level"),
 ]
 
 EXPERIMENT = continual_experiment(
@@ -140,4 +149,5 @@ EXPERIMENT = continual_experiment(
     published=PUBLISHED,
     explanation=EXPLANATION,
     extra_summary=paper_comparison,
+    quick_minutes=1.3,  # approximate: see QUICK_MINUTES_MACHINE
 )

@@ -471,20 +471,29 @@ def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure
 # What the papers say, and the registration
 
 SPEC = "spec problems.md §2 (the talk; Degris et al. 2024, Fig. 1)"
+# The step sizes are given to two digits (≈ 0.33: ±0.01), the MSEs to three (±0.005). "Toward
+# 0" is below 0.05, a tenth of the largest start; "along the diagonal, not toward α1 = 0" is an
+# end point with α1 at least half of α2 (α1/α2 is 1 on the diagonal, 0 at the optimum's corner).
 PUBLISHED = [
-    Published("optimum.alpha1", 0.0, SPEC),
-    Published("optimum.alpha2", 0.33, SPEC),
-    Published("optimum.mse", 0.301, SPEC),
-    Published("off_optimum.mse", 0.324, SPEC + ", at (α1, α2) = (0.1, 0.34)"),
-    Published("deterministic.optimum.alpha2", 0.34, SPEC + ", deterministic switching"),
-    Published("deterministic.optimum.mse", 0.599, SPEC + ", deterministic switching"),
-    Published("idbd.final_alpha2", 0.33, SPEC + ": IDBD θ = 0.001 from starts in [0.01, 0.5]²"),
-    Published("idbd.final_alpha1", "falls toward 0", SPEC + ": IDBD θ = 0.001"),
+    Published("optimum.alpha1", 0.0, SPEC, tolerance=0.01),
+    Published("optimum.alpha2", 0.33, SPEC + " (≈)", tolerance=0.01),
+    Published("optimum.mse", 0.301, SPEC + " (≈)", tolerance=0.005),
+    Published("off_optimum.mse", 0.324, SPEC + ", at (α1, α2) = (0.1, 0.34)", tolerance=0.005),
+    Published("deterministic.optimum.alpha2", 0.34, SPEC + ", deterministic switching (≈)",
+              tolerance=0.01),
+    Published("deterministic.optimum.mse", 0.599, SPEC + ", deterministic switching (≈)",
+              tolerance=0.005),
+    Published("idbd.final_alpha2", 0.33, SPEC + ": IDBD θ = 0.001 from starts in [0.01, 0.5]²",
+              tolerance=0.02),
+    Published("idbd.final_alpha1", "falls toward 0", SPEC + ": IDBD θ = 0.001",
+              check=lambda alpha1: alpha1 < 0.05),
     Published(f"idbd.{setting_key('theta', TOO_LARGE_META_STEP_SIZE)}.final_alpha2",
-              "θ ≥ 0.01 collapses α2 toward 0", SPEC),
+              "θ ≥ 0.01 collapses α2 toward 0", SPEC, check=lambda alpha2: alpha2 < 0.05),
     Published("rmsprop.min_final_alpha_ratio",
-              "moves α1 and α2 together, along the diagonal, not toward α1 = 0", SPEC),
-    Published("adam.min_final_alpha_ratio", "like RMSprop", SPEC),
+              "moves α1 and α2 together, along the diagonal, not toward α1 = 0", SPEC,
+              check=lambda ratio: ratio >= 0.5),
+    Published("adam.min_final_alpha_ratio", "like RMSprop", SPEC,
+              check=lambda ratio: ratio >= 0.5),
 ]
 
 EXPLANATION = """
@@ -528,4 +537,5 @@ EXPERIMENT = Experiment(
     figures=figures,
     published=PUBLISHED,
     explanation=EXPLANATION,
+    quick_minutes=0.6,  # approximate: see QUICK_MINUTES_MACHINE
 )

@@ -506,28 +506,42 @@ SUTTON_EXP2 = "Sutton 1992, Exp. 2"
 INDEPENDENT = "independent simulation, 10 seeds, Exp. 1 protocol (spec problems.md §1)"
 DEGRIS = ("Degris et al. 2024 (their protocol: all steps of 200,000; independent simulation: "
           "SGD 3.36, RMSprop 3.53)")
+# Tolerances: Sutton's ≈ 3.5 and ≈ 1.5 are read off his Fig. 3; the independent simulation's
+# numbers are means over 10 seeds (their standard errors are about 0.02). IDBD's curve is flat
+# near its best θ ("a broad range"): its best θ is within a factor 2 of 0.01, where seeds decide.
 PUBLISHED = [
-    Published("lms.best_mse", 3.5, f"{SUTTON_EXP1} (≈); {INDEPENDENT}: 3.39"),
-    Published("lms.best_alpha", 0.035, INDEPENDENT),
-    Published("idbd.best_mse", 1.5, f"{SUTTON_EXP1} (≈); {INDEPENDENT}: 1.54 at θ = 0.01"),
-    Published("idbd.best_theta", 0.01, INDEPENDENT),
+    Published("lms.best_mse", 3.5, f"{SUTTON_EXP1} (≈); {INDEPENDENT}: 3.39", tolerance=0.15),
+    Published("lms.best_alpha", 0.035, INDEPENDENT, kind="simulation", tolerance=0.005),
+    Published("idbd.best_mse", 1.5, f"{SUTTON_EXP1} (≈); {INDEPENDENT}: 1.54 at θ = 0.01",
+              tolerance=0.1),
+    Published("idbd.best_theta", 0.01, f"{INDEPENDENT}; reproduced within a factor 2",
+              kind="simulation", check=lambda theta: 0.005 <= theta <= 0.02),
     Published("idbd.theta_beating_best_lms.decades", "IDBD ≈ 1.5 over a broad range of θ",
-              SUTTON_EXP1),
-    Published("idbd.max_reliable_theta", "diverges for θ ≥ 0.02 in some seeds", INDEPENDENT),
-    Published("oracle.best_mse", 1.375, INDEPENDENT),
+              f"{SUTTON_EXP1}; reproduced if it beats the best LMS over a decade of θ or more",
+              check=lambda decades: decades >= 1),
+    Published("idbd.max_reliable_theta", "diverges for θ ≥ 0.02 in some seeds",
+              f"{INDEPENDENT}; reproduced if no θ above 0.02 is reliable", kind="simulation",
+              check=lambda theta: theta <= 0.02),
+    Published("oracle.best_mse", 1.375, INDEPENDENT, kind="simulation", tolerance=0.03),
     Published("oracle.best_alpha", 0.13,
-              f"{SUTTON_EXP2}: 0.13 ± 0.01; {INDEPENDENT}: ≈ 0.14"),
+              f"{SUTTON_EXP2}: 0.13 ± 0.01; {INDEPENDENT}: ≈ 0.14", tolerance=0.01),
     Published("rmsprop.best_mse", "slightly worse than classic SGD, far worse than oracle SGD",
               DEGRIS),
     Published("adam.best_mse", "slightly worse than classic SGD, far worse than oracle SGD",
               DEGRIS),
-    Published("exp2.relevant_alpha", PUBLISHED_RELEVANT_ALPHA, SUTTON_EXP2),
+    Published("exp2.relevant_alpha", PUBLISHED_RELEVANT_ALPHA, SUTTON_EXP2,
+              tolerance=PUBLISHED_RELEVANT_SPREAD),
     Published("exp2.relevant_alpha_deviation", PUBLISHED_RELEVANT_SPREAD,
-              f"{SUTTON_EXP2} (the ± of 0.13 ± 0.015)"),
+              f"{SUTTON_EXP2} (the ± of 0.13 ± 0.015: an upper bound)",
+              check=lambda deviation: deviation <= PUBLISHED_RELEVANT_SPREAD),
     Published("exp2.irrelevant_alpha_max", PUBLISHED_IRRELEVANT_BOUND,
-              f"{SUTTON_EXP2} (an upper bound: “below 0.007”)"),
+              f"{SUTTON_EXP2} (an upper bound: “below 0.007”)",
+              check=lambda alpha: alpha < PUBLISHED_IRRELEVANT_BOUND,
+              known_deviation="the irrelevant step sizes are still falling at 250,000 "
+              "examples and cross 0.007 only near 290,000 in independent simulation; runs "
+              "here give 0.0076–0.0079 at 250,000, in float32 and float64 alike"),
     Published("exp2.irrelevant_alpha_last_10pct_ratio", "still falling (ratio < 1)",
-              SUTTON_EXP2),
+              SUTTON_EXP2, check=lambda ratio: ratio < 1),
 ]
 
 EXPLANATION = """
@@ -574,4 +588,5 @@ EXPERIMENT = Experiment(
     figures=figures,
     published=PUBLISHED,
     explanation=EXPLANATION,
+    quick_minutes=0.9,  # approximate: see QUICK_MINUTES_MACHINE
 )

@@ -14,19 +14,37 @@ rewritten: the numbers of an experiment now incomplete stay as an earlier build 
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import matplotlib
 
 from metastep import experiments
-from metastep.experiments._base import FILE_NAME, Budget, Experiment, is_finite_number, lookup
-from metastep.report import _markdown
+from metastep.experiments._base import (
+    FILE_NAME,
+    Budget,
+    Experiment,
+    Published,
+    is_finite_number,
+    lookup,
+)
+from metastep.report.page import (
+    THUMBNAIL_COLORS,
+    THUMBNAIL_WIDTH,
+    Card,
+    Folded,
+    Heading,
+    Image,
+    Overview,
+    Prose,
+    Table,
+    compress_png,
+    to_html,
+    to_markdown,
+)
 from metastep.report.storage import (
     RunDirectory,
     RunDirectoryError,
@@ -59,14 +77,28 @@ FIGURE_STYLE = {
 # What the report says about one experiment
 
 
+# Verdicts on a reference number, and on an experiment, from the best to the worst.
+REPRODUCED = "reproduced"
+KNOWN_DEVIATION = "known deviation"  # differs as an independent simulation also finds
+EXPECTED = "expected at this budget"  # differs, as it should below the full budget
+NOT_REPRODUCED = "not reproduced"
+VERDICTS = (REPRODUCED, KNOWN_DEVIATION, EXPECTED, NOT_REPRODUCED)
+NOT_JUDGED = "not judged"  # a claim in words without a check: the figures show it
+NO_REFERENCE = "no published number"  # an experiment without a checked reference
+SMOKE_BUDGET = "the smoke budget only checks that the pipeline runs"
+
+
 @dataclass
 class Comparison:
-    """One row of a measured-vs-published table."""
+    """One row of a measured-vs-reference table, with its verdict and why."""
 
     key: str
     measured: Any
     published: float | str
     source: str
+    kind: str = "published"
+    verdict: str = NOT_JUDGED
+    why: str = ""
 
     @property
     def deviation(self) -> str:
@@ -94,6 +126,7 @@ class ExperimentReport:
     figures: dict[str, bytes] = field(default_factory=dict)  # name -> PNG
     comparisons: list[Comparison] = field(default_factory=list)
     skipped: str | None = None  # why the experiment did not run (its data are missing, ...)
+    thumbnail: bytes | None = None  # PNG: the first figure, small, for the overview
     invalid: dict[str, str] = field(default_factory=dict)  # stored shards not verifying: why
     summary_kept: bool = False  # summary.json keeps its numbers of an earlier complete build
 
@@ -122,19 +155,104 @@ def format_value(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
-def compare(experiment: Experiment, summary: Mapping[str, Any]) -> list[Comparison]:
+def judge(reference: Published, measured: Any, budget: Budget) -> tuple[str, str]:
+    """The verdict on one reference number (one of :data:`VERDICTS`, or :data:`NOT_JUDGED`),
+    and why, in words."""
+    if reference.check is None and reference.tolerance is None:
+        return NOT_JUDGED, "a claim in words: the figures show it"
+    if not is_finite_number(measured):
+        return NOT_REPRODUCED, "no finite measured number"
+    if reference.check is not None:
+        holds = bool(reference.check(float(measured)))
+        agreement = "the claim holds" if holds else "the claim does not hold"
+    else:
+        # A measured grid point may sit exactly at the tolerance: allow for rounding.
+        slack = 1e-9 * max(1.0, abs(float(reference.value)))
+        holds = abs(float(measured) - float(reference.value)) <= reference.tolerance + slack
+        agreement = f"{'within' if holds else 'outside'} ± {reference.tolerance:g}"
+    if holds:
+        return REPRODUCED, agreement
+    if budget.name == "smoke":
+        return EXPECTED, f"{agreement}; {SMOKE_BUDGET}"
+    if reference.short_budget is not None and budget.name != "full":
+        return EXPECTED, f"{agreement}; {reference.short_budget}"
+    if reference.known_deviation is not None:
+        return KNOWN_DEVIATION, f"{agreement}; {reference.known_deviation}"
+    return NOT_REPRODUCED, agreement
+
+
+def compare(experiment: Experiment, summary: Mapping[str, Any],
+            budget: Budget) -> list[Comparison]:
     rows = []
-    for published in experiment.published:
+    for reference in experiment.published:
         try:
-            measured = lookup(summary, published.key)
+            measured = lookup(summary, reference.key)
         except KeyError:
             measured = "missing"
-        rows.append(Comparison(published.key, measured, published.value, published.source))
+        verdict, why = judge(reference, measured, budget)
+        rows.append(Comparison(reference.key, measured, reference.value, reference.source,
+                               reference.kind, verdict, why))
     return rows
 
 
+def experiment_verdict(report: ExperimentReport) -> tuple[str, str, list[str]]:
+    """The experiment's verdict: the worst of its rows' verdicts (or ``"skipped"``,
+    ``"incomplete"``, :data:`NO_REFERENCE`); a sentence counting the checks by verdict (or why
+    there is none); and for each checked row not reproduced, its numbers and why."""
+    if report.skipped is not None:
+        return "skipped", report.skipped, []
+    if not report.complete:
+        return "incomplete", (f"{len(report.stored_shards)} of {len(report.all_shards)} shards "
+                              f"stored ({report.missing_text()}): rerun the same command with "
+                              "--out this directory"), []
+    judged = [row for row in report.comparisons if row.verdict != NOT_JUDGED]
+    if not judged:
+        return NO_REFERENCE, "no published number to check", []
+    worst = max((row.verdict for row in judged), key=VERDICTS.index)
+    counts = ", ".join(f"{sum(row.verdict == verdict for row in judged)} {verdict}"
+                       for verdict in VERDICTS if any(row.verdict == verdict for row in judged))
+    misses = [f"{row.key} = {format_value(row.measured)} ({row.kind}: "
+              f"{format_value(row.published)}): {row.verdict}: {row.why}"
+              for row in judged if row.verdict != REPRODUCED]
+    if misses and report.budget.name == "smoke":  # one reason for them all
+        misses = [f"{len(misses)} differ: {SMOKE_BUDGET}"]
+    return worst, f"{len(judged)} checks against the references: {counts}", misses
+
+
+def find_answers(summary: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Mapping]]:
+    """The continual benchmarks' ``answer`` entries of a summary, with where they are (e.g.
+    ``"redraw"`` for ``summary["redraw"]["answer"]``; ``""`` at the top)."""
+    found = []
+    for key, value in summary.items():
+        if key == "answer" and isinstance(value, Mapping):
+            found.append((prefix.rstrip("."), value))
+        elif isinstance(value, Mapping):
+            found += find_answers(value, f"{prefix}{key}.")
+    return found
+
+
+def answer_text(where: str, answer: Mapping[str, Any]) -> str:
+    """A continual benchmark's answer in words: the best meta method at its default against
+    tuned Adam, the difference ± its standard error (positive: the meta method is better)."""
+    difference = answer["best_meta_default_vs_tuned_adam"]
+    error = answer.get("standard_error")
+    text = (f"{where + ': ' if where else ''}{answer['best_meta_default_method']} at its default "
+            f"{format_value(answer['best_meta_default'])} vs tuned Adam "
+            f"{format_value(answer['tuned_adam'])}: ")
+    if not is_finite_number(difference):
+        return text + "no finite difference (a run diverged)"
+    text += f"{float(difference):+.3g}"
+    if not is_finite_number(error):
+        return text + " (one seed: no standard error)"
+    text += f" ± {float(error):.2g}"
+    if abs(float(difference)) <= 2 * float(error):
+        return text + " (a tie: within 2 standard errors)"
+    return text + (" (the meta method is better)" if difference > 0 else " (tuned Adam is better)")
+
+
 def render_figures(run_dir: RunDirectory, experiment: Experiment, tables, budget: Budget):
-    """Draw the experiment's figures, store them as PNG and SVG; name -> PNG bytes."""
+    """Draw the experiment's figures, store them as PNG and SVG; name -> PNG bytes, and a
+    thumbnail of the first figure (the headline figure, for the overview)."""
     pngs = {}
     with matplotlib.rc_context(FIGURE_STYLE):
         for name, figure in experiment.figures(tables, budget).items():
@@ -148,7 +266,9 @@ def render_figures(run_dir: RunDirectory, experiment: Experiment, tables, budget
                             buffer.getvalue())
                 if extension == "png":
                     pngs[name] = buffer.getvalue()
-    return pngs
+    if not pngs:
+        return pngs, None
+    return pngs, compress_png(next(iter(pngs.values())), THUMBNAIL_WIDTH, THUMBNAIL_COLORS)
 
 
 def read_stored_shards(run_dir: RunDirectory, name: str, entry: Mapping[str, Any]):
@@ -166,8 +286,10 @@ def read_stored_shards(run_dir: RunDirectory, name: str, entry: Mapping[str, Any
     return tables, invalid
 
 
-def report_experiment(run_dir: RunDirectory, name: str, entry: Mapping[str, Any]):
-    """Summary, figures and comparisons of one recorded experiment (if all shards are stored)."""
+def report_experiment(run_dir: RunDirectory, name: str, entry: Mapping[str, Any], *,
+                      figures: bool = True) -> ExperimentReport:
+    """Summary, comparisons and (if asked) figures of one recorded experiment, if all its
+    shards are stored."""
     experiment = experiments.get(name)
     budget = Budget.from_dict(entry["budget"])
     if "skipped" in entry:
@@ -177,14 +299,32 @@ def report_experiment(run_dir: RunDirectory, name: str, entry: Mapping[str, Any]
                               invalid=invalid)
     if report.complete:
         report.summary = to_json_value(experiment.summarize(tables, budget))
-        report.figures = render_figures(run_dir, experiment, tables, budget)
-        report.comparisons = compare(experiment, report.summary)
+        if figures:
+            report.figures, report.thumbnail = render_figures(run_dir, experiment, tables,
+                                                              budget)
+        report.comparisons = compare(experiment, report.summary, budget)
     return report
 
 
-def build_report(run_dir: RunDirectory | str) -> list[ExperimentReport]:
+def summarize_stored(run_dir: RunDirectory | str, name: str) -> ExperimentReport:
+    """The summary, comparisons and verdict of one experiment of ``run_dir`` from its stored
+    results, without figures and without writing anything (the runner's closing line)."""
+    run_dir = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
+    entry = run_dir.read_config().get("experiments", {}).get(name)
+    if entry is None:
+        raise KeyError(f"{run_dir.path} has not recorded the experiment {name!r}")
+    return report_experiment(run_dir, name, entry, figures=False)
+
+
+def build_report(run_dir: RunDirectory | str,
+                 progress: Callable[[int, int, str], None] | None = None
+                 ) -> list[ExperimentReport]:
     """Rebuild ``summary.json``, the figures, ``report.md`` and ``report.html`` of ``run_dir``
-    from its stored results; computes no results. Returns the experiments' reports."""
+    from its stored results; computes no results. Returns the experiments' reports.
+
+    ``progress(index, count, name)`` is called before each experiment's summary and figures
+    are made (index from 1), e.g. to say on the terminal what the build is doing.
+    """
     run_dir = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(run_dir)
     config = run_dir.read_config()
     if not config:
@@ -192,11 +332,15 @@ def build_report(run_dir: RunDirectory | str) -> list[ExperimentReport]:
     recorded = config.get("experiments", {})
     order = [name for name in experiments.EXPERIMENTS if name in recorded]
     order += [name for name in recorded if name not in order]  # unknown: get() says so
-    reports = [report_experiment(run_dir, name, recorded[name]) for name in order]
+    reports = []
+    for index, name in enumerate(order, 1):
+        if progress is not None:
+            progress(index, len(order), name)
+        reports.append(report_experiment(run_dir, name, recorded[name]))
     write_summary(run_dir, reports)
     blocks = report_blocks(config, reports)
     write_text(run_dir.path / "report.md", to_markdown(blocks))
-    write_text(run_dir.path / "report.html", to_html(blocks))
+    write_text(run_dir.path / "report.html", to_html(blocks, TITLE))
     return reports
 
 
@@ -226,32 +370,10 @@ def write_summary(run_dir: RunDirectory, reports: list[ExperimentReport]) -> Non
 
 
 # ---------------------------------------------------------------------------------------------
-# The page, as blocks rendered to Markdown and to HTML
+# The page: an overview, then each experiment; rendered by metastep.report.page
 
-
-@dataclass
-class Heading:
-    level: int
-    text: str
-    anchor: str = ""
-
-
-@dataclass
-class Prose:
-    markdown: str
-
-
-@dataclass
-class Image:
-    caption: str
-    path: str  # relative to the run directory
-    png: bytes
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[str]]
+TITLE = "metastep: reproduction report"
+CARD_TEXT_LENGTH = 160  # characters of an overview card's text
 
 
 def flatten(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -275,6 +397,24 @@ def budget_text(budget: Budget) -> str:
     return text + (f"; {settings}." if settings else ".")
 
 
+def verdict_text(report: ExperimentReport) -> str:
+    """The verdict in Markdown: the counts, each row not reproduced, a benchmark's answer."""
+    verdict, checks, misses = experiment_verdict(report)
+    items = [f"- {miss}" for miss in misses]
+    items += [f"- **Answer**: {answer_text(where, answer)}"
+              for where, answer in find_answers(report.summary)]
+    return "\n\n".join([f"**Verdict: {verdict}**. {checks}.", *(["\n".join(items)] * bool(items))])
+
+
+def comparison_table(report: ExperimentReport) -> Table:
+    return Table(
+        ["Quantity", "Measured", "Reference", "Deviation", "Verdict", "Why", "Kind", "Source"],
+        [[f"`{row.key}`", format_value(row.measured), format_value(row.published),
+          row.deviation, row.verdict, row.why, row.kind, row.source]
+         for row in report.comparisons],
+    )
+
+
 def experiment_blocks(report: ExperimentReport) -> list:
     experiment = report.experiment
     blocks: list = [
@@ -290,24 +430,32 @@ def experiment_blocks(report: ExperimentReport) -> list:
             f"stored ({report.missing_text()}). Rerun the same command with `--out` this "
             "directory to finish it."
         )]
+    blocks.append(Prose(verdict_text(report)))
     blocks.append(Prose(experiment.explanation))
     for name, png in report.figures.items():
         blocks.append(Image(name, f"figures/{experiment.name}/{name}.png", png))
-    blocks.append(Heading(3, "Measured vs published"))
     if report.comparisons:
-        blocks.append(Table(
-            ["Quantity", "Measured", "Published", "Deviation", "Source"],
-            [[f"`{row.key}`", format_value(row.measured), format_value(row.published),
-              row.deviation, row.source] for row in report.comparisons],
-        ))
+        blocks.append(Folded(
+            f"Measured vs reference ({len(report.comparisons)} rows: published numbers, "
+            "independent simulations, theory)", [comparison_table(report)]))
     else:
         blocks.append(Prose("The sources give no number for this experiment."))
-    blocks.append(Heading(3, "All headline numbers"))
-    blocks.append(Prose(f"As in `summary.json` under `{experiment.name}`."))
-    blocks.append(Table(["Key", "Value"], [
-        [f"`{key}`", format_value(value)] for key, value in flatten(report.summary).items()
-    ]))
+    blocks.append(Folded(f"All headline numbers (as in `summary.json` under "
+                         f"`{experiment.name}`)", [Table(["Key", "Value"], [
+                             [f"`{key}`", format_value(value)]
+                             for key, value in flatten(report.summary).items()])]))
     return blocks
+
+
+def overview_card(report: ExperimentReport) -> Card:
+    verdict, checks, _ = experiment_verdict(report)
+    answers = find_answers(report.summary)
+    text = answer_text(*answers[0]) if answers else checks
+    if len(text) > CARD_TEXT_LENGTH:  # e.g. how to get missing data: the section says it all
+        text = text[:CARD_TEXT_LENGTH].rsplit(" ", 1)[0] + " …"
+    figure = next(iter(report.figures), None)
+    return Card(report.experiment.name, verdict, text, report.thumbnail,
+                f"figures/{report.experiment.name}/{figure}.png" if figure else "")
 
 
 def report_blocks(config: Mapping[str, Any], reports: list[ExperimentReport]) -> list:
@@ -315,92 +463,35 @@ def report_blocks(config: Mapping[str, Any], reports: list[ExperimentReport]) ->
     device = environment.get("device", {})
     packages = environment.get("packages", {})
     versions = ", ".join(f"{name} {version}" for name, version in packages.items() if version)
+    git = environment.get("git")
+    commit = (f"; git commit {git['commit'][:12]}{' (with local changes)' if git['dirty'] else ''}"
+              if git else "")
     blocks: list = [
-        Heading(1, "metastep: reproduction report"),
+        Heading(1, TITLE),
         Prose(
-            "This page is rebuilt from the results stored in this run directory "
-            "(`results/`, `config.json`) by `metastep report DIR`. For each experiment: what it "
-            "shows, its figures, and its measured numbers beside the published ones "
-            "(deviation = measured − published)."
+            "Verdicts: **reproduced** (every checked number within its tolerance), **known "
+            "deviation** (a difference found by independent simulation too), **expected at "
+            "this budget** (the full budget should remove it), **not reproduced**. References "
+            "are *published* numbers, independent *simulation*s or *theory*. Click a figure to "
+            "enlarge it; [about this run](#about)."
         ),
-        Prose(
-            f"Run created {config.get('created', '?')}, last updated "
-            f"{config.get('updated', '?')}; device: {device.get('kind', '?')} "
-            f"({device.get('platform', '?')}); Python {environment.get('python', '?')}; "
-            f"{versions}."
-        ),
-        Table(["Experiment", "What it shows", "Budget", "Shards stored"], [
-            [f"[{report.experiment.name}](#{report.experiment.name})",
-             report.experiment.description,
-             budget_line(report.budget),
-             "skipped" if report.skipped is not None
-             else f"{len(report.stored_shards)} / {len(report.all_shards)}"]
-            for report in reports
-        ]),
+        Overview([overview_card(report) for report in reports]),
     ]
     for report in reports:
         blocks += experiment_blocks(report)
+    blocks.append(Heading(2, "About this run", anchor="about"))
+    blocks.append(Prose(
+        "This page is rebuilt from the results stored in this run directory (`results/`, "
+        "`config.json`) by `metastep report DIR`. "
+        f"Run created {config.get('created', '?')}, last updated {config.get('updated', '?')}; "
+        f"device: {device.get('kind', '?')} ({device.get('platform', '?')}); Python "
+        f"{environment.get('python', '?')}; {versions}{commit}."
+    ))
+    blocks.append(Table(["Experiment", "What it shows", "Budget", "Shards stored"], [
+        [f"[{report.experiment.name}](#{report.experiment.name})",
+         report.experiment.description, budget_line(report.budget),
+         "skipped" if report.skipped is not None
+         else f"{len(report.stored_shards)} / {len(report.all_shards)}"]
+        for report in reports
+    ]))
     return blocks
-
-
-def _markdown_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(blocks: list) -> str:
-    out = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            out.append(f"{'#' * block.level} {block.text}")
-        elif isinstance(block, Prose):
-            out.append(block.markdown.strip())
-        elif isinstance(block, Image):
-            out.append(f"![{block.caption}]({block.path})")
-        elif isinstance(block, Table):
-            lines = ["| " + " | ".join(block.header) + " |",
-                     "|" + "---|" * len(block.header)]
-            lines += ["| " + " | ".join(_markdown_cell(cell) for cell in row) + " |"
-                      for row in block.rows]
-            out.append("\n".join(lines))
-    return "\n\n".join(out) + "\n"
-
-
-HTML_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem;
-       line-height: 1.5; color: #222; }
-h2 { border-top: 1px solid #ccc; padding-top: 1.5rem; margin-top: 2.5rem; }
-img { max-width: 100%; display: block; margin: 1rem auto; }
-figure { margin: 1.5rem 0; }
-figcaption { text-align: center; color: #555; font-size: 0.9rem; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-code { background: #f3f3f3; padding: 0 0.2rem; }
-"""
-
-
-def to_html(blocks: list) -> str:
-    body = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            anchor = f' id="{html.escape(block.anchor)}"' if block.anchor else ""
-            body.append(f"<h{block.level}{anchor}>{_markdown.inline(block.text)}</h{block.level}>")
-        elif isinstance(block, Prose):
-            body.append(_markdown.to_html(block.markdown))
-        elif isinstance(block, Image):
-            data = base64.b64encode(block.png).decode("ascii")
-            caption = html.escape(block.caption)
-            body.append(f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{caption}</figcaption></figure>")
-        elif isinstance(block, Table):
-            header = "".join(f"<th>{_markdown.inline(cell)}</th>" for cell in block.header)
-            rows = "".join(
-                "<tr>" + "".join(f"<td>{_markdown.inline(cell)}</td>" for cell in row) + "</tr>"
-                for row in block.rows
-            )
-            body.append(f"<table><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>")
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<title>metastep: reproduction report</title>"
-        f"<style>{HTML_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )

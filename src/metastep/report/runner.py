@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tqdm.auto import tqdm
-
 import metastep
 from metastep.experiments._base import REQUIRED_COLUMNS, Budget, Experiment, Shard
 from metastep.report.environment import environment
+from metastep.report.progress import progress_bar, shard_progress
 from metastep.report.storage import (
     RunDirectory,
     RunDirectoryError,
@@ -136,12 +135,15 @@ def shards_to_compute(run_dir: RunDirectory, experiment: str, shards: list[Shard
 
 
 def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget, *,
-                   progress: bool = True, command: list[str] | None = None) -> ExperimentRun:
+                   progress: bool = True, command: list[str] | None = None,
+                   title: str | None = None) -> ExperimentRun:
     """Compute and store the shards of ``experiment`` that ``run_dir`` does not hold yet.
 
-    A progress bar counts the work in lane-steps, with an ETA; each shard's table is stored as
-    soon as it is computed. An experiment that cannot run here (``experiment.unavailable()``)
-    computes nothing: it is recorded as skipped, with the reason.
+    Progress (on stderr, titled ``title``, default the experiment's name) counts the work in
+    lane-steps, with an ETA, and moves inside a shard with every compiled chunk the engine
+    finishes: a bar on a terminal, plain lines in a log (:mod:`metastep.report.progress`).
+    Each shard's table is stored as soon as it is computed. An experiment that cannot run here
+    (``experiment.unavailable()``) computes nothing: it is recorded as skipped, with the reason.
     """
     start = time.perf_counter()
     run_dir.open()
@@ -159,15 +161,16 @@ def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget
                                                 metastep.__version__) for shard in shards}
     to_compute, replaced = shards_to_compute(run_dir, experiment.name, shards, provenances)
     stored_work = sum(shard.work for shard in shards) - sum(shard.work for shard in to_compute)
-    with tqdm(
-        total=sum(shard.work for shard in shards), initial=stored_work, desc=experiment.name,
-        unit="lane-step", unit_scale=True, disable=not progress, dynamic_ncols=True,
+    with progress_bar(
+        sum(shard.work for shard in shards), initial=stored_work, unit="lane-steps",
+        desc=experiment.name if title is None else title, enabled=progress,
     ) as bar:
         for shard in to_compute:
-            bar.set_postfix_str(shard.name)
-            table = check_table(experiment, shard, shard.compute())
-            run_dir.write_shard(experiment.name, shard.name, table, provenances[shard.name])
-            bar.update(shard.work)
+            bar.set_postfix_str(f"shard {shard.name}")
+            # Moves with the engine's chunks, then to exactly the shard's work once stored.
+            with shard_progress(bar, shard.work, shard.engine_lane_steps):
+                table = check_table(experiment, shard, shard.compute())
+                run_dir.write_shard(experiment.name, shard.name, table, provenances[shard.name])
         bar.set_postfix_str("done")
     return ExperimentRun(
         experiment=experiment.name,
