@@ -1,5 +1,7 @@
-"""The README's Python examples run as written."""
+"""The README: its opening, and its Python examples run as written and print what they
+compute."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -13,6 +15,24 @@ def test_the_readme_has_examples():
     assert len(EXAMPLES) >= 2
 
 
+def test_the_readme_opens_with_its_title_and_the_two_commands():
+    text = README.read_text()
+    assert text.splitlines()[0] == "# metastep"
+    first_block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert first_block.start() < text.index("\n## ")
+    commands = first_block.group(1)
+    assert "python -m venv" in commands  # a virtual environment first
+    assert 'pip install -e ".[experiments]" && metastep reproduce' in commands
+    assert 'pip install -e ".[test]" && pytest' in commands
+
+
 @pytest.mark.parametrize("index", range(len(EXAMPLES)))
-def test_readme_example_runs(index):
-    exec(compile(EXAMPLES[index], f"README.md example {index}", "exec"), {})
+def test_readme_example_runs_and_prints_what_it_computes(index, capsys):
+    """It runs as written, and drops no value it computes (a bare expression shows nothing
+    when run as a script)."""
+    tree = ast.parse(EXAMPLES[index])
+    dropped = [ast.unparse(statement) for statement in tree.body
+               if isinstance(statement, ast.Expr) and not isinstance(statement.value, ast.Call)]
+    assert not dropped
+    exec(compile(tree, f"README.md example {index}", "exec"), {})
+    assert capsys.readouterr().out.strip()
