@@ -210,13 +210,48 @@ def test_documented_state_fields_are_the_code_fields():
     assert not wrong, "\n".join(wrong)
 
 
-def value_cell(row: str) -> str:
-    return row.split("|")[2]
-
-
 def close_to(value: float, cell: str) -> bool:
     numbers = [float(text.replace("−", "-")) for text in NUMBER.findall(cell)]
     return any(math.isclose(number, value, rel_tol=1e-3, abs_tol=1e-12) for number in numbers)
+
+
+def same_condition(check, cell: str) -> bool:
+    """Whether the documented condition on the measured ``m`` (e.g. `0.4 ≤ m ≤ 0.6`) agrees
+    with the code's ``check`` on both sides of each of its bounds, and far away."""
+    condition = cell.strip().strip("`").replace("≤", "<=").replace("≥", ">=").replace("−", "-")
+    bounds = [float(text) for text in NUMBER.findall(condition)]
+    probes = [-1e3, 1e3] + [b + d for b in bounds for d in (-1e-6, 0.0, 1e-6)]
+    return all(
+        eval(condition, {"__builtins__": {}}, {"m": probe}) == check(probe)  # noqa: S307
+        for probe in probes
+    )
+
+
+# The kind of a reference in the code, and the words the docs' Kind column uses for it.
+KIND_WORDS = {"published": ("paper", "talk"), "simulation": ("simulation",), "theory": ("theory",)}
+
+
+def row_problems(published, row: str, section_text: str) -> list[str]:
+    """What docs/published.md's row says differently from the code's reference."""
+    _, _, value, rule, _, kind, _ = row.split("|")
+    problems = []
+    if not isinstance(published.value, str) and not close_to(published.value, value):
+        problems.append(f"value {value.strip()}, the code {published.value}")
+    if published.tolerance is not None:
+        ok = "within ±" in rule and close_to(published.tolerance, rule)
+    elif published.check is not None:
+        ok = "`" in rule and same_condition(published.check, rule)
+    else:
+        ok = rule.strip() == "not judged"
+    if not ok:
+        problems.append(f"rule {rule.strip()!r} is not the code's")
+    if not any(word in kind for word in KIND_WORDS[published.kind]):
+        problems.append(f"kind {kind.strip()!r}, the code {published.kind!r}")
+    if (published.short_budget or published.known_deviation) and (
+        section_text.count(f"`{published.key}`") < 2
+    ):
+        problems.append("no note on its short-budget or known deviation")
+    return problems
 
 
 @pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
@@ -227,10 +262,6 @@ def test_published_numbers_are_documented(name):
     problems = []
     for published in experiments.get(name).published:
         row = rows.get(f"`{published.key}`")
-        if row is None:
-            problems.append(f"{published.key}: no row")
-        elif not isinstance(published.value, str) and not close_to(published.value,
-                                                                   value_cell(row)):
-            problems.append(f"{published.key}: the code says {published.value}, the docs "
-                            f"{value_cell(row).strip()}")
+        found = ["no row"] if row is None else row_problems(published, row, text)
+        problems += [f"{published.key}: {problem}" for problem in found]
     assert not problems, f"docs/published.md, `{name}`:\n" + "\n".join(problems)
