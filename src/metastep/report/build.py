@@ -471,9 +471,9 @@ def report_blocks(config: Mapping[str, Any], reports: list[ExperimentReport]) ->
         Prose(
             "Verdicts: **reproduced** (every checked number within its tolerance), **known "
             "deviation** (a difference found by independent simulation too), **expected at "
-            "this budget** (the full budget should remove it), **not reproduced**. References "
-            "are *published* numbers, independent *simulation*s or *theory*. Click a figure to "
-            "enlarge it; [about this run](#about)."
+            "this budget** (the full budget should remove it), **not reproduced**. A reference "
+            "is *published* (the paper's number), a *simulation* (an independent one) or "
+            "*theory*. Click a figure to enlarge it; [about this run](#about)."
         ),
         Overview([overview_card(report) for report in reports]),
     ]
