@@ -16,7 +16,9 @@ It declares:
 * ``figures(tables, budget)``: figure name -> ``matplotlib.figure.Figure`` (made without pyplot:
   no display, no global state), from the stored tables alone; the report saves them as PNG and
   SVG in a print style (:data:`metastep.report.build.FIGURE_STYLE`);
-* ``published``: the numbers (or qualitative claims) of the papers to set beside the measured ones;
+* ``published``: the reference numbers (or claims in words) to set beside the measured ones, each
+  :class:`Published` with its kind (the paper's number, an independent simulation, theory) and
+  how to judge it (a tolerance, or a check of the claim): the report's verdicts come from them;
 * ``explanation``: markdown, what the experiment shows and how to read its figures;
 * ``availability`` (optional): ``() -> str | None``, why the experiment cannot run on this machine
   (e.g. its data are missing: the text says how to get them), or None when it can. The runner

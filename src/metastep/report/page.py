@@ -81,7 +81,7 @@ def compress_png(png: bytes, width: int, colors: int = PALETTE_COLORS) -> bytes:
         image = image.convert("RGB")
         if image.width > width:
             image = image.resize((width, round(image.height * width / image.width)),
-                                 PILImage.LANCZOS)
+                                 PILImage.Resampling.LANCZOS)
         image = image.quantize(colors, method=PILImage.Quantize.MEDIANCUT,
                                dither=PILImage.Dither.NONE)
         buffer = io.BytesIO()
