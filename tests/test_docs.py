@@ -100,11 +100,6 @@ def doc_links() -> list[tuple[str, Path, str | None]]:
     return links
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lead replaces the references to the private notes with docs/ links (issue 8, "
-    "section 4); remove this mark then",
-)
 def test_no_reference_to_the_private_notes():
     offenders = [
         f"{path.relative_to(ROOT)}:{number}: {line.strip()}"

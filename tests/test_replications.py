@@ -1,4 +1,4 @@
-"""Replications of the published numbers (../shared/spec/problems.md), at CI-sized budgets.
+"""Replications of the published numbers (docs/published.md), at CI-sized budgets.
 
 The ``slow`` variants use the papers' budgets; run them with ``pytest -m slow``.
 """

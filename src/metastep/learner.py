@@ -1,8 +1,8 @@
 """The linear learner: one linear unit trained online by a step-size method.
 
-A step (../shared/spec/methods.md, Notation): predict ``y = w·x``, take the error ``δ = y* − y``
-(recorded before the update), then hand the method the gradient ``g = −δ x`` of ``½δ²``, the
-diagonal curvature ``c = x²`` and the curvature-vector product ``C v = x (x·v)``.
+A step (docs/methods.md#notation-and-conventions): predict ``y = w·x``, take the error
+``δ = y* − y`` (recorded before the update), then hand the method the gradient ``g = −δ x`` of
+``½δ²``, the diagonal curvature ``c = x²`` and the curvature-vector product ``C v = x (x·v)``.
 
 Any object with the same three methods (``init``, ``step``, ``record``) can be run by the engine;
 the deep learners of :mod:`metastep.deep` follow this protocol too. Two optional methods let a

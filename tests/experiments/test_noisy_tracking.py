@@ -26,7 +26,8 @@ def small_summary(small_tables):
 
 
 # ---------------------------------------------------------------------------------------------
-# Theory: the spec's expectations over σ ~ U(0, 3), and the talk preset's RMSprop identity
+# Theory (docs/published.md#noisy-tracking): expectations over σ ~ U(0, 3), and the talk preset's
+# RMSprop identity
 
 
 def test_expectations_over_sigma_match_the_spec():

@@ -1,4 +1,4 @@
-"""Adam (Degris et al. 2024 form) against a NumPy transcription of shared/spec/methods.md."""
+"""Adam (Degris et al. 2024 form) against a NumPy transcription of docs/methods.md#adam."""
 
 import jax
 import jax.numpy as jnp

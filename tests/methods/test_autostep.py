@@ -1,4 +1,4 @@
-"""Autostep against a NumPy transcription of the rule in shared/spec/methods.md; its behaviour."""
+"""Autostep against a NumPy transcription of the rule in docs/methods.md#autostep; its behaviour."""
 
 import jax
 import jax.numpy as jnp

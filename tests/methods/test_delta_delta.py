@@ -1,4 +1,4 @@
-"""The ΔΔ rule against a NumPy transcription of shared/spec/methods.md, and its behaviour."""
+"""The ΔΔ rule against a NumPy transcription of docs/methods.md#delta_delta, and its behaviour."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,5 @@
-"""SGD-HD and Adam-HD against NumPy transcriptions of shared/spec/methods.md; their behaviour."""
+"""SGD-HD and Adam-HD against NumPy transcriptions of
+docs/methods.md#hypergradient and docs/methods.md#adam_hypergradient; their behaviour."""
 
 import jax
 import jax.numpy as jnp

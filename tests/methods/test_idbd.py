@@ -1,4 +1,4 @@
-"""IDBD against a NumPy transcription of the rule in shared/spec/methods.md, and its behaviour."""
+"""IDBD against a NumPy transcription of the rule in docs/methods.md#idbd, and its behaviour."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""RMSprop (Degris et al. 2024 form) against a NumPy transcription of shared/spec/methods.md."""
+"""RMSprop (Degris et al. 2024 form) against a NumPy transcription of docs/methods.md#rmsprop."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""LMS / SGD against a NumPy transcription of the rule in shared/spec/methods.md; its behaviour."""
+"""LMS / SGD against a NumPy transcription of the rule in docs/methods.md#sgd; its behaviour."""
 
 import jax
 import jax.numpy as jnp

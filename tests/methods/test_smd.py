@@ -1,4 +1,4 @@
-"""SMD against a NumPy transcription of the rule in shared/spec/methods.md, and its behaviour."""
+"""SMD against a NumPy transcription of the rule in docs/methods.md#smd, and its behaviour."""
 
 import jax
 import jax.numpy as jnp

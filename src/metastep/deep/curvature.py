@@ -7,9 +7,9 @@ curvature ``c`` (``curvature``, a pytree like the parameters) and a curvature-ve
 with the multiplication as its static part, so ``jax.jit(method.update)(grads, state, params,
 **extra)`` works, and inside ``optax.masked``/``optax.multi_transform`` SMD multiplies a group's
 vector by the group's block of ``C``. It recomputes the forward pass it needs (under ``jit`` XLA
-shares it with the gradient's where it can). For a linear unit with
-squared loss ``c = x²`` and ``C v = x (x·v)`` (../shared/spec/methods.md, Notation); for a network
-:func:`extra_args` offers four sources:
+shares it with the gradient's where it can). For a linear unit with squared loss ``c = x²`` and
+``C v = x (x·v)`` (docs/methods.md#notation-and-conventions); for a network :func:`extra_args`
+offers four sources:
 
 ``"gauss_newton"`` (default)
     The Gauss-Newton matrix ``G = (1/B) Σ_b J_bᵀ H_b J_b``, with ``J_b = ∂f(x_b)/∂w`` the Jacobian

@@ -12,7 +12,7 @@ walk, and the learner sees it through noise::
 
     y*_t = z_t + N(0, 1),   z_{t+1} = z_t + N(0, 0.3²),   z_0 = 10,   w_0 = 0
 
-It is the noisy tracking problem of the spec (problems.md §3) with σ held fixed: its best fixed
+It is the noisy tracking problem (docs/problems.md#noisy_tracking) with σ held fixed: its best fixed
 step size is the steady-state Kalman gain ``α* = P / (P + r)`` with ``q = 0.09``, ``r = 1``
 (``α* ≈ 0.258``). At ``α*`` the tracker's errors are uncorrelated from one step to the next, so
 consecutive weight changes agree in sign half the time; below ``α*`` they agree more often (the
@@ -376,8 +376,8 @@ def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure
 # What the talk says, and the registration
 
 TALK = "Sutton 2023 talk, “Suppose a weight is being learned...”"
-THEORY = ("theory: α* = P/(P + r), the steady-state Kalman gain (Sutton 1981; spec problems.md "
-          "§3), where consecutive errors are uncorrelated")
+THEORY = ("theory: α* = P/(P + r), the steady-state Kalman gain (Sutton 1981), "
+          "where consecutive errors are uncorrelated")
 FIXED_POINT = "theory: the ΔΔ rule's fixed point, E[Δ_{t−1}Δ_t] = 0, is α* (as above)"
 # The talk's words as bounds on the fraction of consecutive changes of the same sign: near 1 is
 # at least 0.8, well below ½ at most 0.35, about ½ within 0.4–0.6. The theory rows: within 0.01

@@ -1,8 +1,8 @@
 """noisy-tracking: does a learned step size follow the best step size as the noise changes?
 
 The talk's one-dimensional noisy tracking problem (Sutton 2023) and Degris et al. 2024, Fig. 3
-(spec problems.md §3). One input, ``x ≡ 1``; the learner's weight tracks a number ``z`` that takes
-a random walk and is seen through noise::
+(docs/problems.md#noisy_tracking). One input, ``x ≡ 1``; the learner's weight tracks a number ``z``
+that takes a random walk and is seen through noise::
 
     y*_t = z_t + N(0, r),   z_{t+1} = z_t + N(0, q),   σ ~ U(0, 3) redrawn every 50,000 steps
 
@@ -22,7 +22,7 @@ reported as such and never chosen:
 * IDBD (``ms.idbd``), meta step size θ; Autostep (``ms.autostep``, τ = 10⁴), meta step size μ;
   both from α₀ = 0.5, the middle of α*'s range;
 * RMSprop (``ms.rmsprop``, γ_g = 0.01), base step size η; its step size is the normalized
-  ``α = η / sqrt(v + ε)`` (methods.md);
+  ``α = η / sqrt(v + ε)`` (docs/methods.md#rmsprop);
 * SGD with a fixed α (``ms.sgd``): the best fixed α, the reference.
 
 MSE is the mean of δ² = (y* − y)² over all steps (prediction before the update). Per regime: the
@@ -460,7 +460,7 @@ def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure
 # ---------------------------------------------------------------------------------------------
 # What the papers say, and the registration
 
-SPEC = "spec problems.md §3 (Degris et al. 2024)"
+SPEC = "Degris et al. 2024, Fig. 3"
 FIG3 = "Degris et al. 2024, Fig. 3; the talk"
 # The theory's numbers are expectations over σ ~ U(0, 3); a run measures the mean over its own
 # σ draws (10 per seed at the quick budget, 20 at the full), whose spread is large: the optimal

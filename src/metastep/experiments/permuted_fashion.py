@@ -88,7 +88,7 @@ full budget (1,000,000 steps, 10 seeds), on an accelerator.
 PUBLISHED = [
     Published("methods.adam.best.average",
               "≈ 0.68–0.72 for tuned AdamW on input-permuted MNIST (Fashion-MNIST is harder)",
-              "Elsayed & Mahmood 2024 (UPGD), spec problems.md §4"),
+              "Elsayed & Mahmood 2024 (UPGD)"),
 ]
 
 EXPERIMENT = continual_experiment(

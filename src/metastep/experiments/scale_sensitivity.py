@@ -1,10 +1,10 @@
 """scale-sensitivity: how far each method's best hyperparameter moves with the scale of the target.
 
-Degris et al. 2024 (Fig. 4; spec problems.md §1) run the weight-flipping problem with its
-relevant weights at ±0.1, ±1 and ±10 and plot the error against each method's hyperparameter:
-IDBD's best meta step size θ moves by about five orders of magnitude, classic SGD's best step
-size α does not move. Autostep normalizes IDBD's meta-gradient by a running estimate of its own
-size, so that its μ is dimensionless (spec methods.md, Autostep): its best μ should not move.
+Degris et al. 2024 (Fig. 4; docs/problems.md#weight_flipping) run the weight-flipping problem with
+its relevant weights at ±0.1, ±1 and ±10 and plot the error against each method's hyperparameter:
+IDBD's best meta step size θ moves by about five orders of magnitude, classic SGD's best step size α
+does not move. Autostep normalizes IDBD's meta-gradient by a running estimate of its own size, so
+that its μ is dimensionless (docs/methods.md#autostep): its best μ should not move.
 
 Why, in one line each: inputs keep their scale and only the target is multiplied by s, so the
 weights, errors and IDBD's trace h all scale by s. LMS's updates are linear in them: its best α
@@ -280,9 +280,9 @@ def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure
 # ---------------------------------------------------------------------------------------------
 # What the papers say, and the registration
 
-DEGRIS = "Degris et al. 2024, Fig. 4 (spec problems.md §1)"
+DEGRIS = "Degris et al. 2024, Fig. 4"
 # At s = 1 the problem is Degris et al.'s 20-D weight flipping, with their 200,000-step protocol.
-AT_SCALE_1 = ("spec problems.md §1: independent simulation of Degris et al.'s protocol "
+AT_SCALE_1 = ("independent simulation of Degris et al.'s protocol "
               "(200,000 steps), s = 1")
 # Spans are measured on a grid of 4 points per decade: a quarter decade is one grid step.
 PUBLISHED = [
@@ -294,7 +294,7 @@ PUBLISHED = [
     Published("sgd.best_alpha_span_decades", 0.0, DEGRIS + ": “does not move”",
               tolerance=0.25),
     Published("autostep.best_mu_span_decades", "μ is designed to be scale-free (no move)",
-              "Mahmood et al. 2012 (spec methods.md, Autostep); reproduced if it moves by at "
+              "Mahmood et al. 2012; reproduced if it moves by at "
               "most one grid step", check=lambda decades: decades <= 0.25),
     Published(f"sgd.{scale_key(1.0)}.best_alpha", 0.035, AT_SCALE_1, kind="simulation",
               tolerance=0.005),
@@ -336,12 +336,12 @@ How to read the figures:
 
 The measured span is a multiple of the grid's spacing (a quarter decade at quick and full).
 Degris et al. report "about five orders of magnitude" for IDBD; the 1/s² law gives four for
-these scales. At s = 1 the best values and errors can be set beside the spec's simulation of
+these scales. At s = 1 the best values and errors can be set beside an independent simulation of
 Degris et al.'s 200,000-step protocol; the grid resolves the best parameter to a quarter decade,
 and shorter runs (quick) give larger errors, the early part of the run weighing more. IDBD's
 best θ sits next to its instability: a seed whose error blows up without overflowing (so not
 flagged as diverged) counts in the mean over seeds, and can move the best θ down one grid step
-(at full, θ = 0.01 has the spec's median error of 1.48, but one seed in 30 blows up).
+(at full, θ = 0.01 has that simulation's median error of 1.48, but one seed in 30 blows up).
 """
 
 EXPERIMENT = Experiment(

@@ -1,15 +1,15 @@
 """slowly-changing-regression: Dohare et al.'s loss-of-plasticity problem, both variants; does a
 meta-learned step size at its one default match Adam tuned for the benchmark?
 
-The stream is ``ms.problems.slowly_changing_regression`` (Dohare et al., Nature 2024; spec
-problems.md §4): 20 binary inputs and a bias, 15 "slow" bits held for 10,000 steps (a task) and 5
-drawn fresh each step; the target is a fixed random network of 100 linear threshold units. At each
-task switch either all slow bits are redrawn (``redraw``, the authors' code default) or exactly
-one flips (``flip_one``, the paper's description). The learner is the paper's: one hidden layer
-of 5 ReLU units (21-5-1), trained online with squared loss, batch 1, for 1,000,000 steps at full;
-the metric is the online squared error, measured before each update. SGD's sweep holds the paper's
-step sizes 0.01 and 0.001: with α = 0.01 its error first falls to about 0.62, then rises to
-1.2–1.35 (loss of plasticity); with 0.001 it stays near 0.8.
+The stream is ``ms.problems.slowly_changing_regression`` (Dohare et al., Nature 2024;
+docs/problems.md#slowly_changing_regression): 20 binary inputs and a bias, 15 "slow" bits held for
+10,000 steps (a task) and 5 drawn fresh each step; the target is a fixed random network of 100
+linear threshold units. At each task switch either all slow bits are redrawn (``redraw``, the
+authors' code default) or exactly one flips (``flip_one``, the paper's description). The learner is
+the paper's: one hidden layer of 5 ReLU units (21-5-1), trained online with squared loss, batch 1,
+for 1,000,000 steps at full; the metric is the online squared error, measured before each update.
+SGD's sweep holds the paper's step sizes 0.01 and 0.001: with α = 0.01 its error first falls to
+about 0.62, then rises to 1.2–1.35 (loss of plasticity); with 0.001 it stays near 0.8.
 
 Every method of the roster (``_continual``) trains on the same stream from the same initial
 weights; one benchmark per variant (shards ``redraw-…`` and ``flip_one-…``).
@@ -122,7 +122,7 @@ last 10% of the tasks; the paper reports about 0.62 early, 1.2–1.35 at 1,000,0
 runs over 100 tasks), too short for the rise: use `--full` to see it.
 """
 
-SOURCE = "Dohare et al. 2024, Nature (spec problems.md §4)"
+SOURCE = "Dohare et al. 2024, Nature"
 # Dohare et al.'s numbers are read off their curves (100 runs of 100 tasks): ±0.05 and ±0.1.
 PUBLISHED = [
     Published("flip_one.dohare.sgd_1e-2.lowest", 0.62, f"{SOURCE}: SGD α = 0.01, early (≈)",

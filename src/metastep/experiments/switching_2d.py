@@ -2,7 +2,7 @@
 
 The talk ("2-dim non-stationary linear supervised learning"; Degris et al. 2024, Fig. 1) asks
 which step-size methods find the best step size *per weight*. The problem
-(``ms.problems.switching_2d``, spec problems.md §2)::
+(``ms.problems.switching_2d``, docs/problems.md#switching_2d)::
 
     y* = w1* x1 + w2* x2,   x_i ~ N(0, 1),   w1* = 0,   w2* = ±1 switching w.p. ½ every 20 steps
 
@@ -17,12 +17,12 @@ Protocol, top to bottom below:
    problem and the deterministic variant (switch every 20 steps). ``ms.sweep``: every
    configuration of a seed reads the same stream.
 2. ``near-optimum``: the same on a fine grid around the optimum (α1 ≤ 0.1, α2 in [0.28, 0.40]
-   by 0.005): the optimum and its MSE, and the MSE at (0.1, 0.34) quoted by the spec.
+   by 0.005): the optimum and its MSE, and the MSE at (0.1, 0.34) quoted in the talk.
 3. ``idbd``, ``rmsprop``, ``adam``: the step-size vector of each adaptive method over the run
    (``ms.sweep``, recorded a few hundred times), on the "may switch" problem. IDBD: three meta
    step sizes θ (3e-4 slow, 1e-3 the talk's, 1e-2 too large), each from five starts in
    [0.01, 0.5]². RMSprop and Adam: three base step sizes η each; their "step size" is the
-   per-weight normalizer α = η / sqrt(v̂ + ε) (spec methods.md), which starts huge (v = 0) and
+   per-weight normalizer α = η / sqrt(v̂ + ε) (docs/methods.md#adam), which starts huge (v = 0) and
    settles within a few hundred steps.
 
 An end point is the mean over the last 10% of a run's records, then over seeds (and starts);
@@ -54,7 +54,7 @@ VARIANT_TITLES = {"may_switch": "w2* may switch (p = ½) every 20 steps",
                   "deterministic": "w2* switches every 20 steps"}
 SURFACE_MAX = 0.5  # the talk's plots show α in [0, ~0.5]
 
-# The fine grid: the optimum to ±0.0025 in α2, how fast the error grows with α1, and the spec's
+# The fine grid: the optimum to ±0.0025 in α2, how fast the error grows with α1, and the talk's
 # off-optimum point (0.1, 0.34).
 NEAR_OPTIMUM_ALPHA1 = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
 NEAR_OPTIMUM_ALPHA2 = tuple(np.round(np.arange(0.28, 0.40001, 0.005), 3).tolist())
@@ -470,7 +470,7 @@ def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure
 # ---------------------------------------------------------------------------------------------
 # What the papers say, and the registration
 
-SPEC = "spec problems.md §2 (the talk; Degris et al. 2024, Fig. 1)"
+SPEC = "the talk; Degris et al. 2024, Fig. 1"
 # The step sizes are given to two digits (≈ 0.33: ±0.01), the MSEs to three (±0.005). "Toward
 # 0" is below 0.05, a tenth of the largest start; "along the diagonal, not toward α1 = 0" is an
 # end point with α1 at least half of α2 (α1/α2 is 1 on the diagonal, 0 at the optimum's corner).
@@ -506,13 +506,13 @@ How to read the figures:
 
 - **error-surface**: the MSE of LMS with fixed step sizes (α1, α2), averaged over the whole
   run from zero weights, on the problem as specified and on the deterministic variant; the star
-  is the optimum found on a fine grid (spacing 0.005 in α2), the dot the spec's (0.1, 0.34).
+  is the optimum found on a fine grid (spacing 0.005 in α2), the dot the talk's (0.1, 0.34).
   The error grows steadily with α1 and has a shallow minimum in α2.
 - **step-size-trajectories**: the step-size vector of each method over its run, on that surface
   (mean over seeds; ○ start, ● end). IDBD with θ = 0.001 goes from every start to α2 ≈ 0.33 while
   α1 falls toward 0 (slowly: it is still falling at the end of the run); θ = 3e-4 does the same
   more slowly; θ = 0.01 is too large: the weights blow up (the MSE reaches tens, without
-  overflowing) and both step sizes collapse to 0, the failure mode the spec mentions.
+  overflowing) and both step sizes collapse to 0, the failure mode the talk mentions.
   RMSprop and Adam set α = η / √(v̂ + ε), the same function of each input's gradient scale: their
   (α1, α2) settle within a few hundred steps at a point that η slides along a line through the
   origin. The two step sizes move together (the talk's "along the diagonal"), and the irrelevant

@@ -1,12 +1,12 @@
 """weight-flipping: which inputs deserve a large step size? (Sutton 1992, Fig. 3 and Exp. 2)
 
 The question: on a problem where only some inputs matter, and the weights of those keep changing,
-can a learner find a step size per input (large where tracking pays, zero where the input is
-noise) and thereby beat every single step size? Sutton (1992, "Adapting bias by gradient descent:
-an incremental version of delta-bar-delta") showed that IDBD can, on the weight-flipping problem
-(``ms.problems.weight_flipping()``, spec problems.md §1): 20 inputs ``x_i ~ N(0, 1)``, target
-``y* = Σ_i s_i x_i`` with ``s_1..s_5 = ±1`` and ``s_6..s_20 = 0``; every 20 examples one of the
-five relevant ``s_i`` flips sign. No noise: all the error comes from tracking the flips.
+can a learner find a step size per input (large where tracking pays, zero where the input is noise)
+and thereby beat every single step size? Sutton (1992, "Adapting bias by gradient descent: an
+incremental version of delta-bar-delta") showed that IDBD can, on the weight-flipping problem
+(``ms.problems.weight_flipping()``, docs/problems.md#weight_flipping): 20 inputs ``x_i ~ N(0, 1)``,
+target ``y* = Σ_i s_i x_i`` with ``s_1..s_5 = ±1`` and ``s_6..s_20 = 0``; every 20 examples one of
+the five relevant ``s_i`` flips sign. No noise: all the error comes from tracking the flips.
 
 Protocol, top to bottom below:
 
@@ -503,7 +503,7 @@ def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure
 
 SUTTON_EXP1 = "Sutton 1992, Exp. 1 / Fig. 3"
 SUTTON_EXP2 = "Sutton 1992, Exp. 2"
-INDEPENDENT = "independent simulation, 10 seeds, Exp. 1 protocol (spec problems.md §1)"
+INDEPENDENT = "independent simulation, 10 seeds, Exp. 1 protocol"
 DEGRIS = ("Degris et al. 2024 (their protocol: all steps of 200,000; independent simulation: "
           "SGD 3.36, RMSprop 3.53)")
 # Tolerances: Sutton's ≈ 3.5 and ≈ 1.5 are read off his Fig. 3; the independent simulation's

@@ -1,6 +1,6 @@
 """What every step-size method shares: argument checks, dtypes, granularity, schedules.
 
-Conventions (see ../shared/spec/methods.md, "Notation"):
+Conventions (see docs/methods.md#notation-and-conventions):
 
 * A method is an ``optax.GradientTransformationExtraArgs``. ``update(grads, state, params=None,
     **extra_args)`` takes the gradient ``g`` of the loss and returns the update ``-α g`` (optax adds

@@ -2,8 +2,8 @@
 
 References: D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization", ICLR 2015; written
 as in T. Degris, K. Javed, A. Sharifnassab, Y. Liu and R. S. Sutton, "Step-size optimization for
-continual learning", arXiv:2401.17401, 2024. Rule as written in ../shared/spec/methods.md (RMSprop
-and Adam). With gradient ``g``, base step size ``η``, rates ``γ_m``, ``γ_g`` (``γ = 1 − decay``),
+continual learning", arXiv:2401.17401, 2024. Rule as written in docs/methods.md#adam.
+With gradient ``g``, base step size ``η``, rates ``γ_m``, ``γ_g`` (``γ = 1 − decay``),
 ``ε`` inside the square root, ``m`` and ``v`` starting at 0 and ``t`` counting updates from 1::
 
     m ← m + γ_m (g − m);         v ← v + γ_g (g² − v)

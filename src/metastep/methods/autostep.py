@@ -1,7 +1,7 @@
 """Autostep: tuning-free step-size adaptation (Mahmood, Sutton, Degris, Pilarski 2012).
 
 Reference: A. R. Mahmood, R. S. Sutton, T. Degris, P. M. Pilarski, "Tuning-free step-size
-adaptation", ICASSP 2012. Rule as written in ../shared/spec/methods.md (Autostep). With gradient
+adaptation", ICASSP 2012. Rule as written in docs/methods.md#autostep. With gradient
 ``g``, diagonal curvature ``c`` (``x²`` for a linear unit), step sizes ``α`` (init ``α₀``), trace
 ``h`` (init 0), normalizer ``v`` (init 0), meta step size ``μ`` and time constant ``τ``, in this
 order::

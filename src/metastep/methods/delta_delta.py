@@ -1,6 +1,6 @@
 """The ΔΔ rule: a per-weight step size moved by the product of consecutive weight changes.
 
-Source: the talk this project follows, as written in ../shared/spec/methods.md (The ΔΔ rule); no
+Source: the talk this project follows, as written in docs/methods.md#delta_delta; no
 paper states it in this form (its batch ancestor is R. A. Jacobs, "Increased rates of convergence
 through learning rate adaptation", Neural Networks 1988, delta-bar-delta). With gradient ``g``, the
 last weight change ``Δ_t = w_t − w_{t−1}``, the one before ``Δ_{t−1}``, meta step size ``κ`` and a

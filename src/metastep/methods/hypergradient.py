@@ -2,9 +2,9 @@
 
 Reference: A. G. Baydin, R. Cornish, D. Martínez Rubio, M. Schmidt and F. Wood, "Online learning
 rate adaptation with hypergradient descent", ICLR 2018. Rule as written in
-../shared/spec/methods.md (Hypergradient descent). The step size ``α`` moves along the hypergradient
-``∂f(w_t)/∂α = −g_t · u_{t−1}``, where ``u_{t−1}`` is the previous update direction and ``β_hd`` the
-meta step size.
+docs/methods.md#hypergradient and docs/methods.md#adam_hypergradient. The step size ``α`` moves
+along the hypergradient ``∂f(w_t)/∂α = −g_t · u_{t−1}``, where ``u_{t−1}`` is the previous update
+direction and ``β_hd`` the meta step size.
 
 SGD-HD (``u = g``, ``g_{t−1}`` = 0 before the second update)::
 

@@ -1,7 +1,7 @@
 """IDBD: incremental delta-bar-delta (Sutton 1992).
 
 Reference: R. S. Sutton, "Adapting bias by gradient descent: an incremental version of
-delta-bar-delta", AAAI 1992. Rule as written in ../shared/spec/methods.md (IDBD). With gradient
+delta-bar-delta", AAAI 1992. Rule as written in docs/methods.md#idbd. With gradient
 ``g``, diagonal curvature ``c`` (``x²`` for a linear unit), log step sizes ``β`` (init ``ln α₀``),
 trace ``h`` (init 0) and meta step size ``θ``, in this order::
 

@@ -2,7 +2,7 @@
 
 Reference: A. Sharifnassab, S. Salehkaleybar and R. S. Sutton, "MetaOptimize: a framework for
 optimizing step sizes and other meta-parameters", ICML 2025. Rule as written in
-../shared/spec/methods.md (MetaOptimize, Hessian-free). A base optimizer runs with learning rate
+docs/methods.md#metaoptimize. A base optimizer runs with learning rate
 ``α = exp(β)`` (one ``β`` for all weights, per parameter array, or per weight); with trace ``h``
 (init 0), discount ``γ``, weight decay ``κ`` and meta step size ``η``, per step::
 

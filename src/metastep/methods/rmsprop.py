@@ -3,7 +3,7 @@
 References: T. Tieleman and G. Hinton, "Lecture 6.5 — RMSprop", COURSERA: Neural Networks for
 Machine Learning, 2012; written as in T. Degris, K. Javed, A. Sharifnassab, Y. Liu and R. S. Sutton,
 "Step-size optimization for continual learning", arXiv:2401.17401, 2024. Rule as written in
-../shared/spec/methods.md (RMSprop and Adam). With gradient ``g``, base step size ``η``, the rate
+docs/methods.md#rmsprop. With gradient ``g``, base step size ``η``, the rate
 ``γ_g`` of the average of ``g²`` (``γ = 1 − decay``), ``ε`` inside the square root and ``v``
 starting at 0::
 

@@ -1,7 +1,7 @@
 """LMS / SGD: a fixed step size, the baseline every learned step size is measured against.
 
 Reference: B. Widrow and M. E. Hoff, "Adaptive switching circuits", IRE WESCON Convention Record,
-1960 (the LMS rule). Rule as written in ../shared/spec/methods.md (LMS / SGD). With gradient ``g``
+1960 (the LMS rule). Rule as written in docs/methods.md#sgd. With gradient ``g``
 and a step size ``α`` (one number, one per weight, or a schedule of the update count ``t``)::
 
     w ← w − α_t g            # = w + α δ x for a linear unit

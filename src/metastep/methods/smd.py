@@ -1,7 +1,7 @@
 """SMD: stochastic meta-descent, local gain adaptation (Schraudolph 1999).
 
 Reference: N. N. Schraudolph, "Local gain adaptation in stochastic gradient descent", ICANN 1999.
-Rule as written in ../shared/spec/methods.md (SMD). With gradient ``g``, gains ``p`` (init
+Rule as written in docs/methods.md#smd. With gradient ``g``, gains ``p`` (init
 ``α₀``), trace ``v`` (init 0), meta step size ``μ``, decay ``λ ∈ [0, 1]`` and gain floor factor
 ``ϱ``, in this order::
 

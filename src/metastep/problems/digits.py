@@ -3,7 +3,7 @@
 Reference: Elsayed & Mahmood, "Addressing loss of plasticity and catastrophic forgetting in
 continual learning" (UPGD), ICLR 2024: input-permuted MNIST (a new pixel permutation every 5,000
 steps) and label-permuted EMNIST / CIFAR-10 (a new label permutation every 2,500 steps);
-../shared/spec/problems.md, section 4. MNIST cannot be downloaded on these machines; the UCI
+docs/problems.md#permuted_digits. MNIST cannot be downloaded on these machines; the UCI
 optical digits that ship inside scikit-learn (``sklearn.datasets.load_digits``: 1,797 images of
 8×8 pixels with values 0..16, ten classes) stand in for it.
 

@@ -2,7 +2,7 @@
 
 Reference: Elsayed & Mahmood, "Addressing loss of plasticity and catastrophic forgetting in
 continual learning" (UPGD), ICLR 2024: input-permuted MNIST, a new pixel permutation every 5,000
-steps, batch 1; ../shared/spec/problems.md, section 4. Fashion-MNIST (Xiao, Rasul & Vollgraf 2017:
+steps, batch 1; docs/problems.md#permuted_fashion. Fashion-MNIST (Xiao, Rasul & Vollgraf 2017:
 70,000 grey 28×28 images of ten kinds of clothing) stands in for MNIST because Debian ships it:
 ``apt-get install dataset-fashion-mnist`` puts the four IDX files, gzipped, in
 ``/usr/share/datasets/fashion-mnist/``. The data are looked for in the first location that is

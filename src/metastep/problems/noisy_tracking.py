@@ -1,6 +1,6 @@
 """One-dimensional noisy tracking (the talk; Degris et al. 2024, Fig. 3).
 
-Reference: ../shared/spec/problems.md, section 3. A single input ``x ≡ 1``; the learner tracks a
+Reference: docs/problems.md#noisy_tracking. A single input ``x ≡ 1``; the learner tracks a
 number ``z`` that follows a random walk and is observed with noise::
 
     y*_t = z_t + N(0, r),   z_{t+1} = z_t + N(0, q),   z_0 = 0

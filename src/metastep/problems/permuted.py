@@ -3,8 +3,8 @@
 Reference: the continual-learning protocols of Elsayed & Mahmood, "Addressing loss of plasticity
 and catastrophic forgetting in continual learning" (UPGD), ICLR 2024 (input-permuted MNIST, a new
 pixel permutation every 5,000 steps; label-permuted EMNIST and CIFAR-10, a new label permutation
-every 2,500 steps), and Dohare et al., Nature 2024 (permuted MNIST); ../shared/spec/problems.md,
-section 4.
+every 2,500 steps), and Dohare et al., Nature 2024 (permuted MNIST);
+docs/problems.md#permuted_classification.
 
 Step ``t`` serves one example drawn uniformly at random, with replacement, from the data set (from
 ``fold_in(key, t)``: no state, and the stream does not depend on the block sizes; the index is 32

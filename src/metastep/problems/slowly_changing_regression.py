@@ -4,7 +4,7 @@ Reference: S. Dohare, J. F. Hernandez-Garcia, Q. Lan, P. Rahman, A. R. Mahmood a
 "Loss of plasticity in deep continual learning", Nature 632 (2024), Extended Data Fig. 2, and the
 authors' code (github.com/shibhansh/loss-of-plasticity: ``lop/nets/fix_ltu_net.py`` and
 ``lop/slowly_changing_regression/slowly_changing_regression.py``, configurations ``prob.json`` and
-``flip_one_prob.json``); ../shared/spec/problems.md, section 4.
+``flip_one_prob.json``); docs/problems.md#slowly_changing_regression.
 
 The input ``x`` has ``m + 1`` entries, all 0 or 1: indices ``0 .. f − 1`` are the ``f`` slow bits,
 ``f .. m − 1`` the ``m − f`` fast bits, and the last index ``m`` is the bias input, always 1 (the

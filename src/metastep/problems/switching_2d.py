@@ -1,6 +1,6 @@
 """Two-dimensional switching: the talk's problem (Degris et al. 2024, Fig. 1).
 
-Reference: ../shared/spec/problems.md, section 2. Inputs ``x_1, x_2 ~ N(0, 1)``, the noiseless
+Reference: docs/problems.md#switching_2d. Inputs ``x_1, x_2 ~ N(0, 1)``, the noiseless
 target::
 
     y* = w1* x_1 + w2* x_2,   w1* = 0 always,   w2* ∈ {+1, −1}

@@ -1,8 +1,9 @@
 """Weight flipping: the non-stationary regression of Sutton (1992), Experiment 1.
 
 Reference: R. S. Sutton, "Adapting bias by gradient descent: an incremental version of
-delta-bar-delta", AAAI 1992; the 20-input problem of Degris et al. 2024 (../shared/spec/problems.md,
-section 1). Each example has ``n`` inputs ``x_i ~ N(0, 1)`` and the noiseless target::
+delta-bar-delta", AAAI 1992; the 20-input problem of Degris et al. 2024
+(docs/problems.md#weight_flipping). Each example has ``n`` inputs ``x_i ~ N(0, 1)`` and the
+noiseless target::
 
     y* = Σ_i s_i x_i,   s_1..s_k ∈ {+scale, −scale} (random initial signs),   s_{k+1}..s_n = 0
 
