@@ -1,11 +1,14 @@
-"""Fixtures of the experiment tests: small Fashion-MNIST files in place of the real data."""
+"""Fixtures of the experiment tests: small Fashion-MNIST files in place of the real data, and one
+smoke-budget run directory shared by every test that reads smoke results."""
 
 import struct
 
 import numpy as np
 import pytest
 
+from metastep.experiments import get
 from metastep.problems.fashion import FASHION_MNIST_ENV
+from metastep.report import RunDirectory, run_experiment
 
 FASHION_IMAGES = 60
 
@@ -28,3 +31,27 @@ def fashion_mnist_files(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(FASHION_MNIST_ENV, str(directory))
         yield directory
+
+
+class SmokeRun:
+    """A run directory at the smoke budget, filled on demand: an experiment is computed (by the
+    runner, as ``metastep run`` does) the first time a test asks for its tables, and stored.
+    ``metastep reproduce`` into the same directory then resumes it: each experiment is computed
+    once per test session, however many tests read it."""
+
+    def __init__(self, path):
+        self.path = path
+        self.directory = RunDirectory(path)
+
+    def tables(self, name: str) -> dict:
+        """The stored smoke tables of experiment ``name``: shard name -> table."""
+        experiment = get(name)
+        budget = experiment.budget("smoke")
+        run_experiment(self.directory, experiment, budget, progress=False)
+        return {shard.name: self.directory.read_shard(name, shard.name)
+                for shard in experiment.shards(budget)}
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, fashion_mnist_files):
+    return SmokeRun(tmp_path_factory.mktemp("smoke-run"))

@@ -16,8 +16,8 @@ def compute(budget):
 
 
 @pytest.fixture(scope="module")
-def smoke_tables():
-    return compute(EXPERIMENT.budget("smoke"))
+def smoke_tables(smoke_run):
+    return smoke_run.tables(EXPERIMENT.name)
 
 
 def test_smoke_tables_are_tidy(smoke_tables):

@@ -17,17 +17,18 @@ from metastep.report.storage import TEMPORARY_SUFFIX, read_json
 
 
 @pytest.fixture(scope="module")
-def run_directory(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("reproduce")
-    assert main(["reproduce", "--budget", "smoke", "--out", str(directory)]) == 0
-    return directory
+def run_directory(smoke_run):
+    """The shared smoke run: the experiments other tests computed already are resumed."""
+    assert main(["reproduce", "--budget", "smoke", "--out", str(smoke_run.path)]) == 0
+    return smoke_run.path
 
 
 def test_run_directory_layout(run_directory):
     for name in ("config.json", "summary.json", "report.md", "report.html"):
         assert (run_directory / name).stat().st_size > 0, name
     config = read_json(run_directory / "config.json")
-    assert list(config["experiments"]) == list(EXPERIMENTS)
+    # In the order the experiments were first run (tests may have run some before reproduce).
+    assert sorted(config["experiments"]) == sorted(EXPERIMENTS)
     assert config["environment"]["device"]["platform"]
     assert all(config["environment"]["packages"][name] for name in ("jax", "optax", "numpy"))
     assert not list(run_directory.rglob(f".*{TEMPORARY_SUFFIX}"))  # no temporary file left
@@ -71,6 +72,7 @@ def test_experiment_summary_and_figures(run_directory, name):
     assert f"## {name}\n" in (run_directory / "report.md").read_text()
 
 
+@pytest.mark.slow  # rebuilds every figure; tests/test_cli.py checks a resumed run on one experiment
 def test_reproduce_again_computes_nothing(run_directory, capsys):
     capsys.readouterr()
     assert main(["reproduce", "--budget", "smoke", "--out", str(run_directory)]) == 0

@@ -15,8 +15,8 @@ REQUIRED_KEYS = ("idbd.best_theta_span_decades", "sgd.best_alpha_span_decades",
 
 
 @pytest.fixture(scope="module")
-def smoke_tables():
-    return {shard.name: shard.compute() for shard in EXPERIMENT.shards(EXPERIMENT.budget("smoke"))}
+def smoke_tables(smoke_run):
+    return smoke_run.tables(EXPERIMENT.name)
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ def compute(budget):
 
 
 @pytest.fixture(scope="module")
-def smoke_tables():
-    return compute(EXPERIMENT.budget("smoke"))
+def smoke_tables(smoke_run):
+    return smoke_run.tables(EXPERIMENT.name)
 
 
 @pytest.fixture(scope="module")
