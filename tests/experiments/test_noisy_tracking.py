@@ -1,4 +1,5 @@
-"""The noisy-tracking experiment: its theory, its bookkeeping, and its claims at a small budget."""
+"""The noisy-tracking experiment: its theory, its bookkeeping (on the shared smoke run), and its
+claims at a small budget (slow)."""
 
 import math
 
@@ -13,6 +14,11 @@ from metastep.problems import optimal_mse, optimal_step_size
 EXPERIMENT = get("noisy-tracking")
 # Three regimes of the real length, two seeds: six regimes per method and preset.
 SMALL = EXPERIMENT.budget("quick", steps=150_000, seeds=2)
+
+
+@pytest.fixture(scope="module")
+def smoke_tables(smoke_run):
+    return smoke_run.tables(EXPERIMENT.name)
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +64,16 @@ def test_record_interval_divides_the_run_and_the_regime(steps):
 # Bookkeeping: tidy tables, divergence, summary keys, figures
 
 
-def test_tables_are_tidy(small_tables):
-    records = SMALL.steps // noisy_tracking.record_interval(SMALL)
-    assert set(small_tables) == {f"{preset}-{method.name}" for preset in noisy_tracking.PRESETS
+def test_tables_are_tidy(smoke_tables):
+    smoke = EXPERIMENT.budget("smoke")
+    records = smoke.steps // noisy_tracking.record_interval(smoke)
+    assert set(smoke_tables) == {f"{preset}-{method.name}" for preset in noisy_tracking.PRESETS
                                  for method in noisy_tracking.METHODS}
-    for name, table in small_tables.items():
+    for name, table in smoke_tables.items():
         method = noisy_tracking.METHOD[table["method"].iloc[0]]
         assert {"method", "preset", method.parameter, "seed", "step", "squared_error",
                 "diverged", "step_size", "sigma", "optimal_step_size"} <= set(table.columns)
-        assert len(table) == len(method.grid) * SMALL.seeds * records, name
+        assert len(table) == len(method.grid) * smoke.seeds * records, name
         # One σ per regime: no record bin straddles two regimes.
         assert (table.groupby([method.parameter, "seed", "regime"])["sigma"].nunique() == 1).all()
 
@@ -87,16 +94,17 @@ def test_a_diverged_configuration_is_reported_and_never_chosen():
     assert set(chosen[method.parameter]) == {0.2}
 
 
-def test_summary_has_the_required_keys_with_finite_values(small_summary):
+def test_summary_has_the_required_keys_with_finite_values(smoke_tables):
+    smoke_summary = EXPERIMENT.summarize(smoke_tables, EXPERIMENT.budget("smoke"))
     for preset in noisy_tracking.PRESETS:
         for key in ("optimal_mse", "expected_optimal_mse"):
-            assert math.isfinite(small_summary[preset][key]), (preset, key)
+            assert math.isfinite(smoke_summary[preset][key]), (preset, key)
         for method in ("idbd", "autostep", "rmsprop", "sgd"):
-            assert math.isfinite(small_summary[preset][method]["mse"]), (preset, method)
+            assert math.isfinite(smoke_summary[preset][method]["mse"]), (preset, method)
 
 
-def test_figures_have_labelled_axes(small_tables):
-    figures = EXPERIMENT.figures(small_tables, SMALL)
+def test_figures_have_labelled_axes(smoke_tables):
+    figures = EXPERIMENT.figures(smoke_tables, EXPERIMENT.budget("smoke"))
     assert set(figures) == {"step-size-trajectories", "step-size-vs-optimal", "mse-per-regime",
                             "hyperparameter-sweeps"}
     for name, figure in figures.items():
@@ -109,10 +117,11 @@ def test_figures_have_labelled_axes(small_tables):
 
 
 # ---------------------------------------------------------------------------------------------
-# The claims, at the small budget
+# The claims, at the small budget (slow: a run of the quick budget's regime length)
 
 
 @pytest.mark.parametrize("preset", noisy_tracking.PRESETS)
+@pytest.mark.slow
 def test_idbd_tracks_the_optimal_step_size(small_summary, preset):
     idbd = small_summary[preset]["idbd"]
     assert idbd["step_size_correlation"] > 0.9
@@ -122,6 +131,7 @@ def test_idbd_tracks_the_optimal_step_size(small_summary, preset):
     assert idbd["mse"] < small_summary[preset]["sgd"]["mse"]
 
 
+@pytest.mark.slow
 def test_rmsprop_moves_the_wrong_way_when_the_drift_changes(small_summary):
     rmsprop = small_summary["paper"]["rmsprop"]
     assert rmsprop["step_size_correlation"] < -0.9
@@ -129,11 +139,13 @@ def test_rmsprop_moves_the_wrong_way_when_the_drift_changes(small_summary):
     assert rmsprop["mse"] > small_summary["paper"]["sgd"]["mse"]
 
 
+@pytest.mark.slow
 def test_rmsprop_moves_the_right_way_when_the_noise_changes(small_summary):
     # In the talk preset a larger error means more noise, where α* is smaller too.
     assert small_summary["talk"]["rmsprop"]["step_size_correlation"] > 0.9
 
 
+@pytest.mark.slow
 def test_best_fixed_step_size_is_the_spec_one(small_summary):
     fixed = small_summary["paper"]["sgd"]
     assert fixed["fixed_step_size"] == pytest.approx(0.79, abs=0.06)

@@ -1,5 +1,5 @@
-"""The switching-2d experiment: tidy tables, finite summary, and the talk's claims at a small
-budget."""
+"""The switching-2d experiment: tidy tables, finite summary (on the shared smoke run), and the
+talk's claims at a small budget (slow; tests/test_replications.py checks the optimum fast)."""
 
 import dataclasses
 
@@ -88,6 +88,7 @@ def test_idbd_with_zero_meta_step_size_is_lms_at_its_start():
     np.testing.assert_allclose(idbd.predictions, lms.predictions, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_optimum_and_the_cost_of_learning_the_irrelevant_input(small_budget_summary):
     summary = small_budget_summary
     assert summary["optimum"]["alpha1"] == 0.0
@@ -97,6 +98,7 @@ def test_the_optimum_and_the_cost_of_learning_the_irrelevant_input(small_budget_
     assert summary["deterministic"]["optimum"]["mse"] == pytest.approx(0.599, abs=0.02)
 
 
+@pytest.mark.slow
 def test_only_idbd_finds_the_optimal_step_sizes(small_budget_summary):
     summary = small_budget_summary
     idbd = summary["idbd"]

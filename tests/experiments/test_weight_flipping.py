@@ -1,6 +1,6 @@
-"""The weight-flipping experiment at a small budget (the paper's run lengths, 3 seeds): tidy
-tables, summary, figures, the divergence accounting, and Sutton's claims. (The smoke budget is
-run by tests/experiments/test_reproduce.py.)"""
+"""The weight-flipping experiment: tidy tables, summary and figures of the shared smoke run, the
+divergence accounting, and Sutton's claims at the paper's run lengths (slow; the fast suite checks
+Sutton 1992's Exp. 1 and 2 in tests/test_replications.py)."""
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,11 @@ REQUIRED_KEYS = (
 
 
 @pytest.fixture(scope="module")
+def smoke_run_tables(smoke_run):
+    return EXPERIMENT.budget("smoke"), smoke_run.tables(EXPERIMENT.name)
+
+
+@pytest.fixture(scope="module")
 def small_run():
     """The paper's run lengths (30,000 and 250,000 examples), 3 seeds: compile-bound, so the
     cost is about that of the smoke budget."""
@@ -28,8 +33,8 @@ def small_run():
     return budget, {shard.name: shard.compute() for shard in EXPERIMENT.shards(budget)}
 
 
-def test_tables_are_tidy(small_run):
-    budget, tables = small_run
+def test_tables_are_tidy(smoke_run_tables):
+    budget, tables = smoke_run_tables
     records = budget.steps // wf.record_every(budget)
     for name, method in wf.METHODS.items():
         table = tables[name]
@@ -43,16 +48,16 @@ def test_tables_are_tidy(small_run):
     assert trajectories["step"].max() == budget.settings["exp2_steps"]
 
 
-def test_summary_has_finite_required_and_published_numbers(small_run):
-    budget, tables = small_run
+def test_summary_has_finite_required_and_published_numbers(smoke_run_tables):
+    budget, tables = smoke_run_tables
     summary = EXPERIMENT.summarize(tables, budget)
     keys = set(REQUIRED_KEYS) | {published.key for published in EXPERIMENT.published}
     for key in keys:
         assert is_finite_number(lookup(summary, key)), key
 
 
-def test_figures_have_labelled_log_axes(small_run):
-    budget, tables = small_run
+def test_figures_have_labelled_log_axes(smoke_run_tables):
+    budget, tables = smoke_run_tables
     figures = EXPERIMENT.figures(tables, budget)
     assert set(figures) == {"asymptotic-mse", "exp2-step-sizes"}
     for name, figure in figures.items():
@@ -101,6 +106,7 @@ def best(small_run, name):
     return wf.method_summary(wf.asymptotic_mse(tables[name], name, budget), name)
 
 
+@pytest.mark.slow
 def test_idbd_beats_the_best_lms_by_a_wide_margin_and_the_oracle_beats_both(small_run):
     lms, idbd, oracle = (best(small_run, name) for name in ("lms", "idbd", "oracle"))
     # Sutton: ≈ 3.5 against ≈ 1.5; the oracle (1.375) is the floor of fixed per-input α.
@@ -111,6 +117,7 @@ def test_idbd_beats_the_best_lms_by_a_wide_margin_and_the_oracle_beats_both(smal
     assert 0.1 <= oracle["best_alpha"] <= 0.2
 
 
+@pytest.mark.slow
 def test_lms_diverges_past_its_range_and_diverged_configurations_are_left_out(small_run):
     budget, tables = small_run
     configs = wf.asymptotic_mse(tables["lms"], "lms", budget)
@@ -120,11 +127,13 @@ def test_lms_diverges_past_its_range_and_diverged_configurations_are_left_out(sm
     assert summary["best_alpha"] < summary["min_diverging_alpha"]
 
 
+@pytest.mark.slow
 def test_adam_momentum_hurts_on_flipping_weights(small_run):
     with_momentum, without = best(small_run, "adam"), best(small_run, "adam_no_momentum")
     assert with_momentum["best_mse"] > without["best_mse"] + 0.5
 
 
+@pytest.mark.slow
 def test_exp2_relevant_step_sizes_settle_near_013_and_irrelevant_ones_fall(small_run):
     _, tables = small_run
     exp2 = wf.exp2_summary(tables["exp2-step-sizes"])
