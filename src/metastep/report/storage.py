@@ -139,12 +139,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     path = Path(path)
     temporary = write_temporary(path, write)
     try:
-        os.replace(temporary, path)
-    except OSError as error:
-        raise _named(error, path) from error
+        _rename(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)  # nothing to remove once renamed
     return path
+
+
+def _rename(temporary: Path, path: Path) -> None:
+    """``os.replace``; an OSError names ``path``, not the temporary file."""
+    try:
+        os.replace(temporary, path)
+    except OSError as error:
+        raise _named(error, path) from error
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -312,10 +318,7 @@ class RunDirectory:
             digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
             with self.locked():  # the pair changes together for a reader holding the lock
                 write_text(self.checksum_path(experiment, shard), f"{digest}  {path.name}\n")
-                try:
-                    os.replace(temporary, path)
-                except OSError as error:
-                    raise _named(error, path) from error
+                _rename(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)  # nothing to remove once renamed
 
