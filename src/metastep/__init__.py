@@ -1,9 +1,8 @@
 """metastep: meta-learned step sizes for structural credit assignment, in JAX and optax."""
 
 from metastep import deep, methods, problems
-from metastep.engine import RunResult, SweepResult, Trace, run, run_arrays, sweep
+from metastep.engine import run, run_arrays, sweep
 from metastep.learner import LinearLearner, LinearLearnerState, StepOutput
-from metastep.summary import best, summarize
 from metastep.methods import (
     adam,
     adam_hypergradient,
@@ -17,6 +16,8 @@ from metastep.methods import (
     smd,
     step_sizes,
 )
+from metastep.results import RunResult, SweepResult, Trace
+from metastep.summary import best, summarize
 
 __version__ = "0.1.0"
 

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import inspect
 import itertools
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import jax
@@ -41,7 +39,22 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from metastep._engine_arguments import (
+    check_configurations,
+    check_count,
+    check_grid,
+    check_learner,
+    check_problem,
+    check_schedule,
+    check_seed,
+    check_seeds,
+    check_threshold,
+    keyword_names,
+    real_array,
+    select,
+)
 from metastep.problems._base import Problem
+from metastep.results import RunResult, SweepResult, Trace
 
 DEFAULT_DIVERGENCE_THRESHOLD = 1e20
 # Work (lane-steps) above which a progress bar is shown when ``progress=None``.
@@ -51,8 +64,6 @@ CHUNK_MEMORY_BYTES = 256 * 2**20
 # Steps of a problem's stream that a lane holds at a time: a record bin longer than this is
 # generated and scanned in blocks, so memory does not grow with ``record_every``.
 BLOCK_STEPS = 100_000
-# The step counters (the engine's and the problems') are uint32.
-MAX_STEPS = 2**32 - 1
 
 
 # Callbacks told of the work (lane-steps) each compiled chunk has done, e.g. by a run directory's
@@ -77,124 +88,6 @@ def _report_progress(bar, lane_steps: int) -> None:
     bar.update(lane_steps)
     for callback in _PROGRESS_LISTENERS.get():
         callback(lane_steps)
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
-
-
-@dataclass
-class RunResult:
-    """One run, recorded every ``record_every`` steps.
-
-    Attributes:
-      steps: [R] steps done at the end of each bin.
-      squared_error: [R] mean squared error over each bin (NaN from the diverging bin on).
-      step_sizes: per-weight step sizes that the last update of each bin used, [R, n] for the
-        linear learner (what ``learner.record`` returns under ``"step_sizes"``).
-      records: everything ``learner.record`` returned at the end of each bin, and the bin mean
-        of each entry of the step outputs' optional ``metrics`` dict (e.g. ``accuracy``).
-      info: what the problem knew at the end of each bin (true weights, σ, α*, ...).
-      diverged: False, or the (1-based) count of steps done when divergence was detected.
-      final_state: the learner state at the end (of the last healthy bin if it diverged).
-    """
-
-    steps: np.ndarray
-    squared_error: np.ndarray
-    records: dict[str, Any]
-    info: dict[str, np.ndarray]
-    diverged: bool | int
-    final_state: Any = None
-
-    @property
-    def step_sizes(self):
-        return self.records.get("step_sizes")
-
-
-@dataclass
-class SweepResult:
-    """A grid of configurations × seeds.
-
-    Attributes:
-      grid: parameter name -> [C] value of each configuration (the flattened Cartesian product,
-        first parameter varying slowest).
-      seeds: [S].
-      steps: [R] steps done at the end of each bin.
-      squared_error: [C, S, R].
-      records: name -> [C, S, R, ...] (for the linear learner ``step_sizes`` and ``weights``).
-      info: name -> [C, S, R, ...].
-      diverged_at: [C, S] the (1-based) step count at which each lane diverged, 0 if it did not.
-    """
-
-    grid: dict[str, np.ndarray]
-    seeds: np.ndarray
-    steps: np.ndarray
-    squared_error: np.ndarray
-    records: dict[str, Any]
-    info: dict[str, np.ndarray]
-    diverged_at: np.ndarray
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def step_sizes(self):
-        return self.records.get("step_sizes")
-
-    @property
-    def diverged(self) -> np.ndarray:
-        """[C, S] whether each lane diverged."""
-        return self.diverged_at > 0
-
-    @property
-    def num_configs(self) -> int:
-        return self.squared_error.shape[0]
-
-    def config(self, index: int) -> dict[str, Any]:
-        """The parameter values of configuration ``index``."""
-        return {name: values[index].item() for name, values in self.grid.items()}
-
-    def to_pandas(self):
-        """Tidy table: one row per (configuration, seed, record).
-
-        Columns: one per grid parameter, ``seed``, ``step`` (steps done at the end of the bin),
-        ``squared_error`` (NaN once diverged), ``diverged`` (whether the lane had diverged by the
-        end of that bin) and ``mean_step_size`` (mean over weights, when step sizes are recorded).
-
-        pandas' ``mean`` skips NaN, so averaging ``squared_error`` per configuration hides the
-        seeds that diverged: rank configurations with :func:`metastep.summarize` or
-        :func:`metastep.best`, which count a diverged run as an infinite error.
-        """
-        try:
-            import pandas as pd
-        except ImportError as error:  # pragma: no cover - depends on the environment
-            message = "to_pandas needs pandas: pip install 'metastep[experiments]'"
-            raise ImportError(message) from error
-        num_configs, num_seeds, num_records = self.squared_error.shape
-        index = np.indices((num_configs, num_seeds, num_records)).reshape(3, -1)
-        config_index, seed_index, record_index = index
-        columns: dict[str, Any] = {
-            name: values[config_index] for name, values in self.grid.items()
-        }
-        columns["seed"] = self.seeds[seed_index]
-        columns["step"] = self.steps[record_index]
-        columns["squared_error"] = self.squared_error.reshape(-1)
-        diverged_at = self.diverged_at[config_index, seed_index]
-        step_count = self.steps[record_index]
-        columns["diverged"] = (diverged_at > 0) & (diverged_at <= step_count)
-        step_sizes = self.step_sizes
-        if isinstance(step_sizes, np.ndarray):
-            axes = tuple(range(3, step_sizes.ndim))
-            columns["mean_step_size"] = step_sizes.mean(axis=axes).reshape(-1)
-        return pd.DataFrame(columns)
-
-
-class Trace(NamedTuple):
-    """A run over explicit arrays, every step recorded."""
-
-    predictions: np.ndarray  # [T]
-    errors: np.ndarray  # [T]
-    step_sizes: Any  # [T, n] for the linear learner
-    diverged: bool | int
-    final_state: Any
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +157,7 @@ def _learner_scan(learner, lane: _Lane, xs, ys, threshold):
 def _split_seed(seed):
     """The keys of a run: the problem's stream and the learner's initialization.
 
-    ``seed`` is a uint32 (see :func:`_check_seed`): ``PRNGKey`` of a seed below 2³¹ is the same
+    ``seed`` is a uint32 (see :func:`check_seed`): ``PRNGKey`` of a seed below 2³¹ is the same
     whether the seed is given as int32, int64 or uint32.
     """
     return jax.random.split(jax.random.PRNGKey(seed))
@@ -353,35 +246,7 @@ def _run_bins(learner, problem, carry: _Carry, num_bins: int, record_every: int,
 
 
 # ---------------------------------------------------------------------------------------------
-# Argument checks
-
-
-def _check_count(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_schedule(steps, record_every) -> tuple[int, int, int]:
-    steps = _check_count("steps", steps)
-    record_every = _check_count("record_every", record_every)
-    if steps > MAX_STEPS:
-        raise ValueError(
-            f"`steps` must be < 2**32 (the step counters are 32-bit unsigned), got {steps}"
-        )
-    if steps % record_every:
-        raise ValueError(
-            f"`steps` ({steps}) must be a multiple of `record_every` ({record_every})"
-        )
-    return steps, record_every, steps // record_every
-
-
-def _check_seed(seed, name: str = "seed") -> np.uint32:
-    """A seed in [0, 2³²), as the uint32 that ``PRNGKey`` takes (never wrapped)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        what = "be an integer" if name == "seed" else "hold integers"
-        raise ValueError(f"`{name}` must {what} in [0, 2**32), got {seed!r}")
-    return np.uint32(seed)
+# Planning (block and chunk sizes) and host-side helpers
 
 
 def _block_plan(record_every: int, block_steps: int | None) -> int:
@@ -392,44 +257,11 @@ def _block_plan(record_every: int, block_steps: int | None) -> int:
     then one compiled block repeated), else :data:`BLOCK_STEPS` and a shorter last block.
     """
     if block_steps is not None:
-        return min(_check_count("block_steps", block_steps), record_every)
+        return min(check_count("block_steps", block_steps), record_every)
     if record_every <= BLOCK_STEPS:
         return record_every
     divisors = (d for d in range(BLOCK_STEPS, BLOCK_STEPS // 4 - 1, -1) if record_every % d == 0)
     return next(divisors, BLOCK_STEPS)
-
-
-def _check_problem(problem):
-    if not isinstance(problem, Problem):
-        raise ValueError(
-            f"`problem` must be a metastep Problem (e.g. ms.problems.weight_flipping()), "
-            f"got {type(problem).__name__}"
-        )
-
-
-def _check_learner(learner, problem=None):
-    for name in ("init", "step", "record"):
-        if not callable(getattr(learner, name, None)):
-            raise ValueError(f"`learner` must have init, step and record methods; missing {name!r}")
-    expected = getattr(learner, "num_features", None)
-    if problem is not None and expected is not None and expected != problem.num_features:
-        raise ValueError(
-            f"`learner` expects {expected} features but `problem` {problem.name!r} gives "
-            f"{problem.num_features}"
-        )
-    # An optional hook: e.g. a classifier checks that the problem's labels fit its outputs.
-    check_problem = getattr(learner, "check_problem", None)
-    if problem is not None and callable(check_problem):
-        check_problem(problem)
-
-
-def _check_threshold(threshold) -> float:
-    if isinstance(threshold, (str, bytes)) or np.iscomplexobj(threshold):
-        raise ValueError(f"`divergence_threshold` must be a real number, got {threshold!r}")
-    threshold = float(threshold)
-    if not threshold > 0:
-        raise ValueError(f"`divergence_threshold` must be > 0, got {threshold}")
-    return threshold
 
 
 def _bins_per_chunk(num_bins: int, record_every: int, chunk_steps: int | None) -> int:
@@ -437,7 +269,7 @@ def _bins_per_chunk(num_bins: int, record_every: int, chunk_steps: int | None) -
     # least 100,000 steps (so the per-call overhead is negligible).
     if chunk_steps is None:
         chunk_steps = max(100_000, math.ceil(num_bins * record_every / 20))
-    chunk_steps = _check_count("chunk_steps", chunk_steps)
+    chunk_steps = check_count("chunk_steps", chunk_steps)
     return max(1, min(num_bins, chunk_steps // record_every))
 
 
@@ -446,14 +278,6 @@ def _show_progress(progress, work):
     if progress is None and _PROGRESS_LISTENERS.get():
         return False
     return work >= PROGRESS_MIN_WORK if progress is None else bool(progress)
-
-
-def _real_array(name: str, values) -> jax.Array:
-    """``values`` as a JAX array of real numbers (bool, integer or float)."""
-    dtype = values.dtype if isinstance(values, jax.Array) else np.asarray(values).dtype
-    if dtype.kind not in "biuf":
-        raise ValueError(f"`{name}` must hold real numbers (bool, integer or float), got {dtype}")
-    return jnp.asarray(values)
 
 
 def _to_numpy(tree):
@@ -498,11 +322,11 @@ def run(
       progress: show a progress bar (default: only for long runs, and not while a
         :func:`progress_listener` is active).
     """
-    _check_problem(problem)
-    _check_learner(learner, problem)
-    steps, record_every, num_bins = _check_schedule(steps, record_every)
-    seed = _check_seed(seed)
-    threshold = _check_threshold(divergence_threshold)
+    check_problem(problem)
+    check_learner(learner, problem)
+    steps, record_every, num_bins = check_schedule(steps, record_every)
+    seed = check_seed(seed)
+    threshold = check_threshold(divergence_threshold)
     bins_per_chunk = _bins_per_chunk(num_bins, record_every, chunk_steps)
     block_steps = _block_plan(record_every, block_steps)
 
@@ -556,10 +380,10 @@ def run_arrays(
       ValueError: on shape mismatches, data that are not finite real numbers, or targets the
         learner cannot take (e.g. labels out of a classifier's range), naming the argument.
     """
-    _check_learner(learner)
-    threshold = _check_threshold(divergence_threshold)
-    xs = _real_array("xs", xs)
-    ys = _real_array("ys", ys)
+    check_learner(learner)
+    threshold = check_threshold(divergence_threshold)
+    xs = real_array("xs", xs)
+    ys = real_array("ys", ys)
     if xs.ndim != 2:
         raise ValueError(f"`xs` must have shape [T, num_features], got shape {xs.shape}")
     if ys.shape != (xs.shape[0],):
@@ -603,76 +427,6 @@ def run_arrays(
 # sweep
 
 
-def _keyword_names(function: Callable) -> set[str] | None:
-    """Names ``function`` accepts by keyword, or None when it takes ``**kwargs``."""
-    parameters = inspect.signature(function).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return None
-    return {
-        p.name for p in parameters
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    }
-
-
-def _select(values: dict[str, Any], accepted: set[str] | None) -> dict[str, Any]:
-    return dict(values) if accepted is None else {k: v for k, v in values.items() if k in accepted}
-
-
-def _check_grid(grid) -> dict[str, np.ndarray]:
-    if not isinstance(grid, dict) or not grid:
-        raise ValueError("`grid` must be a non-empty dict: parameter name -> list of values")
-    columns = {}
-    for name, values in grid.items():
-        values = np.asarray(values)
-        if values.ndim != 1 or values.size == 0:
-            raise ValueError(f"`grid[{name!r}]` must be a non-empty 1-D list of numbers")
-        if values.dtype.kind not in "biuf":
-            raise ValueError(
-                f"`grid[{name!r}]` must hold real numbers (a sweep vmaps over them); run one sweep "
-                f"per structural choice instead, got {values.dtype}"
-            )
-        columns[name] = values
-    return columns
-
-
-def _check_seeds(seeds) -> np.ndarray:
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        return np.arange(_check_count("seeds", seeds))
-    seeds = np.asarray(seeds)
-    if seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer):
-        raise ValueError("`seeds` must be a count or a non-empty list of integers")
-    for seed in seeds:
-        _check_seed(seed, "seeds")
-    return seeds.astype(np.int64)
-
-
-def _check_configurations(num_configs, config, build_learner, build_problem, learner_names,
-                          problem_names):
-    """Build the learner and the problem of every configuration from concrete numbers, so that
-    their constructors check every value (inside ``vmap`` they see tracers, which they cannot
-    check); each distinct learner and problem is built once.
-
-    Returns the first configuration's learner and problem (they size the chunks).
-
-    Raises:
-      ValueError: naming the first configuration that a constructor rejects.
-    """
-    learners, problems = {}, {}
-    for index in range(num_configs):
-        values = config(index)
-        learner_key = tuple(_select(values, learner_names).items())
-        problem_key = tuple(_select(values, problem_names).items())
-        try:
-            if problem_key not in problems:
-                problems[problem_key] = build_problem(values)
-            if learner_key not in learners:
-                learners[learner_key] = build_learner(values)
-            _check_learner(learners[learner_key], problems[problem_key])
-        except ValueError as error:
-            raise ValueError(f"grid configuration {index} {values}: {error}") from error
-    return next(iter(learners.values())), next(iter(problems.values()))
-
-
 def sweep(
     make_learner: Callable[..., Any],
     problem: Problem | Callable[..., Problem],
@@ -708,15 +462,15 @@ def sweep(
       ValueError: on a bad argument, or a grid configuration that ``make_learner`` or
         ``problem`` rejects (the message names the configuration).
     """
-    columns = _check_grid(grid)
-    seed_values = _check_seeds(seeds)
-    steps, record_every, num_bins = _check_schedule(steps, record_every)
-    threshold = _check_threshold(divergence_threshold)
+    columns = check_grid(grid)
+    seed_values = check_seeds(seeds)
+    steps, record_every, num_bins = check_schedule(steps, record_every)
+    threshold = check_threshold(divergence_threshold)
     block_steps = _block_plan(record_every, block_steps)
-    learner_names = _keyword_names(make_learner)
-    problem_names = None if isinstance(problem, Problem) else _keyword_names(problem)
+    learner_names = keyword_names(make_learner)
+    problem_names = None if isinstance(problem, Problem) else keyword_names(problem)
     if not isinstance(problem, Problem) and not callable(problem):
-        _check_problem(problem)
+        check_problem(problem)
     for name in columns:
         used_by_learner = learner_names is None or name in learner_names
         used_by_problem = not isinstance(problem, Problem) and (
@@ -737,17 +491,17 @@ def sweep(
     def build_problem(values: dict[str, Any]):
         if shared_stream:
             return problem
-        built = problem(**_select(values, problem_names))
-        _check_problem(built)
+        built = problem(**select(values, problem_names))
+        check_problem(built)
         return built
 
     def build_learner(values: dict[str, Any]):
-        return make_learner(**_select(values, learner_names))
+        return make_learner(**select(values, learner_names))
 
     def lane_values(hyperparameters) -> dict[str, Any]:
         return dict(zip(names, hyperparameters))
 
-    learner0, problem0 = _check_configurations(
+    learner0, problem0 = check_configurations(
         num_configs, lambda index: {name: values[index].item()
                                     for name, values in grid_values.items()},
         build_learner, build_problem, learner_names, {} if shared_stream else problem_names,
@@ -764,7 +518,7 @@ def sweep(
     )
     if lanes_per_chunk is None:
         lanes_per_chunk = max(1, CHUNK_MEMORY_BYTES // lane_bytes)
-    lanes_per_chunk = _check_count("lanes_per_chunk", lanes_per_chunk)
+    lanes_per_chunk = check_count("lanes_per_chunk", lanes_per_chunk)
     seeds_per_chunk = min(num_seeds, lanes_per_chunk)
     configs_per_chunk = min(num_configs, max(1, lanes_per_chunk // seeds_per_chunk))
     bins_per_chunk = _bins_per_chunk(num_bins, record_every, chunk_steps)

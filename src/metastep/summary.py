@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from metastep.engine import SweepResult
+from metastep.results import SweepResult
 
 
 def _check_result(result: Any) -> None:
