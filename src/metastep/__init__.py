@@ -1,4 +1,24 @@
-"""metastep: meta-learned step sizes for structural credit assignment, in JAX and optax."""
+"""metastep: meta-learned step sizes for structural credit assignment, in JAX and optax.
+
+The map, from data to report:
+
+- a **Problem** (``ms.problems``): a pure JAX stream of examples;
+- a **method** (``ms.idbd``, ``ms.autostep``, ``ms.adam``, ...): an optax
+  ``GradientTransformation`` that meta-learns its step sizes;
+- a **learner** (``ms.LinearLearner``, ``ms.deep.DeepLearner``): the model that the method updates,
+  predicting before each update;
+- **run / sweep** (``ms.run``, ``ms.sweep``): the engine that streams a problem through a learner,
+  one run or a grid of lanes at once, into a ``RunResult`` or ``SweepResult``;
+- an **Experiment** (``metastep.experiments``): one paper's experiment, declared as shards, each
+  computing one tidy table (from ``run``/``sweep``) at a budget (smoke, quick, full);
+- a **run directory** (``metastep.report.run_experiment``, ``RunDirectory``): the shards' tables
+  stored as they come, with configuration, provenance and checksums, resumable;
+- the **report** (``metastep.report.build_report``): headline numbers, figures and one page,
+  rebuilt from the run directory alone.
+"""
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _package_version
 
 from metastep import deep, methods, problems
 from metastep.engine import run, run_arrays, sweep
@@ -19,7 +39,10 @@ from metastep.methods import (
 from metastep.results import RunResult, SweepResult, Trace
 from metastep.summary import best, summarize
 
-__version__ = "0.1.0"
+try:
+    __version__ = _package_version("metastep")
+except PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "LinearLearner",

@@ -1,6 +1,6 @@
 """The non-stationary problems, each a pure JAX stream (see :mod:`metastep.problems._base`)."""
 
-from metastep.problems._base import Problem, Sample
+from metastep.problems._base import Problem, Sample, step_keys
 from metastep.problems.digits import label_permuted_digits, load_digits_data, permuted_digits
 from metastep.problems.fashion import load_fashion_mnist, permuted_fashion, read_idx
 from metastep.problems.noisy_tracking import (
@@ -52,6 +52,7 @@ __all__ = [
     "slowly_changing_regression",
     "steady_state_gain",
     "steady_state_variance",
+    "step_keys",
     "switching_2d",
     "task_permutation",
     "weight_flipping",
