@@ -463,6 +463,52 @@ def test_flax_serialization_round_trip_continues_bit_for_bit(name):
 
 
 # ---------------------------------------------------------------------------------------------
+# independent oracles: optax's own transformations where one computes the same rule
+
+# (method, optax transformation computing the same rule); rates γ are optax's 1 − decay.
+ORACLES = {
+    # α = η / sqrt(v̂ + ε), w ← w − α m̂: optax's Adam with ε inside the root (eps_root), none out.
+    "adam": (ms.adam(0.01, momentum_rate=0.1, normalizer_rate=0.01, eps=1e-6),
+             optax.chain(optax.scale_by_adam(b1=1 - 0.1, b2=1 - 0.01, eps=0.0, eps_root=1e-6),
+                         optax.scale(-0.01))),
+    # α = η / sqrt(v + ε), w ← w − α g, no bias correction: optax's RMSprop, ε inside the root.
+    "rmsprop": (ms.rmsprop(0.01, normalizer_rate=0.05, eps=1e-6),
+                optax.chain(optax.scale_by_rms(decay=1 - 0.05, eps=1e-6, initial_scale=0.0,
+                                               eps_in_sqrt=True, bias_correction=False),
+                            optax.scale(-0.01))),
+    "sgd": (ms.sgd(0.02), optax.sgd(0.02)),
+}
+
+
+@pytest.mark.parametrize("oracle", list(ORACLES))
+def test_equals_an_independent_optax_oracle(x64, nonstationary_data, oracle):
+    """Each trains its own float64 linear weights on the same non-stationary stream for 300
+    steps; the updates agree step by step to rounding (the formulas are the same, the
+    operations' order differs)."""
+    method, expected = ORACLES[oracle]
+    xs, ys = nonstationary_data(3, steps=300, num_features=5)
+
+    def trajectory(transformation):
+        def step(carry, xy):
+            w, state = carry
+            x, y = xy
+            grads = -(y - w @ x) * x
+            updates, state = transformation.update(grads, state, w)
+            return (w + updates, state), updates
+
+        w = jnp.zeros(5, jnp.float64)
+        _, updates = jax.lax.scan(step, (w, transformation.init(w)),
+                                  (jnp.asarray(xs), jnp.asarray(ys)))
+        return updates
+
+    actual, reference = map(np.asarray, jax.jit(lambda: (trajectory(method),
+                                                         trajectory(expected)))())
+    assert actual.dtype == np.float64
+    assert np.all(np.isfinite(reference)) and np.ptp(np.abs(reference)) > 1e-3
+    np.testing.assert_allclose(actual, reference, rtol=1e-12, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------
 # the step-size protocol and arguments
 
 
