@@ -1,12 +1,10 @@
 """Adam (Degris et al. 2024 form) against a NumPy transcription of docs/methods.md#adam."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import metastep.methods as ms
-from metastep.learner import LinearLearner
 from helpers import assert_close, run_learner
 
 
@@ -67,56 +65,3 @@ def test_zero_rates_stay_finite():
     updates, state = method.update(jnp.array([1.0, -1.0]), method.init(params), params)
     np.testing.assert_array_equal(updates, 0.0)
     np.testing.assert_allclose(ms.step_sizes(state), 0.01 / np.sqrt(1e-4), rtol=1e-6)
-
-
-def test_nested_pytree_under_jit():
-    params = {"layer": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}, "scale": jnp.asarray(1.0)}
-    grads = {"layer": {"w": jnp.full((2, 3), 2.0), "b": jnp.ones(3)}, "scale": jnp.asarray(-4.0)}
-    method = ms.adam(0.01)
-    update = jax.jit(method.update)
-    state = method.init(params)
-    for _ in range(3):  # a constant gradient: m̂ = g and v̂ = g² at every step
-        updates, state = update(grads, state, params, curvature=grads)
-    assert jax.tree.structure(updates) == jax.tree.structure(params)
-    expected = jax.tree.map(lambda g: 0.01 / jnp.sqrt(g * g + 1e-8), grads)
-    jax.tree.map(
-        lambda a, e: np.testing.assert_allclose(a, jnp.broadcast_to(e, a.shape), rtol=1e-5),
-        ms.step_sizes(state), expected,
-    )
-    jax.tree.map(
-        lambda u, a, g: np.testing.assert_allclose(u, -a * g, rtol=1e-5),
-        updates, ms.step_sizes(state), grads,
-    )
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        ({"step_size": -0.1}, "`step_size`"),
-        ({"momentum_rate": 1.5}, "`momentum_rate`"),
-        ({"momentum_rate": float("nan")}, "`momentum_rate`"),
-        ({"normalizer_rate": -0.1}, "`normalizer_rate`"),
-        ({"eps": -1e-8}, "`eps`"),
-    ],
-)
-def test_invalid_hyperparameters_raise(kwargs, name):
-    with pytest.raises(ValueError, match=name):
-        ms.adam(**kwargs)
-
-
-def test_hyperparameters_can_be_traced(nonstationary_data):
-    """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
-    xs, ys = nonstationary_data(4, steps=200, num_features=5)
-
-    def final_step_sizes(step_size, momentum_rate, normalizer_rate):
-        learner = LinearLearner(ms.adam(step_size, momentum_rate, normalizer_rate), 5)
-        state, _ = jax.lax.scan(
-            lambda s, xy: learner.step(s, *xy), learner.init(), (jnp.asarray(xs), jnp.asarray(ys))
-        )
-        return learner.step_sizes(state)
-
-    swept = jax.jit(jax.vmap(final_step_sizes))(
-        jnp.array([0.01, 0.003]), jnp.array([0.1, 0.5]), jnp.array([0.001, 0.01])
-    )
-    np.testing.assert_allclose(swept[0], final_step_sizes(0.01, 0.1, 0.001), rtol=1e-5)
-    np.testing.assert_allclose(swept[1], final_step_sizes(0.003, 0.5, 0.01), rtol=1e-5)

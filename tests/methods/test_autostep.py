@@ -179,45 +179,8 @@ def test_zero_normalizer_leaks_no_nan_into_gradients(x64, nonstationary_data):
     assert np.isfinite(gradient)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        ({"meta_step_size": -0.1}, "meta_step_size"),
-        ({"initial_step_size": 0.0}, "initial_step_size"),
-        ({"initial_step_size": -1.0}, "initial_step_size"),
-        ({"tau": 0.0}, "tau"),
-        ({"tau": -1.0}, "tau"),
-        ({"granularity": "tensor"}, "granularity"),
-        ({"granularity": "scalar"}, "granularity"),
-        ({"granularity": "layer"}, "granularity"),
-        ({"unit_axes": "rows"}, "unit_axes"),
-    ],
-)
-def test_invalid_hyperparameters_raise(kwargs, name):
-    with pytest.raises(ValueError, match=name):
-        ms.autostep(**kwargs)
-
-
 def test_missing_curvature_raises():
     method = ms.autostep()
     params = jnp.zeros(3)
     with pytest.raises(ValueError, match="`curvature`"):
         method.update(params, method.init(params), params)
-
-
-def test_hyperparameters_can_be_traced(nonstationary_data):
-    """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
-    xs, ys = nonstationary_data(9, steps=200, num_features=5)
-
-    def final_step_sizes(meta_step_size, initial_step_size, tau):
-        learner = LinearLearner(ms.autostep(meta_step_size, initial_step_size, tau), 5)
-        state, _ = jax.lax.scan(
-            lambda s, xy: learner.step(s, *xy), learner.init(), (jnp.asarray(xs), jnp.asarray(ys))
-        )
-        return learner.step_sizes(state)
-
-    swept = jax.jit(jax.vmap(final_step_sizes))(
-        jnp.array([0.0, 0.1]), jnp.array([0.005, 0.05]), jnp.array([1e4, 100.0])
-    )
-    np.testing.assert_allclose(swept[0], 0.005, rtol=1e-6)
-    np.testing.assert_allclose(swept[1], final_step_sizes(0.1, 0.05, 100.0), rtol=1e-5)

@@ -1,12 +1,9 @@
 """The ΔΔ rule against a NumPy transcription of docs/methods.md#delta_delta, and its behaviour."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import metastep.methods as ms
-from metastep.learner import LinearLearner
 from helpers import assert_close, run_learner
 
 INITIAL_STEP_SIZE = 0.01
@@ -72,58 +69,3 @@ def test_zero_meta_step_size_is_lms(x64, nonstationary_data):
     assert_close(predictions, sgd_predictions)
     assert_close(predictions, lms_predictions(xs, ys, INITIAL_STEP_SIZE))
     np.testing.assert_array_equal(step_sizes, INITIAL_STEP_SIZE)
-
-
-def test_nested_pytree_under_jit():
-    params = {"layer": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}, "scale": jnp.asarray(1.0)}
-    grads = {"layer": {"w": jnp.full((2, 3), 2.0), "b": jnp.ones(3)}, "scale": jnp.asarray(-4.0)}
-    method = ms.delta_delta(10.0, 0.1)
-    update = jax.jit(method.update)
-    state = method.init(params)
-    for _ in range(3):  # the third update sees two same-sign changes
-        updates, state = update(grads, state, params, curvature=grads)
-    assert jax.tree.structure(updates) == jax.tree.structure(params)
-    # Δ = −0.1 g twice, so α = 0.1 + 10 (0.1 g)².
-    expected = jax.tree.map(lambda g: 0.1 + 10.0 * (0.1 * g) ** 2, grads)
-    jax.tree.map(
-        lambda a, e: np.testing.assert_allclose(a, jnp.broadcast_to(e, a.shape), rtol=1e-6),
-        ms.step_sizes(state),
-        expected,
-    )
-    jax.tree.map(
-        lambda u, a, g: np.testing.assert_allclose(u, -a * g, rtol=1e-6),
-        updates,
-        state.step_sizes,
-        grads,
-    )
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        ({"meta_step_size": -0.1}, "`meta_step_size`"),
-        ({"initial_step_size": 0.0}, "`initial_step_size`"),
-        ({"initial_step_size": float("nan")}, "`initial_step_size`"),
-        ({"min_step_size": 0.0}, "`min_step_size`"),
-        ({"min_step_size": -1e-6}, "`min_step_size`"),
-    ],
-)
-def test_invalid_hyperparameters_raise(kwargs, name):
-    with pytest.raises(ValueError, match=name):
-        ms.delta_delta(**kwargs)
-
-
-def test_hyperparameters_can_be_traced(nonstationary_data):
-    """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
-    xs, ys = nonstationary_data(5, steps=200, num_features=5)
-
-    def final_step_sizes(meta_step_size, initial_step_size):
-        learner = LinearLearner(ms.delta_delta(meta_step_size, initial_step_size), 5)
-        state, _ = jax.lax.scan(
-            lambda s, xy: learner.step(s, *xy), learner.init(), (jnp.asarray(xs), jnp.asarray(ys))
-        )
-        return learner.step_sizes(state)
-
-    swept = jax.jit(jax.vmap(final_step_sizes))(jnp.array([0.0, 0.1]), jnp.array([0.01, 0.02]))
-    np.testing.assert_allclose(swept[0], 0.01, rtol=1e-6)
-    np.testing.assert_allclose(swept[1], final_step_sizes(0.1, 0.02), rtol=1e-5)

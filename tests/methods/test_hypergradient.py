@@ -1,13 +1,11 @@
 """SGD-HD and Adam-HD against NumPy transcriptions of
 docs/methods.md#hypergradient and docs/methods.md#adam_hypergradient; their behaviour."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import metastep.methods as ms
-from metastep.learner import LinearLearner
 from helpers import assert_close, run_learner
 
 INITIAL_STEP_SIZE = 0.01
@@ -122,34 +120,6 @@ def test_sgd_hd_floor_matches_numpy_transcription(x64, nonstationary_data):
     assert_close(step_sizes, expected[1])
 
 
-@pytest.mark.parametrize("granularity", ["scalar", "tensor", "weight"])
-def test_nested_pytree_under_jit(granularity):
-    params = {"layer": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}, "scale": jnp.asarray(1.0)}
-    first = {"layer": {"w": jnp.full((2, 3), 2.0), "b": jnp.ones(3)}, "scale": jnp.asarray(-4.0)}
-    second = jax.tree.map(lambda g: 0.5 * g, first)
-    method = ms.hypergradient(0.01, 0.1, granularity)
-    update = jax.jit(method.update)
-    state = method.init(params)
-    _, state = update(first, state, params, curvature=first)
-    updates, state = update(second, state, params, curvature=second)
-    assert jax.tree.structure(updates) == jax.tree.structure(params)
-    products = jax.tree.map(lambda a, b: a * b, first, second)
-    if granularity == "scalar":
-        total = sum(float(jnp.sum(p)) for p in jax.tree.leaves(products))
-        expected = jax.tree.map(lambda p: jnp.full(p.shape, 0.1 + 0.01 * total), params)
-    elif granularity == "tensor":
-        expected = jax.tree.map(lambda p: jnp.full(p.shape, 0.1 + 0.01 * jnp.sum(p)), products)
-    else:
-        expected = jax.tree.map(lambda p: 0.1 + 0.01 * p, products)
-    jax.tree.map(
-        lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-6), ms.step_sizes(state), expected
-    )
-    jax.tree.map(
-        lambda u, a, g: np.testing.assert_allclose(u, -a * g, rtol=1e-6),
-        updates, ms.step_sizes(state), second,
-    )
-
-
 @pytest.mark.parametrize("granularity", ["scalar", "weight"])
 def test_adam_hd_matches_numpy_transcription(x64, nonstationary_data, granularity):
     xs, ys = nonstationary_data(5, steps=1500, num_features=5)
@@ -173,49 +143,3 @@ def test_adam_hd_zero_meta_step_size_is_adam(x64, nonstationary_data):
     adam_hd = run_learner(ms.adam_hypergradient(0.0, INITIAL_STEP_SIZE), xs, ys)
     assert_close(adam_hd[0], adam[0])
     assert_close(adam_hd[1], adam[1])
-
-
-@pytest.mark.parametrize("factory", [ms.hypergradient, ms.adam_hypergradient])
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        ({"meta_step_size": -0.1}, "`meta_step_size`"),
-        ({"initial_step_size": -1.0}, "`initial_step_size`"),
-        ({"initial_step_size": float("inf")}, "`initial_step_size`"),
-        ({"granularity": "layer"}, "`granularity`"),
-        ({"min_step_size": -1.0}, "`min_step_size`"),
-    ],
-)
-def test_invalid_hyperparameters_raise(factory, kwargs, name):
-    with pytest.raises(ValueError, match=name):
-        factory(**kwargs)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        ({"momentum_rate": 1.5}, "`momentum_rate`"),
-        ({"normalizer_rate": -0.1}, "`normalizer_rate`"),
-        ({"eps": -1e-8}, "`eps`"),
-    ],
-)
-def test_invalid_adam_hd_hyperparameters_raise(kwargs, name):
-    with pytest.raises(ValueError, match=name):
-        ms.adam_hypergradient(**kwargs)
-
-
-@pytest.mark.parametrize("factory", [ms.hypergradient, ms.adam_hypergradient])
-def test_hyperparameters_can_be_traced(nonstationary_data, factory):
-    """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
-    xs, ys = nonstationary_data(8, steps=200, num_features=5)
-
-    def final_step_sizes(meta_step_size, initial_step_size):
-        learner = LinearLearner(factory(meta_step_size, initial_step_size, granularity="weight"), 5)
-        state, _ = jax.lax.scan(
-            lambda s, xy: learner.step(s, *xy), learner.init(), (jnp.asarray(xs), jnp.asarray(ys))
-        )
-        return learner.step_sizes(state)
-
-    swept = jax.jit(jax.vmap(final_step_sizes))(jnp.array([0.0, 1e-4]), jnp.array([0.01, 0.02]))
-    np.testing.assert_allclose(swept[0], final_step_sizes(0.0, 0.01), rtol=1e-5)
-    np.testing.assert_allclose(swept[1], final_step_sizes(1e-4, 0.02), rtol=1e-5)

@@ -7,7 +7,6 @@ import optax
 import pytest
 
 import metastep.methods as ms
-from metastep.learner import LinearLearner
 from helpers import run_learner
 
 
@@ -144,48 +143,6 @@ def test_transformations_as_base_and_meta(x64, nonstationary_data):
     )
     np.testing.assert_allclose(given[0], named[0], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(given[1], named[1], rtol=1e-12)
-
-
-def test_hyperparameters_can_be_traced(nonstationary_data):
-    """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
-    xs, ys = nonstationary_data(6, steps=200, num_features=5)
-
-    def final_step_sizes(meta_step_size, initial_step_size, discount, weight_decay):
-        method = ms.metaoptimize(
-            "adamw", "adam", meta_step_size, initial_step_size, discount=discount,
-            weight_decay=weight_decay,
-        )
-        learner = LinearLearner(method, 5)
-        state, _ = jax.lax.scan(
-            lambda s, xy: learner.step(s, *xy), learner.init(), (jnp.asarray(xs), jnp.asarray(ys))
-        )
-        return learner.step_sizes(state)
-
-    swept = jax.jit(jax.vmap(final_step_sizes))(
-        jnp.array([0.0, 0.01]), jnp.array([0.01, 0.02]), jnp.array([1.0, 0.9]),
-        jnp.array([0.0, 1e-3]),
-    )
-    np.testing.assert_allclose(swept[0], 0.01, rtol=1e-6)
-    np.testing.assert_allclose(swept[1], final_step_sizes(0.01, 0.02, 0.9, 1e-3), rtol=1e-4)
-    assert abs(float(swept[1][0]) - 0.02) > 1e-4
-
-
-@pytest.mark.parametrize(
-    "kwargs, name",
-    [
-        ({"base": "adagrad"}, "base"),
-        ({"meta": "rmsprop"}, "meta"),
-        ({"meta_step_size": -1.0}, "meta_step_size"),
-        ({"initial_step_size": 0.0}, "initial_step_size"),
-        ({"granularity": "layer"}, "granularity"),
-        ({"discount": 1.5}, "discount"),
-        ({"weight_decay": -0.1}, "weight_decay"),
-        ({"base": optax.scale_by_adam(), "base_options": {"b1": 0.5}}, "base_options"),
-    ],
-)
-def test_invalid_arguments_raise(kwargs, name):
-    with pytest.raises(ValueError, match=name):
-        ms.metaoptimize(**kwargs)
 
 
 def test_weight_decay_needs_params():

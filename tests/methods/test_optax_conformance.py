@@ -1,7 +1,8 @@
-"""Every method through optax's combinators, transformations of JAX, dtypes and serialization.
+"""Every method through optax's combinators, transformations of JAX, dtypes and serialization;
+its hyperparameters traced and checked; independent optax oracles where optax has the rule.
 
 (What every method shares beyond its own rule; each method's rule is checked step by step against
-a NumPy transcription in its own test module.)
+a NumPy transcription in its own test module, with what is specific to it.)
 
 One table lists every method once, with the extra arguments it needs and the hyperparameter its
 updates read (changed mid-run by the inject_hyperparams tests); each property is one test
@@ -460,6 +461,226 @@ def test_flax_serialization_round_trip_continues_bit_for_bit(name):
         return flax.serialization.from_bytes(template, flax.serialization.to_bytes(state))
 
     _continue_after_round_trip(name, round_trip)
+
+
+# ---------------------------------------------------------------------------------------------
+# hyperparameters: traced (for sweeps) and checked
+
+
+class Traced(NamedTuple):
+    seed: int  # of the non-stationary stream
+    static: dict  # arguments that are not traced
+    lanes: tuple  # two settings of the traced hyperparameters, one vmapped lane each
+    unchanged: tuple  # per lane, the step size it keeps (a meta step size of 0), or None
+    eager: tuple  # per lane, whether it is compared with the same run without vmap
+    rtol: float = 1e-5
+
+
+def _lanes(**values):
+    return tuple(dict(zip(values, lane)) for lane in zip(*values.values()))
+
+
+TRACED = {
+    "sgd": Traced(0, {}, _lanes(step_size=(0.1, 0.2)), (0.1, 0.2), (False, True)),
+    "delta_delta": Traced(5, {}, _lanes(meta_step_size=(0.0, 0.1),
+                                        initial_step_size=(0.01, 0.02)),
+                          (0.01, None), (False, True)),
+    "idbd": Traced(9, {}, _lanes(meta_step_size=(0.0, 0.01), initial_step_size=(0.05, 0.02)),
+                   (0.05, None), (False, True)),
+    "autostep": Traced(9, {}, _lanes(meta_step_size=(0.0, 0.1), initial_step_size=(0.005, 0.05),
+                                     tau=(1e4, 100.0)),
+                       (0.005, None), (False, True)),
+    "smd": Traced(9, {}, _lanes(meta_step_size=(0.0, 0.01), initial_step_size=(0.05, 0.02),
+                                decay=(1.0, 0.9)),
+                  (0.05, None), (False, True)),
+    "hypergradient": Traced(8, {"granularity": "weight"},
+                            _lanes(meta_step_size=(0.0, 1e-4), initial_step_size=(0.01, 0.02)),
+                            (None, None), (True, True)),
+    "adam_hypergradient": Traced(8, {"granularity": "weight"},
+                                 _lanes(meta_step_size=(0.0, 1e-4),
+                                        initial_step_size=(0.01, 0.02)),
+                                 (None, None), (True, True)),
+    "rmsprop": Traced(4, {}, _lanes(step_size=(0.01, 0.003), normalizer_rate=(0.01, 0.1),
+                                    eps=(1e-8, 1e-4)),
+                      (None, None), (True, True)),
+    "adam": Traced(4, {}, _lanes(step_size=(0.01, 0.003), momentum_rate=(0.1, 0.5),
+                                 normalizer_rate=(0.001, 0.01)),
+                   (None, None), (True, True)),
+    "metaoptimize": Traced(6, {"base": "adamw", "meta": "adam"},
+                           _lanes(meta_step_size=(0.0, 0.01), initial_step_size=(0.01, 0.02),
+                                  discount=(1.0, 0.9), weight_decay=(0.0, 1e-3)),
+                           (0.01, None), (False, True), rtol=1e-4),
+}
+
+
+def test_hyperparameters_can_be_traced(nonstationary_data, name):
+    """Sweeps vmap over hyperparameters: no Python control flow may depend on their values.
+    Each vmapped lane keeps its step size where its meta step size is 0, and equals the same run
+    without vmap (step sizes and weights after 200 steps)."""
+    case = TRACED[name]
+    xs, ys = nonstationary_data(case.seed, steps=200, num_features=5)
+
+    def final(hyperparameters):
+        learner = ms.LinearLearner(METHODS[name].factory(**case.static, **hyperparameters), 5)
+        state, _ = jax.lax.scan(
+            lambda s, xy: learner.step(s, *xy), learner.init(), (jnp.asarray(xs), jnp.asarray(ys))
+        )
+        return learner.step_sizes(state), state.weights
+
+    stacked = {key: jnp.array([lane[key] for lane in case.lanes]) for key in case.lanes[0]}
+    swept_step_sizes, swept_weights = jax.jit(jax.vmap(final))(stacked)
+    for lane, settings in enumerate(case.lanes):
+        if case.unchanged[lane] is not None:
+            np.testing.assert_allclose(swept_step_sizes[lane], case.unchanged[lane], rtol=1e-6)
+        if case.eager[lane]:
+            step_sizes, weights = final(settings)  # Python numbers: constants, not traced
+            np.testing.assert_allclose(swept_step_sizes[lane], step_sizes, rtol=case.rtol)
+            np.testing.assert_allclose(swept_weights[lane], weights, rtol=case.rtol)
+    if name == "metaoptimize":  # the meta step size of lane 1 moved its step size
+        assert abs(float(swept_step_sizes[1][0]) - 0.02) > 1e-4
+
+
+# (method, arguments, what the error names): each must raise ValueError at construction.
+INVALID = [
+    ("sgd", {"step_size": -0.1}, "`step_size`"),
+    ("sgd", {"step_size": float("nan")}, "`step_size`"),
+    ("sgd", {"step_size": float("inf")}, "`step_size`"),
+    ("sgd", {"step_size": np.array([0.1, -0.1])}, "`step_size`"),
+    ("sgd", {"step_size": {"w": -1.0}}, "`step_size`"),
+    ("delta_delta", {"meta_step_size": -0.1}, "`meta_step_size`"),
+    ("delta_delta", {"initial_step_size": 0.0}, "`initial_step_size`"),
+    ("delta_delta", {"initial_step_size": float("nan")}, "`initial_step_size`"),
+    ("delta_delta", {"min_step_size": 0.0}, "`min_step_size`"),
+    ("delta_delta", {"min_step_size": -1e-6}, "`min_step_size`"),
+    ("idbd", {"meta_step_size": -0.1}, "meta_step_size"),
+    ("idbd", {"initial_step_size": 0.0}, "initial_step_size"),
+    ("idbd", {"initial_step_size": -1.0}, "initial_step_size"),
+    ("idbd", {"granularity": "layer"}, "granularity"),
+    ("idbd", {"max_log_step_size_change": 0.0}, "max_log_step_size_change"),
+    ("idbd", {"min_log_step_size": float("nan")}, "min_log_step_size"),
+    ("autostep", {"meta_step_size": -0.1}, "meta_step_size"),
+    ("autostep", {"initial_step_size": 0.0}, "initial_step_size"),
+    ("autostep", {"initial_step_size": -1.0}, "initial_step_size"),
+    ("autostep", {"tau": 0.0}, "tau"),
+    ("autostep", {"tau": -1.0}, "tau"),
+    ("autostep", {"granularity": "tensor"}, "granularity"),
+    ("autostep", {"granularity": "scalar"}, "granularity"),
+    ("autostep", {"granularity": "layer"}, "granularity"),
+    ("autostep", {"unit_axes": "rows"}, "unit_axes"),
+    ("smd", {"meta_step_size": -0.1}, "meta_step_size"),
+    ("smd", {"initial_step_size": 0.0}, "initial_step_size"),
+    ("smd", {"initial_step_size": -1.0}, "initial_step_size"),
+    ("smd", {"decay": -0.1}, "decay"),
+    ("smd", {"decay": 1.5}, "decay"),
+    ("smd", {"min_gain_factor": 0.0}, "min_gain_factor"),
+    ("smd", {"min_gain_factor": 1.5}, "min_gain_factor"),
+    *[(hd, kwargs, match) for hd in ("hypergradient", "adam_hypergradient")
+      for kwargs, match in [({"meta_step_size": -0.1}, "`meta_step_size`"),
+                            ({"initial_step_size": -1.0}, "`initial_step_size`"),
+                            ({"initial_step_size": float("inf")}, "`initial_step_size`"),
+                            ({"granularity": "layer"}, "`granularity`"),
+                            ({"min_step_size": -1.0}, "`min_step_size`")]],
+    ("adam_hypergradient", {"momentum_rate": 1.5}, "`momentum_rate`"),
+    ("adam_hypergradient", {"normalizer_rate": -0.1}, "`normalizer_rate`"),
+    ("adam_hypergradient", {"eps": -1e-8}, "`eps`"),
+    ("rmsprop", {"step_size": -0.1}, "`step_size`"),
+    ("rmsprop", {"step_size": float("nan")}, "`step_size`"),
+    ("rmsprop", {"normalizer_rate": 1.5}, "`normalizer_rate`"),
+    ("rmsprop", {"normalizer_rate": -0.1}, "`normalizer_rate`"),
+    ("rmsprop", {"eps": -1e-8}, "`eps`"),
+    ("adam", {"step_size": -0.1}, "`step_size`"),
+    ("adam", {"momentum_rate": 1.5}, "`momentum_rate`"),
+    ("adam", {"momentum_rate": float("nan")}, "`momentum_rate`"),
+    ("adam", {"normalizer_rate": -0.1}, "`normalizer_rate`"),
+    ("adam", {"eps": -1e-8}, "`eps`"),
+    ("metaoptimize", {"base": "adagrad"}, "base"),
+    ("metaoptimize", {"meta": "rmsprop"}, "meta"),
+    ("metaoptimize", {"meta_step_size": -1.0}, "meta_step_size"),
+    ("metaoptimize", {"initial_step_size": 0.0}, "initial_step_size"),
+    ("metaoptimize", {"granularity": "layer"}, "granularity"),
+    ("metaoptimize", {"discount": 1.5}, "discount"),
+    ("metaoptimize", {"weight_decay": -0.1}, "weight_decay"),
+    ("metaoptimize", {"base": optax.scale_by_adam(), "base_options": {"b1": 0.5}},
+     "base_options"),
+]
+
+
+def test_every_method_has_invalid_hyperparameter_cases():
+    assert {method for method, _, _ in INVALID} == set(NAMES)
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "match"),
+    [pytest.param(*case, id=f"{case[0]}-{'-'.join(case[1])}-{index}")
+     for index, case in enumerate(INVALID)],
+)
+def test_invalid_hyperparameters_raise(method, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        METHODS[method].factory(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# a nested pytree under jit, against the rule in closed form
+
+NESTED_PARAMS = {"layer": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}, "scale": jnp.asarray(1.0)}
+NESTED_GRADS = {"layer": {"w": jnp.full((2, 3), 2.0), "b": jnp.ones(3)},
+                "scale": jnp.asarray(-4.0)}
+
+
+def _hypergradient_step_sizes(granularity):
+    """After gradients g then g/2: α = 0.1 + 0.01 Σ g·(g/2), the sum over the weights that share
+    a step size (all of them, one array, or none)."""
+    products = jax.tree.map(lambda g: 0.5 * g * g, NESTED_GRADS)
+    if granularity == "scalar":
+        total = sum(float(jnp.sum(p)) for p in jax.tree.leaves(products))
+        return jax.tree.map(lambda p: jnp.full(p.shape, 0.1 + 0.01 * total), products)
+    if granularity == "tensor":
+        return jax.tree.map(lambda p: jnp.full(p.shape, 0.1 + 0.01 * jnp.sum(p)), products)
+    return jax.tree.map(lambda p: 0.1 + 0.01 * p, products)
+
+
+class Nested(NamedTuple):
+    method: Any
+    scales: tuple  # the gradient of update k is scales[k] · NESTED_GRADS
+    step_sizes: Any  # the expected step sizes after the last update, like the parameters
+    rtol: float = 1e-6
+
+
+NESTED = {
+    # Δ = −0.1 g twice, so α = 0.1 + 10 (0.1 g)² after the third update.
+    "delta_delta": Nested(ms.delta_delta(10.0, 0.1), (1.0, 1.0, 1.0),
+                          jax.tree.map(lambda g: 0.1 + 10.0 * (0.1 * g) ** 2, NESTED_GRADS)),
+    **{f"hypergradient-{granularity}": Nested(ms.hypergradient(0.01, 0.1, granularity),
+                                               (1.0, 0.5), _hypergradient_step_sizes(granularity))
+       for granularity in ("scalar", "tensor", "weight")},
+    # v = 0.5 g² after one update, so α = 0.01 / sqrt(0.5 g² + ε).
+    "rmsprop": Nested(ms.rmsprop(0.01, 0.5, 1e-8), (1.0,),
+                      jax.tree.map(lambda g: 0.01 / jnp.sqrt(0.5 * g * g + 1e-8), NESTED_GRADS)),
+    # A constant gradient: m̂ = g and v̂ = g² at every update.
+    "adam": Nested(ms.adam(0.01), (1.0, 1.0, 1.0),
+                   jax.tree.map(lambda g: 0.01 / jnp.sqrt(g * g + 1e-8), NESTED_GRADS), rtol=1e-5),
+}
+
+
+@pytest.mark.parametrize("case", list(NESTED))
+def test_nested_pytree_under_jit(case):
+    """Updates keep the parameters' nesting; the step sizes are the rule's, and the last update
+    is −α g (the extra arguments, here the gradients as curvature, are accepted and ignored)."""
+    method, scales, expected, rtol = NESTED[case]
+    update = jax.jit(method.update)
+    state = method.init(NESTED_PARAMS)
+    for scale in scales:
+        grads = jax.tree.map(lambda g, scale=scale: scale * g, NESTED_GRADS)
+        updates, state = update(grads, state, NESTED_PARAMS, curvature=grads)
+    assert jax.tree.structure(updates) == jax.tree.structure(NESTED_PARAMS)
+    jax.tree.map(
+        lambda a, e: np.testing.assert_allclose(a, jnp.broadcast_to(e, a.shape), rtol=rtol),
+        ms.step_sizes(state), expected,
+    )
+    jax.tree.map(
+        lambda u, a, g: np.testing.assert_allclose(u, -a * g, rtol=rtol),
+        updates, ms.step_sizes(state), grads,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import metastep.methods as ms
-from metastep.learner import LinearLearner
 from helpers import run_learner
 
 META_STEP_SIZE = 0.01
@@ -109,43 +108,8 @@ def test_step_sizes_ignore_the_sign_of_the_target(x64, nonstationary_data):
     np.testing.assert_allclose(flipped_step_sizes, step_sizes, rtol=1e-12)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        ({"meta_step_size": -0.1}, "meta_step_size"),
-        ({"initial_step_size": 0.0}, "initial_step_size"),
-        ({"initial_step_size": -1.0}, "initial_step_size"),
-        ({"decay": -0.1}, "decay"),
-        ({"decay": 1.5}, "decay"),
-        ({"min_gain_factor": 0.0}, "min_gain_factor"),
-        ({"min_gain_factor": 1.5}, "min_gain_factor"),
-    ],
-)
-def test_invalid_hyperparameters_raise(kwargs, name):
-    with pytest.raises(ValueError, match=name):
-        ms.smd(**kwargs)
-
-
 def test_missing_curvature_raises():
     method = ms.smd()
     params = jnp.zeros(3)
     with pytest.raises(ValueError, match="`curvature_vector_product`.*`curvature`"):
         method.update(params, method.init(params), params)
-
-
-def test_hyperparameters_can_be_traced(nonstationary_data):
-    """Sweeps vmap over hyperparameters: no Python control flow may depend on their values."""
-    xs, ys = nonstationary_data(9, steps=200, num_features=5)
-
-    def final_step_sizes(meta_step_size, initial_step_size, decay):
-        learner = LinearLearner(ms.smd(meta_step_size, initial_step_size, decay), 5)
-        state, _ = jax.lax.scan(
-            lambda s, xy: learner.step(s, *xy), learner.init(), (jnp.asarray(xs), jnp.asarray(ys))
-        )
-        return learner.step_sizes(state)
-
-    swept = jax.jit(jax.vmap(final_step_sizes))(
-        jnp.array([0.0, 0.01]), jnp.array([0.05, 0.02]), jnp.array([1.0, 0.9])
-    )
-    np.testing.assert_allclose(swept[0], 0.05, rtol=1e-6)
-    np.testing.assert_allclose(swept[1], final_step_sizes(0.01, 0.02, 0.9), rtol=1e-5)
