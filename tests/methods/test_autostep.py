@@ -177,10 +177,3 @@ def test_zero_normalizer_leaks_no_nan_into_gradients(x64, nonstationary_data):
 
     gradient = jax.grad(total_step_size)(0.01)
     assert np.isfinite(gradient)
-
-
-def test_missing_curvature_raises():
-    method = ms.autostep()
-    params = jnp.zeros(3)
-    with pytest.raises(ValueError, match="`curvature`"):
-        method.update(params, method.init(params), params)

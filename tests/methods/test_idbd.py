@@ -156,13 +156,6 @@ def test_max_log_step_size_change_bounds_each_step(x64, nonstationary_data):
     np.testing.assert_allclose(step_sizes, expected[1], rtol=1e-9)
 
 
-def test_missing_curvature_raises():
-    method = ms.idbd()
-    params = jnp.zeros(3)
-    with pytest.raises(ValueError, match="`curvature`"):
-        method.update(params, method.init(params), params)
-
-
 def test_per_weight_initial_step_sizes(x64, nonstationary_data):
     """A per-weight α₀ starts each weight at its own step size; θ = 0 keeps them (LMS)."""
     xs, ys = nonstationary_data(seed=3, steps=300, num_features=5)

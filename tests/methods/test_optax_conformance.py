@@ -619,6 +619,23 @@ def test_invalid_hyperparameters_raise(method, kwargs, match):
         METHODS[method].factory(**kwargs)
 
 
+# What the error names when update is called without the extra argument a method needs.
+MISSING_EXTRA = {"idbd": "`curvature`", "autostep": "`curvature`",
+                 "smd": "`curvature_vector_product`.*`curvature`"}
+
+
+def test_the_missing_extra_table_lists_every_method_that_needs_one():
+    assert set(MISSING_EXTRA) == {name for name in NAMES if METHODS[name].extra}
+
+
+@pytest.mark.parametrize("needs_extra", list(MISSING_EXTRA))
+def test_missing_extra_argument_raises(needs_extra):
+    method = METHODS[needs_extra].factory()
+    params = jnp.zeros(3)
+    with pytest.raises(ValueError, match=MISSING_EXTRA[needs_extra]):
+        method.update(params, method.init(params), params)
+
+
 # ---------------------------------------------------------------------------------------------
 # a nested pytree under jit, against the rule in closed form
 

@@ -106,10 +106,3 @@ def test_step_sizes_ignore_the_sign_of_the_target(x64, nonstationary_data):
     flipped_predictions, flipped_step_sizes = run_learner(method, xs, -ys)
     np.testing.assert_allclose(flipped_predictions, -predictions, rtol=1e-12)
     np.testing.assert_allclose(flipped_step_sizes, step_sizes, rtol=1e-12)
-
-
-def test_missing_curvature_raises():
-    method = ms.smd()
-    params = jnp.zeros(3)
-    with pytest.raises(ValueError, match="`curvature_vector_product`.*`curvature`"):
-        method.update(params, method.init(params), params)
