@@ -20,10 +20,11 @@ def test_the_readme_opens_with_its_title_and_the_two_commands():
     assert text.splitlines()[0] == "# metastep"
     first_block = re.search(r"```bash\n(.*?)```", text, re.S)
     assert first_block.start() < text.index("\n## ")
-    commands = first_block.group(1)
-    assert "python -m venv" in commands  # a virtual environment first
-    assert 'pip install -e ".[experiments]" && metastep reproduce' in commands
-    assert 'pip install -e ".[test]" && pytest' in commands
+    main_job, tests = first_block.group(1).strip().splitlines()  # exactly two commands
+    for command in (main_job, tests):
+        assert command.startswith("python -m venv .venv && . .venv/bin/activate && ")
+    assert main_job.endswith('pip install -e ".[experiments]" && metastep reproduce')
+    assert tests.endswith('pip install -e ".[test]" && pytest')
 
 
 @pytest.mark.parametrize("index", range(len(EXAMPLES)))
