@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from metastep.learner import check_real
 from metastep.problems._base import Problem
 
 # The step counters (the engine's and the problems') are uint32.
@@ -80,9 +81,7 @@ def check_threshold(threshold) -> float:
 
 def real_array(name: str, values) -> jax.Array:
     """``values`` as a JAX array of real numbers (bool, integer or float)."""
-    dtype = values.dtype if isinstance(values, jax.Array) else np.asarray(values).dtype
-    if dtype.kind not in "biuf":
-        raise ValueError(f"`{name}` must hold real numbers (bool, integer or float), got {dtype}")
+    check_real(name, values)
     return jnp.asarray(values)
 
 

@@ -184,10 +184,7 @@ class DeepLearner:
     def step(self, state: DeepLearnerState, x: jax.Array, y: jax.Array):
         """Predict, then update. Returns ``(new_state, StepOutput)``."""
         check_real("x", x)
-        check_real("y", y)
-        if self.loss == "cross_entropy" and not jnp.issubdtype(jnp.result_type(y), jnp.integer):
-            raise ValueError(f"`y` must hold integer class labels for loss='cross_entropy', got "
-                             f"{jnp.result_type(y)}")
+        self._check_target_dtype("y", y)
         params = state.params
         dtype = jnp.result_type(*jax.tree.leaves(params))
         single = jnp.ndim(x) == len(self.input_shape)
@@ -232,17 +229,22 @@ class DeepLearner:
 
     def check_targets(self, ys: Any, name: str = "y") -> None:
         """Concrete targets: class labels must be integers in ``[0, K)`` for a classifier."""
-        check_real(name, ys)
+        self._check_target_dtype(name, ys)
         if self.loss != "cross_entropy":
             return
         labels = np.asarray(ys)
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"`{name}` must hold integer class labels for loss='cross_entropy', "
-                             f"got {labels.dtype}")
         outside = (labels < 0) | (labels >= self.num_classes)
         if outside.any():
             raise ValueError(f"`{name}` holds labels outside [0, {self.num_classes}), the "
                              f"model's {self.num_classes} logits: {labels[outside][0]} first")
+
+    def _check_target_dtype(self, name: str, y: Any) -> None:
+        """Real targets, integer labels for a classifier (the dtype only: at trace time too)."""
+        check_real(name, y)
+        dtype = jnp.result_type(y)
+        if self.loss == "cross_entropy" and not jnp.issubdtype(dtype, jnp.integer):
+            raise ValueError(f"`{name}` must hold integer class labels for "
+                             f"loss='cross_entropy', got {dtype}")
 
     def check_problem(self, problem: Any) -> None:
         """A classifier's logits must cover the problem's classes."""
