@@ -36,7 +36,7 @@ from metastep.methods import (
     smd,
     step_sizes,
 )
-from metastep.results import RunResult, SweepResult, Trace
+from metastep.results import RunArraysResult, RunResult, SweepResult
 from metastep.summary import best, summarize
 
 try:
@@ -47,10 +47,10 @@ except PackageNotFoundError:  # run from a source tree that is not installed
 __all__ = [
     "LinearLearner",
     "LinearLearnerState",
+    "RunArraysResult",
     "RunResult",
     "StepOutput",
     "SweepResult",
-    "Trace",
     "adam",
     "adam_hypergradient",
     "autostep",

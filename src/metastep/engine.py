@@ -54,7 +54,7 @@ from metastep._engine_arguments import (
     select,
 )
 from metastep.problems._base import Problem
-from metastep.results import RunResult, SweepResult, Trace
+from metastep.results import RunResult, SweepResult, RunArraysResult
 
 DEFAULT_DIVERGENCE_THRESHOLD = 1e20
 # Work (lane-steps) above which a progress bar is shown when ``progress=None``.
@@ -367,7 +367,7 @@ def run(
 def run_arrays(
     learner, xs, ys, *, key: jax.Array | None = None,
     divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD,
-) -> Trace:
+) -> RunArraysResult:
     """Run ``learner`` over explicit data, recording every step.
 
     Args:
@@ -414,7 +414,7 @@ def run_arrays(
 
     state, diverged_at, outputs = scan(xs, ys)
     diverged_at = int(diverged_at)
-    return Trace(
+    return RunArraysResult(
         predictions=np.asarray(outputs.prediction),
         errors=np.asarray(outputs.error),
         step_sizes=_to_numpy(outputs.step_sizes),

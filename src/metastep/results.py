@@ -113,7 +113,7 @@ class SweepResult:
         return pd.DataFrame(columns)
 
 
-class Trace(NamedTuple):
+class RunArraysResult(NamedTuple):
     """A run over explicit arrays, every step recorded."""
 
     predictions: np.ndarray  # [T]
