@@ -28,6 +28,12 @@ from metastep.report.build import (
     find_answers,
     summarize_stored,
 )
+from metastep.report.executors import (
+    EXECUTORS,
+    ExecutorError,
+    ShardFailedError,
+    make_executor,
+)
 from metastep.report.runner import ExperimentRun
 
 def default_out() -> Path:
@@ -43,6 +49,13 @@ def add_budget_options(parser: argparse.ArgumentParser) -> None:
                         "tiny budget for tests and CI)")
     # Set on the parser: with two options sharing a destination, a per-option default is lost.
     parser.set_defaults(budget="quick")
+    parser.add_argument("--executor", choices=EXECUTORS, default="in-process",
+                        help="where the shards are computed: in this process (default), or as "
+                        "tasks of a Ray cluster (pip install -e \".[cluster]\")")
+    parser.add_argument("--ray-address", metavar="HOST:PORT",
+                        help="with --executor ray: the cluster to connect to (HOST:PORT, or auto "
+                        "for the one this machine belongs to); without it a local Ray instance "
+                        "sized to this machine is started")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="the run directory (default: runs/<timestamp>); an existing one is "
                         "resumed")
@@ -156,10 +169,11 @@ def print_report_progress(index: int, count: int, name: str) -> None:
 
 def run_and_report(names: list[str], budget: str, run_dir: RunDirectory, command: list[str],
                    steps: int | None = None, seeds: int | None = None,
-                   fail_if_skipped: bool = False) -> int:
-    """Run ``names``, printing each one's verdict as it finishes, then rebuild the report; the
-    exit status is 1 if ``fail_if_skipped`` and an experiment could not run here
-    (``reproduce`` goes on without it; ``run`` asked for it)."""
+                   fail_if_skipped: bool = False, executor=None) -> int:
+    """Run ``names`` (their shards computed by ``executor``, default in this process), printing
+    each one's verdict as it finishes, then rebuild the report; the exit status is 1 if
+    ``fail_if_skipped`` and an experiment could not run here (``reproduce`` goes on without it;
+    ``run`` asked for it)."""
     print(f"run directory: {run_dir.path}", file=sys.stderr)
     runs = {}
     for index, name in enumerate(names, 1):
@@ -167,6 +181,7 @@ def run_and_report(names: list[str], budget: str, run_dir: RunDirectory, command
         runs[name] = run_experiment(
             run_dir, experiment, experiment.budget(budget, steps=steps, seeds=seeds),
             command=command, title=f"experiment {index}/{len(names)}: {name}",
+            executor=executor,
         )
         print("\n".join(verdict_lines(summarize_stored(run_dir, name), runs[name])), flush=True)
     reports = build_report(run_dir, progress=print_report_progress)
@@ -247,12 +262,14 @@ def main(argv: list[str] | None = None, *, exit_on_interrupt: bool = False) -> i
                 print("\n".join(verdict_lines(report)))
             print(f"report: {args.directory / 'report.html'}")
             return 0
-        if args.command == "run":
-            return run_and_report([args.name], args.budget, run_dir, command,
-                                  steps=args.steps, seeds=args.seeds, fail_if_skipped=True)
-        names = list(dict.fromkeys(args.only or experiments.EXPERIMENTS))
-        return run_and_report(names, args.budget, run_dir, command)
-    except RunDirectoryError as error:
+        with contextlib.closing(make_executor(args.executor, args.ray_address)) as executor:
+            if args.command == "run":
+                return run_and_report([args.name], args.budget, run_dir, command,
+                                      steps=args.steps, seeds=args.seeds, fail_if_skipped=True,
+                                      executor=executor)
+            names = list(dict.fromkeys(args.only or experiments.EXPERIMENTS))
+            return run_and_report(names, args.budget, run_dir, command, executor=executor)
+    except (RunDirectoryError, ShardFailedError, ExecutorError) as error:
         print(f"metastep: {error}", file=sys.stderr)
         return 1
     except OSError as error:  # disk full, no permission, a file where a directory should be...

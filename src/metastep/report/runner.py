@@ -1,4 +1,5 @@
-"""Running an experiment into a run directory: the shards not yet stored, one at a time."""
+"""Running an experiment into a run directory: the shards not yet stored, computed by an executor
+(in this process, or on a Ray cluster) and stored by this process as they come back."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 import metastep
 from metastep.experiments._base import REQUIRED_COLUMNS, Budget, Experiment, Shard
 from metastep.report.environment import environment
-from metastep.report.progress import progress_bar, shard_progress
+from metastep.report.executors import InProcess
+from metastep.report.progress import progress_bar
 from metastep.report.storage import (
     RunDirectory,
     RunDirectoryError,
@@ -95,7 +97,10 @@ def write_entry(run_dir: RunDirectory, name: str, entry: dict[str, Any],
         if command is not None:
             config["command"] = command
         config["environment"] = probed
-        config.setdefault("experiments", {})[name] = entry
+        # Where the shards stored so far ran stays known when a run is resumed.
+        ran_on = (config.get("experiments", {}).get(name) or {}).get("ran_on")
+        keep = {"ran_on": ran_on} if ran_on and "skipped" not in entry else {}
+        config.setdefault("experiments", {})[name] = {**entry, **keep}
 
     run_dir.update_config(change)
 
@@ -134,18 +139,35 @@ def shards_to_compute(run_dir: RunDirectory, experiment: str, shards: list[Shard
     return to_compute, replaced
 
 
+def record_where(run_dir: RunDirectory, experiment: str, executor, ran_on: dict[str, Any]) -> None:
+    """Note in the experiment's ``config.json`` entry the executor of this run and where each
+    shard it computed ran."""
+
+    def change(config: dict[str, Any]) -> None:
+        entry = config.get("experiments", {}).get(experiment)
+        if entry is not None:
+            entry["executor"] = to_json_value(executor.describe())
+            entry.setdefault("ran_on", {}).update(to_json_value(ran_on))
+
+    run_dir.update_config(change)
+
+
 def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget, *,
                    progress: bool = True, command: list[str] | None = None,
-                   title: str | None = None) -> ExperimentRun:
+                   title: str | None = None, executor=None) -> ExperimentRun:
     """Compute and store the shards of ``experiment`` that ``run_dir`` does not hold yet.
 
     Progress (on stderr, titled ``title``, default the experiment's name) counts the work in
-    lane-steps, with an ETA, and moves inside a shard with every compiled chunk the engine
-    finishes: a bar on a terminal, plain lines in a log (:mod:`metastep.report.progress`).
-    Each shard's table is stored as soon as it is computed. An experiment that cannot run here
-    (``experiment.unavailable()``) computes nothing: it is recorded as skipped, with the reason.
+    lane-steps, with an ETA: in process it moves inside a shard with every compiled chunk the
+    engine finishes (a bar on a terminal, plain lines in a log: :mod:`metastep.report.progress`);
+    on a cluster with every shard stored. ``executor`` computes the shards
+    (:mod:`metastep.report.executors`; default: in this process); this process alone writes
+    ``run_dir``, each table as soon as it comes back, and ``config.json`` notes the executor
+    and where each shard ran. An experiment that cannot run here (``experiment.unavailable()``)
+    computes nothing: it is recorded as skipped, with the reason.
     """
     start = time.perf_counter()
+    executor = InProcess() if executor is None else executor
     run_dir.open()
     reason = experiment.unavailable()
     if reason is not None:
@@ -161,16 +183,19 @@ def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget
                                                 metastep.__version__) for shard in shards}
     to_compute, replaced = shards_to_compute(run_dir, experiment.name, shards, provenances)
     stored_work = sum(shard.work for shard in shards) - sum(shard.work for shard in to_compute)
+    ran_on = {}
     with progress_bar(
         sum(shard.work for shard in shards), initial=stored_work, unit="lane-steps",
         desc=experiment.name if title is None else title, enabled=progress,
     ) as bar:
-        for shard in to_compute:
-            bar.set_postfix_str(f"shard {shard.name}")
-            # Moves with the engine's chunks, then to exactly the shard's work once stored.
-            with shard_progress(bar, shard.work, shard.engine_lane_steps):
-                table = check_table(experiment, shard, shard.compute())
+        try:
+            for shard, table, where in executor.completed(experiment, budget, to_compute, bar):
+                table = check_table(experiment, shard, table)
                 run_dir.write_shard(experiment.name, shard.name, table, provenances[shard.name])
+                ran_on[shard.name] = where
+        finally:
+            if to_compute:
+                record_where(run_dir, experiment.name, executor, ran_on)
         bar.set_postfix_str("done")
     return ExperimentRun(
         experiment=experiment.name,
