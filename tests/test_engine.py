@@ -248,9 +248,9 @@ P = ms.problems
 BAD_GRID_VALUES = [
     (lambda momentum_rate: linear(ms.adam(momentum_rate=momentum_rate)), 0.1, 2.0),
     (lambda normalizer_rate: linear(ms.adam(normalizer_rate=normalizer_rate)), 0.001, -0.5),
-    (lambda step_size: linear(ms.adam(step_size=step_size)), 1e-3, -1e-3),
+    (lambda learning_rate: linear(ms.adam(learning_rate=learning_rate)), 1e-3, -1e-3),
     (lambda normalizer_rate: linear(ms.rmsprop(normalizer_rate=normalizer_rate)), 0.01, 1.5),
-    (lambda step_size: linear(ms.sgd(step_size)), 0.01, -0.01),
+    (lambda learning_rate: linear(ms.sgd(learning_rate)), 0.01, -0.01),
     (lambda meta_step_size: linear(ms.idbd(meta_step_size=meta_step_size)), 0.01, -0.01),
     (lambda initial_step_size: linear(ms.idbd(initial_step_size=initial_step_size)), 0.05, 0.0),
     (lambda tau: linear(ms.autostep(tau=tau)), 1e4, -1.0),

@@ -93,7 +93,7 @@ def run_idbd(apply, w0, log_step_size, xs, ys, granularity, curvature_source):
             _, _, _, extra = ms.deep.extra_args(apply, w, (x, y))
             curvature = extra["curvature"]
         updates, state = method.update(grads, state, w, curvature=curvature)
-        return (w + updates, state), (w + updates, state.trace, curvature)
+        return (w + updates, state), (w + updates, state.meta_trace, curvature)
 
     _, (ws, traces, curvatures) = jax.lax.scan(step, (w0, state), (xs, ys))
     return ws, traces, curvatures

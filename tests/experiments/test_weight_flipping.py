@@ -73,10 +73,10 @@ def test_figures_have_labelled_log_axes(smoke_run_tables):
 def sweep_rows(mse_by_seed, diverged_seeds=()):
     """A Fig. 3 table of one LMS configuration per key, one record per seed."""
     rows = []
-    for step_size, errors in mse_by_seed.items():
+    for learning_rate, errors in mse_by_seed.items():
         for seed, error in enumerate(errors):
-            diverged = (step_size, seed) in diverged_seeds
-            rows.append({"method": "lms", "step_size": step_size, "seed": seed, "step": 3,
+            diverged = (learning_rate, seed) in diverged_seeds
+            rows.append({"method": "lms", "learning_rate": learning_rate, "seed": seed, "step": 3,
                          "squared_error": np.nan if diverged else error, "diverged": diverged})
     return pd.DataFrame(rows)
 

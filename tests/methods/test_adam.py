@@ -29,7 +29,7 @@ def adam_reference(xs, ys, eta, gamma_m, gamma_g, eps):
 
 
 @pytest.mark.parametrize(
-    ("seed", "step_size", "momentum_rate", "normalizer_rate", "eps"),
+    ("seed", "learning_rate", "momentum_rate", "normalizer_rate", "eps"),
     [
         (0, 0.01, 0.1, 0.001, 1e-8),
         (1, 0.003, 0.5, 0.01, 1e-8),
@@ -37,12 +37,12 @@ def adam_reference(xs, ys, eta, gamma_m, gamma_g, eps):
     ],
 )
 def test_matches_numpy_transcription(
-    x64, nonstationary_data, seed, step_size, momentum_rate, normalizer_rate, eps
+    x64, nonstationary_data, seed, learning_rate, momentum_rate, normalizer_rate, eps
 ):
     xs, ys = nonstationary_data(seed, steps=1500, num_features=5)
-    method = ms.adam(step_size, momentum_rate, normalizer_rate, eps)
+    method = ms.adam(learning_rate, momentum_rate, normalizer_rate, eps)
     predictions, step_sizes = run_learner(method, xs, ys)
-    expected = adam_reference(xs, ys, step_size, momentum_rate, normalizer_rate, eps)
+    expected = adam_reference(xs, ys, learning_rate, momentum_rate, normalizer_rate, eps)
     # The check means something only if the step sizes moved.
     assert np.ptp(np.log(expected[1])) > 0.5
     assert_close(predictions, expected[0])

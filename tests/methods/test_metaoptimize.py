@@ -95,7 +95,7 @@ def test_zero_discount_is_hypergradient_descent_on_the_log_step_size(x64, nonsta
         np.testing.assert_allclose(
             new_state.log_step_size - state.log_step_size, -eta * z, rtol=1e-10, atol=1e-15
         )
-        np.testing.assert_allclose(jax.tree.leaves(new_state.trace), jax.tree.leaves(updates))
+        np.testing.assert_allclose(jax.tree.leaves(new_state.meta_trace), jax.tree.leaves(updates))
         params = optax.apply_updates(params, updates)
         previous_update, state = updates, new_state
     assert abs(float(state.log_step_size) - np.log(0.01)) > 1e-3

@@ -37,7 +37,7 @@ class Case(NamedTuple):
 
 CURVATURE = ("curvature",)
 METHODS = {
-    "sgd": Case(ms.sgd, {"step_size": 0.1}, (), "step_size", 0.02),
+    "sgd": Case(ms.sgd, {"learning_rate": 0.1}, (), "learning_rate", 0.02),
     "delta_delta": Case(ms.delta_delta, {"meta_step_size": 0.5, "initial_step_size": 0.1}, (),
                         "meta_step_size", 5.0),
     "idbd": Case(ms.idbd, {"meta_step_size": 0.1, "initial_step_size": 0.1}, CURVATURE,
@@ -51,8 +51,8 @@ METHODS = {
     "adam_hypergradient": Case(ms.adam_hypergradient,
                                {"meta_step_size": 1e-3, "initial_step_size": 0.05}, (),
                                "meta_step_size", 0.05),
-    "rmsprop": Case(ms.rmsprop, {"step_size": 0.01}, (), "step_size", 0.002),
-    "adam": Case(ms.adam, {"step_size": 0.01}, (), "step_size", 0.002),
+    "rmsprop": Case(ms.rmsprop, {"learning_rate": 0.01}, (), "learning_rate", 0.002),
+    "adam": Case(ms.adam, {"learning_rate": 0.01}, (), "learning_rate", 0.002),
     "metaoptimize": Case(ms.metaoptimize, {"meta_step_size": 0.01, "initial_step_size": 0.05},
                          (), "meta_step_size", 0.1),
 }
@@ -481,7 +481,7 @@ def _lanes(**values):
 
 
 TRACED = {
-    "sgd": Traced(0, {}, _lanes(step_size=(0.1, 0.2)), (0.1, 0.2), (False, True)),
+    "sgd": Traced(0, {}, _lanes(learning_rate=(0.1, 0.2)), (0.1, 0.2), (False, True)),
     "delta_delta": Traced(5, {}, _lanes(meta_step_size=(0.0, 0.1),
                                         initial_step_size=(0.01, 0.02)),
                           (0.01, None), (False, True)),
@@ -500,10 +500,10 @@ TRACED = {
                                  _lanes(meta_step_size=(0.0, 1e-4),
                                         initial_step_size=(0.01, 0.02)),
                                  (None, None), (True, True)),
-    "rmsprop": Traced(4, {}, _lanes(step_size=(0.01, 0.003), normalizer_rate=(0.01, 0.1),
+    "rmsprop": Traced(4, {}, _lanes(learning_rate=(0.01, 0.003), normalizer_rate=(0.01, 0.1),
                                     eps=(1e-8, 1e-4)),
                       (None, None), (True, True)),
-    "adam": Traced(4, {}, _lanes(step_size=(0.01, 0.003), momentum_rate=(0.1, 0.5),
+    "adam": Traced(4, {}, _lanes(learning_rate=(0.01, 0.003), momentum_rate=(0.1, 0.5),
                                  normalizer_rate=(0.001, 0.01)),
                    (None, None), (True, True)),
     "metaoptimize": Traced(6, {"base": "adamw", "meta": "adam"},
@@ -542,11 +542,11 @@ def test_hyperparameters_can_be_traced(nonstationary_data, name):
 
 # (method, arguments, what the error names): each must raise ValueError at construction.
 INVALID = [
-    ("sgd", {"step_size": -0.1}, "`step_size`"),
-    ("sgd", {"step_size": float("nan")}, "`step_size`"),
-    ("sgd", {"step_size": float("inf")}, "`step_size`"),
-    ("sgd", {"step_size": np.array([0.1, -0.1])}, "`step_size`"),
-    ("sgd", {"step_size": {"w": -1.0}}, "`step_size`"),
+    ("sgd", {"learning_rate": -0.1}, "`learning_rate`"),
+    ("sgd", {"learning_rate": float("nan")}, "`learning_rate`"),
+    ("sgd", {"learning_rate": float("inf")}, "`learning_rate`"),
+    ("sgd", {"learning_rate": np.array([0.1, -0.1])}, "`learning_rate`"),
+    ("sgd", {"learning_rate": {"w": -1.0}}, "`learning_rate`"),
     ("delta_delta", {"meta_step_size": -0.1}, "`meta_step_size`"),
     ("delta_delta", {"initial_step_size": 0.0}, "`initial_step_size`"),
     ("delta_delta", {"initial_step_size": float("nan")}, "`initial_step_size`"),
@@ -583,12 +583,12 @@ INVALID = [
     ("adam_hypergradient", {"momentum_rate": 1.5}, "`momentum_rate`"),
     ("adam_hypergradient", {"normalizer_rate": -0.1}, "`normalizer_rate`"),
     ("adam_hypergradient", {"eps": -1e-8}, "`eps`"),
-    ("rmsprop", {"step_size": -0.1}, "`step_size`"),
-    ("rmsprop", {"step_size": float("nan")}, "`step_size`"),
+    ("rmsprop", {"learning_rate": -0.1}, "`learning_rate`"),
+    ("rmsprop", {"learning_rate": float("nan")}, "`learning_rate`"),
     ("rmsprop", {"normalizer_rate": 1.5}, "`normalizer_rate`"),
     ("rmsprop", {"normalizer_rate": -0.1}, "`normalizer_rate`"),
     ("rmsprop", {"eps": -1e-8}, "`eps`"),
-    ("adam", {"step_size": -0.1}, "`step_size`"),
+    ("adam", {"learning_rate": -0.1}, "`learning_rate`"),
     ("adam", {"momentum_rate": 1.5}, "`momentum_rate`"),
     ("adam", {"momentum_rate": float("nan")}, "`momentum_rate`"),
     ("adam", {"normalizer_rate": -0.1}, "`normalizer_rate`"),

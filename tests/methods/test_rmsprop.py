@@ -25,16 +25,16 @@ def rmsprop_reference(xs, ys, eta, gamma_g, eps):
 
 
 @pytest.mark.parametrize(
-    ("seed", "step_size", "normalizer_rate", "eps"),
+    ("seed", "learning_rate", "normalizer_rate", "eps"),
     [(0, 0.01, 0.01, 1e-8), (1, 0.003, 0.1, 1e-8), (2, 0.01, 0.001, 1e-2)],
 )
 def test_matches_numpy_transcription(
-    x64, nonstationary_data, seed, step_size, normalizer_rate, eps
+    x64, nonstationary_data, seed, learning_rate, normalizer_rate, eps
 ):
     xs, ys = nonstationary_data(seed, steps=1500, num_features=5)
-    method = ms.rmsprop(step_size, normalizer_rate, eps)
+    method = ms.rmsprop(learning_rate, normalizer_rate, eps)
     predictions, step_sizes = run_learner(method, xs, ys)
-    expected = rmsprop_reference(xs, ys, step_size, normalizer_rate, eps)
+    expected = rmsprop_reference(xs, ys, learning_rate, normalizer_rate, eps)
     # The check means something only if the step sizes moved.
     assert np.ptp(np.log(expected[1])) > 0.5
     assert_close(predictions, expected[0])

@@ -23,11 +23,11 @@ def lms_reference(xs, ys, alpha):
     return np.array(predictions), np.array(step_sizes)
 
 
-@pytest.mark.parametrize("step_size", [0.02, np.array([0.001, 0.005, 0.01, 0.02, 0.03])])
-def test_matches_numpy_transcription(x64, nonstationary_data, step_size):
+@pytest.mark.parametrize("learning_rate", [0.02, np.array([0.001, 0.005, 0.01, 0.02, 0.03])])
+def test_matches_numpy_transcription(x64, nonstationary_data, learning_rate):
     xs, ys = nonstationary_data(0, steps=1500, num_features=5)
-    predictions, step_sizes = run_learner(ms.sgd(step_size), xs, ys)
-    expected_predictions, expected_step_sizes = lms_reference(xs, ys, step_size)
+    predictions, step_sizes = run_learner(ms.sgd(learning_rate), xs, ys)
+    expected_predictions, expected_step_sizes = lms_reference(xs, ys, learning_rate)
     assert_close(predictions, expected_predictions)
     assert_close(step_sizes, expected_step_sizes)
 
@@ -36,8 +36,8 @@ def test_per_weight_step_sizes_on_a_nested_pytree_under_jit():
     params = {"layer": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}, "scale": jnp.asarray(1.0)}
     grads = {"layer": {"w": jnp.full((2, 3), 2.0), "b": jnp.ones(3)}, "scale": jnp.asarray(-4.0)}
     # One α per row of w (broadcast), one for all of b, and the scalar's own.
-    step_size = {"layer": {"w": jnp.array([[0.1], [0.2]]), "b": 0.5}, "scale": 0.25}
-    method = ms.sgd(step_size)
+    learning_rate = {"layer": {"w": jnp.array([[0.1], [0.2]]), "b": 0.5}, "scale": 0.25}
+    method = ms.sgd(learning_rate)
     state = method.init(params)
     updates, state = jax.jit(method.update)(grads, state, params, curvature=grads)
     assert jax.tree.structure(updates) == jax.tree.structure(params)
@@ -50,9 +50,9 @@ def test_per_weight_step_sizes_on_a_nested_pytree_under_jit():
 
 def test_step_size_pytree_is_checked_at_init():
     params = {"w": jnp.ones(3), "b": jnp.zeros(())}
-    with pytest.raises(ValueError, match="`step_size`"):
+    with pytest.raises(ValueError, match="`learning_rate`"):
         ms.sgd({"w": jnp.full(3, 0.1)}).init(params)  # missing leaf
-    with pytest.raises(ValueError, match="`step_size`"):
+    with pytest.raises(ValueError, match="`learning_rate`"):
         ms.sgd({"w": jnp.full(2, 0.1), "b": 0.1}).init(params)  # shape does not broadcast
 
 

@@ -59,8 +59,8 @@ def idbd(meta_step_size):
     return ms.LinearLearner(ms.idbd(meta_step_size, INITIAL_STEP_SIZE), NUM_INPUTS)
 
 
-def sgd(step_size):
-    return ms.LinearLearner(ms.sgd(step_size), NUM_INPUTS)
+def sgd(learning_rate):
+    return ms.LinearLearner(ms.sgd(learning_rate), NUM_INPUTS)
 
 
 def autostep(meta_step_size):
@@ -73,7 +73,7 @@ METHODS = {
     # the flat region of no adaptation below and the divergence above.
     "idbd": MethodSweep(idbd, "meta_step_size", "θ", "theta", (-7, 2)),
     # LMS diverges past α ≈ 0.1 (Σ α x² ≈ 20 α ≥ 2).
-    "sgd": MethodSweep(sgd, "step_size", "α", "alpha", (-4, 0)),
+    "sgd": MethodSweep(sgd, "learning_rate", "α", "alpha", (-4, 0)),
     # Autostep's error explodes (without overflowing) for μ ≥ 1.
     "autostep": MethodSweep(autostep, "meta_step_size", "μ", "mu", (-5, 1)),
 }

@@ -68,8 +68,8 @@ TOO_LARGE_META_STEP_SIZE = 1e-2
 STARTS = ((0.01, 0.01), (0.5, 0.5), (0.01, 0.5), (0.5, 0.01), (0.25, 0.25))
 # Base step sizes η: α settles near (1.3 η, 0.8 η) for RMSprop and (0.8 η, 0.5 η) for Adam,
 # so these span the plotted square.
-RMSPROP_STEP_SIZES = (0.03, 0.1, 0.2)
-ADAM_STEP_SIZES = (0.03, 0.1, 0.3)
+RMSPROP_LEARNING_RATES = (0.03, 0.1, 0.2)
+ADAM_LEARNING_RATES = (0.03, 0.1, 0.3)
 # The rates of Degris et al.'s form (ms.rmsprop's and ms.adam's defaults), stated for config.json.
 RMSPROP_SETTINGS = {"normalizer_rate": 0.01, "eps": 1e-8}
 ADAM_SETTINGS = {"momentum_rate": 0.1, "normalizer_rate": 0.001, "eps": 1e-8}
@@ -96,12 +96,12 @@ def idbd_from_start(meta_step_size, start):
     return ms.LinearLearner(ms.idbd(meta_step_size, initial), NUM_FEATURES)
 
 
-def rmsprop(step_size):
-    return ms.LinearLearner(ms.rmsprop(step_size, **RMSPROP_SETTINGS), NUM_FEATURES)
+def rmsprop(learning_rate):
+    return ms.LinearLearner(ms.rmsprop(learning_rate, **RMSPROP_SETTINGS), NUM_FEATURES)
 
 
-def adam(step_size):
-    return ms.LinearLearner(ms.adam(step_size, **ADAM_SETTINGS), NUM_FEATURES)
+def adam(learning_rate):
+    return ms.LinearLearner(ms.adam(learning_rate, **ADAM_SETTINGS), NUM_FEATURES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,9 +154,9 @@ def trajectories(budget: Budget, method: str) -> pd.DataFrame:
         table.insert(3, "start_alpha1", starts[:, 0])
         table.insert(4, "start_alpha2", starts[:, 1])
         return table
-    make_learner, step_sizes = {"rmsprop": (rmsprop, RMSPROP_STEP_SIZES),
-                                "adam": (adam, ADAM_STEP_SIZES)}[method]
-    return trajectory_table(ms.sweep(make_learner, problem, {"step_size": step_sizes},
+    make_learner, learning_rates = {"rmsprop": (rmsprop, RMSPROP_LEARNING_RATES),
+                                    "adam": (adam, ADAM_LEARNING_RATES)}[method]
+    return trajectory_table(ms.sweep(make_learner, problem, {"learning_rate": learning_rates},
                                      **schedule), method)
 
 
@@ -191,10 +191,10 @@ def shards(budget: Budget) -> list[Shard]:
         surface_shard("near-optimum", list(NEAR_OPTIMUM_ALPHA1), list(NEAR_OPTIMUM_ALPHA2)),
         trajectory_shard("idbd", {"meta_step_size": IDBD_META_STEP_SIZES, "starts": STARTS},
                          len(IDBD_META_STEP_SIZES) * len(STARTS)),
-        trajectory_shard("rmsprop", {"step_size": RMSPROP_STEP_SIZES, **RMSPROP_SETTINGS},
-                         len(RMSPROP_STEP_SIZES)),
-        trajectory_shard("adam", {"step_size": ADAM_STEP_SIZES, **ADAM_SETTINGS},
-                         len(ADAM_STEP_SIZES)),
+        trajectory_shard("rmsprop", {"learning_rate": RMSPROP_LEARNING_RATES, **RMSPROP_SETTINGS},
+                         len(RMSPROP_LEARNING_RATES)),
+        trajectory_shard("adam", {"learning_rate": ADAM_LEARNING_RATES, **ADAM_SETTINGS},
+                         len(ADAM_LEARNING_RATES)),
     ]
 
 
@@ -289,9 +289,11 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict:
                                        for theta, entry in by_theta.items()}}
 
     for method in ("rmsprop", "adam"):
-        lanes = final_lanes(tables[method], ["step_size"])
-        entries = {setting_key("eta", eta): {"step_size": eta, **end_point(runs, optimum_alpha)}
-                   for eta, runs in lanes.groupby("step_size")}
+        lanes = final_lanes(tables[method], ["learning_rate"])
+        entries = {
+            setting_key("eta", eta): {"learning_rate": eta, **end_point(runs, optimum_alpha)}
+            for eta, runs in lanes.groupby("learning_rate")
+        }
         ratios = [entry["final_alpha_ratio"] for entry in entries.values()]
         summary[method] = {**entries, "min_final_alpha_ratio": float(np.nanmin(ratios))
                            if np.isfinite(ratios).any() else np.nan}
@@ -411,12 +413,12 @@ def trajectories_figure(tables: dict[str, pd.DataFrame]) -> Figure:
         role = {REFERENCE_META_STEP_SIZE: " (the talk's)",
                 TOO_LARGE_META_STEP_SIZE: " (too large)"}.get(theta, "")
         axes.set_title(f"IDBD, θ = {theta:g}{role}")
-    for axes, method, step_sizes in ((panels[3], "rmsprop", RMSPROP_STEP_SIZES),
-                                     (panels[4], "adam", ADAM_STEP_SIZES)):
+    for axes, method, learning_rates in ((panels[3], "rmsprop", RMSPROP_LEARNING_RATES),
+                                         (panels[4], "adam", ADAM_LEARNING_RATES)):
         draw_surface(axes, tables["surface"], "may_switch", best)
         name = "RMSprop" if method == "rmsprop" else "Adam"
-        for (eta,), path, diverged in mean_paths(tables[method], ["step_size"]):
-            color = SETTING_COLORS[step_sizes.index(eta)]
+        for (eta,), path, diverged in mean_paths(tables[method], ["learning_rate"]):
+            color = SETTING_COLORS[learning_rates.index(eta)]
             draw_path(axes, path, color, f"{name}, η = {eta:g}{diverged_note(diverged)}")
         axes.set_title(f"{name}: α = η / √(v̂ + ε)")
         axes.legend(loc="lower right", fontsize=7.5)

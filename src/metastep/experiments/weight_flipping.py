@@ -72,14 +72,14 @@ PUBLISHED_RELEVANT_ALPHA, PUBLISHED_RELEVANT_SPREAD = 0.13, 0.015
 PUBLISHED_IRRELEVANT_BOUND = 0.007
 
 
-def lms(step_size):
-    return ms.LinearLearner(ms.sgd(step_size), NUM_INPUTS)
+def lms(learning_rate):
+    return ms.LinearLearner(ms.sgd(learning_rate), NUM_INPUTS)
 
 
-def oracle_sgd(step_size):
+def oracle_sgd(learning_rate):
     """Fixed α on the relevant inputs, 0 on the irrelevant ones: fixed step sizes at their best."""
     per_input = jnp.concatenate(
-        [step_size * jnp.ones(NUM_RELEVANT), jnp.zeros(NUM_INPUTS - NUM_RELEVANT)]
+        [learning_rate * jnp.ones(NUM_RELEVANT), jnp.zeros(NUM_INPUTS - NUM_RELEVANT)]
     )
     return ms.LinearLearner(ms.sgd(per_input), NUM_INPUTS)
 
@@ -94,19 +94,19 @@ def autostep(meta_step_size):
     )
 
 
-def rmsprop(step_size):
-    return ms.LinearLearner(ms.rmsprop(step_size, RMSPROP_NORMALIZER_RATE), NUM_INPUTS)
+def rmsprop(learning_rate):
+    return ms.LinearLearner(ms.rmsprop(learning_rate, RMSPROP_NORMALIZER_RATE), NUM_INPUTS)
 
 
-def adam(step_size):
+def adam(learning_rate):
     return ms.LinearLearner(
-        ms.adam(step_size, ADAM_MOMENTUM_RATE, ADAM_NORMALIZER_RATE), NUM_INPUTS
+        ms.adam(learning_rate, ADAM_MOMENTUM_RATE, ADAM_NORMALIZER_RATE), NUM_INPUTS
     )
 
 
-def adam_no_momentum(step_size):
+def adam_no_momentum(learning_rate):
     return ms.LinearLearner(
-        ms.adam(step_size, NO_MOMENTUM_RATE, ADAM_NORMALIZER_RATE), NUM_INPUTS
+        ms.adam(learning_rate, NO_MOMENTUM_RATE, ADAM_NORMALIZER_RATE), NUM_INPUTS
     )
 
 
@@ -136,7 +136,7 @@ ETA_GRID = (0.001, 0.003, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0
 METHODS = {
     "lms": Method(
         name="LMS", label="LMS (α on every input)", make_learner=lms,
-        parameter="step_size", symbol="alpha",
+        parameter="learning_rate", symbol="alpha",
         grid=(0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05,
               0.06, 0.07, 0.08, 0.09, 0.1),
         color="tab:blue",
@@ -150,7 +150,7 @@ METHODS = {
     ),
     "oracle": Method(
         name="oracle SGD", label="oracle SGD (α on the 5 relevant inputs, 0 on the rest)",
-        make_learner=oracle_sgd, parameter="step_size", symbol="alpha",
+        make_learner=oracle_sgd, parameter="learning_rate", symbol="alpha",
         grid=(0.01, 0.02, 0.05, 0.08, 0.1, 0.11, 0.12, 0.13, 0.14, 0.15, 0.16, 0.18, 0.2, 0.25,
               0.3, 0.35),
         constants={"irrelevant_step_size": 0.0}, color="k",
@@ -164,12 +164,12 @@ METHODS = {
     ),
     "rmsprop": Method(
         name="RMSprop", label=f"RMSprop (η; γ_g = {RMSPROP_NORMALIZER_RATE})",
-        make_learner=rmsprop, parameter="step_size", symbol="eta", grid=ETA_GRID,
+        make_learner=rmsprop, parameter="learning_rate", symbol="eta", grid=ETA_GRID,
         constants={"normalizer_rate": RMSPROP_NORMALIZER_RATE}, color="tab:green",
     ),
     "adam": Method(
         name="Adam", label=f"Adam (η; γ_m = {ADAM_MOMENTUM_RATE}, γ_g = {ADAM_NORMALIZER_RATE})",
-        make_learner=adam, parameter="step_size", symbol="eta", grid=ETA_GRID,
+        make_learner=adam, parameter="learning_rate", symbol="eta", grid=ETA_GRID,
         constants={"momentum_rate": ADAM_MOMENTUM_RATE, "normalizer_rate": ADAM_NORMALIZER_RATE},
         color="tab:orange",
     ),
@@ -179,7 +179,7 @@ METHODS = {
         name="Adam, no momentum",
         label=f"Adam without momentum (η; γ_m = {NO_MOMENTUM_RATE}, γ_g = "
         f"{ADAM_NORMALIZER_RATE})",
-        make_learner=adam_no_momentum, parameter="step_size", symbol="eta", grid=ETA_GRID,
+        make_learner=adam_no_momentum, parameter="learning_rate", symbol="eta", grid=ETA_GRID,
         constants={"momentum_rate": NO_MOMENTUM_RATE, "normalizer_rate": ADAM_NORMALIZER_RATE},
         color="tab:brown", linestyle="--",
     ),

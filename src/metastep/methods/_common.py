@@ -14,9 +14,10 @@ Conventions (see docs/methods.md#notation-and-conventions):
 * Every method's state is a NamedTuple with a field ``step_sizes``: a pytree like the parameters
     holding the per-weight step size that the last update used (before any update, the one the
     first update will use). :func:`~metastep.methods.step_sizes` finds it in any nest of states
-    (optax chains and wrappers, learner states). The field is not called ``step_size``, the name of
-    the hyperparameter of ``sgd``, ``rmsprop`` and ``adam``, so that ``optax.tree.get(state,
-    "step_size")`` under ``optax.inject_hyperparams`` finds the hyperparameter alone.
+    (optax chains and wrappers, learner states). The fixed base step size of ``sgd``,
+    ``rmsprop`` and ``adam`` is the hyperparameter ``learning_rate`` (optax's name), so that a
+    hyperparameter and a state field never share a name: under ``optax.inject_hyperparams``,
+    ``optax.tree.get(state, "learning_rate")`` finds the hyperparameter alone.
 * Hyperparameters are read when ``update`` runs, so ``optax.inject_hyperparams`` can change them
     between updates. Initial step sizes are the exception: they only set the state at ``init``.
     Hyperparameters may be traced JAX values (a sweep ``vmap``s over them), so checks of their

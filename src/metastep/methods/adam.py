@@ -71,7 +71,7 @@ def _adam_moments(grads, momentum, normalizer, count, momentum_rate, normalizer_
 
 
 def adam(
-    step_size: optax.ScalarOrSchedule = 1e-3,
+    learning_rate: optax.ScalarOrSchedule = 1e-3,
     momentum_rate: float = 0.1,
     normalizer_rate: float = 0.001,
     eps: float = 1e-8,
@@ -82,22 +82,22 @@ def adam(
     ``γ_g = 0.001``) and ``ε = 1e-8`` (theirs sits outside the square root).
 
     Args:
-      step_size: ``η`` ≥ 0, the base step size: a number, or a schedule, a function of the
-        number of updates made (the first update uses ``step_size(0)``).
+      learning_rate: ``η`` ≥ 0, the base step size: a number, or a schedule, a function of the
+        number of updates made (the first update uses ``learning_rate(0)``).
       momentum_rate: ``γ_m`` in [0, 1], the rate of the average of ``g``.
       normalizer_rate: ``γ_g`` in [0, 1], the rate of the average of ``g²``.
       eps: ``ε`` > 0, added to ``v̂`` inside the square root.
 
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
-    _common.check_step_size_schedule("step_size", step_size)
+    _common.check_step_size_schedule("learning_rate", learning_rate)
     _common.check_unit_interval("momentum_rate", momentum_rate)
     _common.check_unit_interval("normalizer_rate", normalizer_rate)
     _common.check_eps(eps)
 
     def init_fn(params):
         count = _common.new_count()
-        eta = _common.value_at(step_size, count)
+        eta = _common.value_at(learning_rate, count)
         initial = jax.tree.map(
             lambda v: (eta / jnp.sqrt(v + eps)).astype(v.dtype), _common.zeros_like(params)
         )
@@ -105,7 +105,7 @@ def adam(
 
     def update_fn(grads, state, params=None, **extra_args):
         del params, extra_args
-        eta = _common.value_at(step_size, state.count)
+        eta = _common.value_at(learning_rate, state.count)
         count = _common.increment(state.count)
         momentum, normalizer, corrected_momentum, scale = _adam_moments(
             grads, state.momentum, state.normalizer, count, momentum_rate, normalizer_rate, eps

@@ -62,7 +62,7 @@ UNIT_AXES = ("auto", "fan_in")
 @method_state
 class AutostepState(NamedTuple):
     step_sizes: Any  # α after the M normalization: the one used by the last update, per weight
-    trace: Any  # h, like the parameters
+    meta_trace: Any  # h, like the parameters
     normalizer: Any  # v, like the parameters
 
 
@@ -153,17 +153,18 @@ def autostep(
         curvature = _signals.side_signal_like("curvature", curvature, grads)
 
         normalizer = jax.tree.map(
-            new_normalizer, state.normalizer, state.step_sizes, grads, state.trace, curvature
+            new_normalizer, state.normalizer, state.step_sizes, grads, state.meta_trace, curvature
         )
         step_size = jax.tree.map(
-            adapted_step_size, state.step_sizes, grads, state.trace, normalizer
+            adapted_step_size, state.step_sizes, grads, state.meta_trace, normalizer
         )
         step_size = jax.tree.map(bounded_step_size, step_size, curvature)
         updates = jax.tree.map(lambda a, g: -a * g, step_size, grads)
-        trace = jax.tree.map(
-            lambda h, a, g, c: h * (1.0 - a * c) - a * g, state.trace, step_size, grads, curvature
+        meta_trace = jax.tree.map(
+            lambda h, a, g, c: h * (1.0 - a * c) - a * g,
+            state.meta_trace, step_size, grads, curvature,
         )
-        return updates, _common.cast_like(AutostepState(step_size, trace, normalizer), state)
+        return updates, _common.cast_like(AutostepState(step_size, meta_trace, normalizer), state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -33,7 +33,7 @@ from metastep.methods._step_sizes import method_state
 @method_state
 class IDBDState(NamedTuple):
     log_step_size: Any  # β, block-shaped (see granularity)
-    trace: Any  # h, like the parameters
+    meta_trace: Any  # h, like the parameters
     step_sizes: Any  # α = exp(β) used by the last update, per weight
 
 
@@ -86,7 +86,7 @@ def idbd(
         curvature = _signals.side_signal_like("curvature", curvature, grads)
 
         meta_gradient = _common.sum_to_blocks(
-            jax.tree.map(jnp.multiply, grads, state.trace), granularity
+            jax.tree.map(jnp.multiply, grads, state.meta_trace), granularity
         )
 
         def new_log_step_size(beta, z):
@@ -103,11 +103,11 @@ def idbd(
             jax.tree.map(jnp.exp, log_step_size), grads, granularity
         )
         updates = jax.tree.map(lambda a, g: -a * g, step_size, grads)
-        trace = jax.tree.map(
+        meta_trace = jax.tree.map(
             lambda h, a, g, c: h * jnp.maximum(1.0 - a * c, 0.0) - a * g,
-            state.trace, step_size, grads, curvature,
+            state.meta_trace, step_size, grads, curvature,
         )
-        return updates, _common.cast_like(IDBDState(log_step_size, trace, step_size), state)
+        return updates, _common.cast_like(IDBDState(log_step_size, meta_trace, step_size), state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -89,7 +89,7 @@ ADAMW_WEIGHT_DECAY = 1e-4
 @method_state
 class MetaOptimizeState(NamedTuple):
     log_step_size: Any  # β, block-shaped (see granularity)
-    trace: Any  # h, like the parameters
+    meta_trace: Any  # h, like the parameters
     base_state: Any  # the base optimizer's state
     meta_state: Any  # the meta optimizer's state (over β)
     step_sizes: Any  # α = exp(β) used by the last update, per weight
@@ -188,7 +188,7 @@ def metaoptimize(
         if decays and params is None:
             raise ValueError("metaoptimize with weight decay needs `params` in update(...)")
         meta_gradient = _common.sum_to_blocks(
-            jax.tree.map(jnp.multiply, state.trace, grads), granularity
+            jax.tree.map(jnp.multiply, state.meta_trace, grads), granularity
         )
         meta_updates, meta_state = meta_transformation.update(
             meta_gradient, state.meta_state, state.log_step_size
@@ -205,13 +205,13 @@ def metaoptimize(
         updates = jax.tree.map(
             lambda a, d, g: (-a * d).astype(_common.dtype_of(g)), step_size, direction, grads
         )
-        trace = state.trace
+        meta_trace = state.meta_trace
         if decays:
-            trace = jax.tree.map(lambda h, a: (1.0 - weight_decay * a) * h, trace, step_size)
-        trace = jax.tree.map(
-            lambda h, u: discount * h + u, trace, updates
-        )
-        new_state = MetaOptimizeState(log_step_size, trace, base_state, meta_state, step_size)
+            meta_trace = jax.tree.map(
+                lambda h, a: (1.0 - weight_decay * a) * h, meta_trace, step_size
+            )
+        meta_trace = jax.tree.map(lambda h, u: discount * h + u, meta_trace, updates)
+        new_state = MetaOptimizeState(log_step_size, meta_trace, base_state, meta_state, step_size)
         return updates, _common.cast_like(new_state, state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -40,7 +40,7 @@ class RMSpropState(NamedTuple):
 
 
 def rmsprop(
-    step_size: optax.ScalarOrSchedule = 1e-3,
+    learning_rate: optax.ScalarOrSchedule = 1e-3,
     normalizer_rate: float = 0.01,
     eps: float = 1e-8,
 ) -> optax.GradientTransformationExtraArgs:
@@ -51,19 +51,19 @@ def rmsprop(
     which is ``γ_g = 0.1``); ``ε = 1e-8`` as in Adam, here inside the square root.
 
     Args:
-      step_size: ``η`` ≥ 0, the base step size: a number, or a schedule, a function of the
-        number of updates made (the first update uses ``step_size(0)``).
+      learning_rate: ``η`` ≥ 0, the base step size: a number, or a schedule, a function of the
+        number of updates made (the first update uses ``learning_rate(0)``).
       normalizer_rate: ``γ_g`` in [0, 1], the rate of the average of ``g²``.
       eps: ``ε`` > 0, added to ``v`` inside the square root.
 
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
-    _common.check_step_size_schedule("step_size", step_size)
+    _common.check_step_size_schedule("learning_rate", learning_rate)
     _common.check_unit_interval("normalizer_rate", normalizer_rate)
     _common.check_eps(eps)
 
     def normalized_step_sizes(count, normalizer):
-        eta = _common.value_at(step_size, count)
+        eta = _common.value_at(learning_rate, count)
         return jax.tree.map(lambda v: (eta / jnp.sqrt(v + eps)).astype(v.dtype), normalizer)
 
     def init_fn(params):

@@ -33,35 +33,35 @@ def _is_scalar(value: Any) -> bool:
     return jax.tree_util.treedef_is_leaf(jax.tree.structure(value)) and np.ndim(value) == 0
 
 
-def _check_step_size_leaves(step_size: Any) -> None:
+def _check_learning_rate_leaves(learning_rate: Any) -> None:
     """Every concrete leaf of a per-weight step-size pytree is finite and ≥ 0."""
-    for leaf in jax.tree.leaves(step_size):
+    for leaf in jax.tree.leaves(learning_rate):
         if isinstance(leaf, jax.core.Tracer):
             continue
         try:
             values = np.asarray(leaf, dtype=float)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"`step_size` must hold real numbers, got {leaf!r}") from error
+            raise ValueError(f"`learning_rate` must hold real numbers, got {leaf!r}") from error
         if not np.all(np.isfinite(values)) or np.any(values < 0):
-            raise ValueError(f"`step_size` must be finite and >= 0 everywhere, got {leaf!r}")
+            raise ValueError(f"`learning_rate` must be finite and >= 0 everywhere, got {leaf!r}")
 
 
-def sgd(step_size: Any = 0.01) -> optax.GradientTransformationExtraArgs:
+def sgd(learning_rate: Any = 0.01) -> optax.GradientTransformationExtraArgs:
     """LMS / SGD with a given step size: ``w ← w − α g``.
 
     Args:
-      step_size: ``α`` ≥ 0: a number shared by all weights; a pytree with the structure of the
+      learning_rate: ``α`` ≥ 0: a number shared by all weights; a pytree with the structure of the
         parameters whose leaves broadcast to the parameter arrays (one α per weight or per array);
         or a schedule, a function of the number of updates made (optax's ``ScalarOrSchedule``:
-        the first update uses ``step_size(0)``) returning one number.
+        the first update uses ``learning_rate(0)``) returning one number.
 
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
-    scalar = not _common.is_schedule(step_size) and _is_scalar(step_size)
+    scalar = not _common.is_schedule(learning_rate) and _is_scalar(learning_rate)
     if scalar:
-        _common.check_non_negative("step_size", step_size)
-    elif not _common.is_schedule(step_size):
-        _check_step_size_leaves(step_size)
+        _common.check_non_negative("learning_rate", learning_rate)
+    elif not _common.is_schedule(learning_rate):
+        _check_learning_rate_leaves(learning_rate)
 
     def per_weight(alpha, p):
         shape, dtype = jnp.shape(p), _common.dtype_of(p)
@@ -70,15 +70,15 @@ def sgd(step_size: Any = 0.01) -> optax.GradientTransformationExtraArgs:
             return jnp.array(jnp.broadcast_to(jnp.asarray(alpha, dtype), shape))
         except ValueError as error:
             raise ValueError(
-                f"`step_size` leaf of shape {jnp.shape(alpha)} does not broadcast to the "
+                f"`learning_rate` leaf of shape {jnp.shape(alpha)} does not broadcast to the "
                 f"parameter shape {shape}"
             ) from error
 
     def step_sizes_at(count, like):
-        alpha = _common.value_at(step_size, count)
-        if _common.is_schedule(step_size) or scalar:
+        alpha = _common.value_at(learning_rate, count)
+        if _common.is_schedule(learning_rate) or scalar:
             return jax.tree.map(lambda p: per_weight(alpha, p), like)
-        _common.check_same_structure("step_size", alpha, like)
+        _common.check_same_structure("learning_rate", alpha, like)
         return jax.tree.map(per_weight, alpha, like)
 
     def init_fn(params):

@@ -43,7 +43,7 @@ from metastep.methods._step_sizes import method_state
 @method_state
 class SMDState(NamedTuple):
     step_sizes: Any  # p used by the last update, per weight
-    trace: Any  # v, like the parameters
+    meta_trace: Any  # v, like the parameters
     gain: Any  # p, block-shaped (see granularity)
 
 
@@ -107,15 +107,17 @@ def smd(
 
     def update_fn(grads, state, params=None, **extra_args):
         del params
-        curvature_times_trace = _curvature_times(state.trace, grads, extra_args)
+        curvature_times_trace = _curvature_times(state.meta_trace, grads, extra_args)
         meta_gradient = _common.sum_to_blocks(
-            jax.tree.map(jnp.multiply, grads, state.trace), granularity
+            jax.tree.map(jnp.multiply, grads, state.meta_trace), granularity
         )
         gain = jax.tree.map(new_gain, state.gain, meta_gradient)
         step_size = _common.broadcast_blocks(gain, grads, granularity)
         updates = jax.tree.map(lambda p, g: -p * g, step_size, grads)
-        trace = jax.tree.map(new_trace, state.trace, step_size, grads, curvature_times_trace)
-        return updates, _common.cast_like(SMDState(step_size, trace, gain), state)
+        meta_trace = jax.tree.map(
+            new_trace, state.meta_trace, step_size, grads, curvature_times_trace
+        )
+        return updates, _common.cast_like(SMDState(step_size, meta_trace, gain), state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
