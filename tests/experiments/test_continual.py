@@ -1,8 +1,8 @@
-"""The continual benchmarks' shared machinery: grids, record intervals, the plasticity metrics and
-summary on hand-made tables, a diverging method inside the roster, and permuted-fashion without
-its data. (``test_reproduce`` runs each continual experiment at its smoke budget.)"""
+"""The continual benchmarks' shared machinery: the roster's grids, record intervals, the
+plasticity metrics and summary on hand-made tables, a diverging method inside the roster, and
+permuted-fashion without its data. (``test_reproduce`` runs each continual experiment at its smoke
+budget.)"""
 
-import dataclasses
 import functools
 import math
 
@@ -12,20 +12,27 @@ import pytest
 
 import metastep as ms
 from metastep.cli import main
-from metastep.experiments import _continual, permuted_fashion
-from metastep.experiments._continual import METHODS, Benchmark
+from metastep.experiments import _continual, _plasticity, _roster, permuted_fashion
+from metastep.experiments._base import Budget
+from metastep.experiments._continual import Benchmark
 from metastep.problems.fashion import FASHION_MNIST_ENV
 from metastep.report.storage import read_json
 
 
 def test_grids_are_centred_on_the_library_defaults():
-    assert METHODS["idbd"].centre == 0.01  # ms.idbd's default meta step size
-    np.testing.assert_allclose(METHODS["idbd"].grid(5), [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
-    np.testing.assert_allclose(METHODS["adam"].grid(3), [10**-3.5, 1e-3, 10**-2.5])
+    (idbd,) = _roster.roster(["idbd"], 5, {})  # ms.idbd's default meta step size: 0.01
+    np.testing.assert_allclose(idbd.grid, [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+    (adam, sgd) = _roster.roster(["adam", "sgd"], 3, {"adam": 1e-3, "sgd": 1e-2})
+    np.testing.assert_allclose(adam.grid, [10**-3.5, 1e-3, 10**-2.5])
+    assert sgd.name == "sgd"  # in the order asked for
+    everything = _roster.roster(_roster.ROSTER, 1, {})
+    assert [method.name for method in everything] == list(_roster.ROSTER)
     with pytest.raises(ValueError, match="odd"):
-        METHODS["adam"].grid(4)
+        _roster.roster(["adam"], 4, {"adam": 1e-3})
     with pytest.raises(ValueError, match="unknown methods"):
-        _continual.roster(["adam", "lbfgs"], {})
+        _roster.roster(["adam", "lbfgs"], 3, {"adam": 1e-3})
+    (sgd,) = _roster.roster(["sgd"], 1, {})  # ms.sgd's default
+    assert sgd.grid == (0.01,)
 
 
 @pytest.mark.parametrize("steps, switch_every, records_per_task, expected", [
@@ -36,7 +43,7 @@ def test_grids_are_centred_on_the_library_defaults():
 ])
 def test_record_interval_divides_the_run_and_the_task(steps, switch_every, records_per_task,
                                                       expected):
-    interval = _continual.record_interval(steps, switch_every, records_per_task)
+    interval = Budget(steps, 1).record_every(records_per_task, period=switch_every)
     assert interval == expected
     assert steps % interval == 0 and switch_every % interval == 0
 
@@ -72,13 +79,13 @@ def hand_made_table(metric: str) -> pd.DataFrame:
 
 def test_early_late_compares_the_first_and_last_tenth_of_the_tasks():
     per_task = pd.Series(np.arange(20.0), index=np.arange(20)[::-1]).sort_index(ascending=False)
-    early, late = _continual.early_late(per_task)
+    early, late = _plasticity.early_late(per_task)
     assert (early, late) == (np.mean([19, 18]), np.mean([1, 0]))  # by task, not by row order
-    assert _continual.early_late(pd.Series([3.0, 5.0, 4.0, 1.0, 2.0])) == (3.0, 2.0)  # 1 task
+    assert _plasticity.early_late(pd.Series([3.0, 5.0, 4.0, 1.0, 2.0])) == (3.0, 2.0)  # 1 task
 
 
 def test_plasticity_per_run_on_a_hand_made_table():
-    runs = _continual.run_results(hand_made_table("accuracy"), "accuracy")
+    runs = _plasticity.run_results(hand_made_table("accuracy"), "accuracy")
     adam = runs.loc[("adam", 1e-3, 1)]
     assert adam["average"] == pytest.approx(0.7 + 0.01 * 9.5 + 0.001)
     assert adam["early"] == pytest.approx(0.7 + 0.01 * 0.5 + 0.001)  # tasks 0 and 1
@@ -89,7 +96,7 @@ def test_plasticity_per_run_on_a_hand_made_table():
 
 
 def test_summary_on_a_hand_made_table():
-    summary = _continual.summarize_problem(hand_made_table("accuracy"), "accuracy")
+    summary = _plasticity.summarize_problem(hand_made_table("accuracy"), "accuracy")
     adam, idbd = summary["methods"]["adam"], summary["methods"]["idbd"]
     assert (adam["default_value"], adam["best_value"]) == (1e-3, 1e-3)
     assert adam["best"]["late_minus_early"] == pytest.approx(0.18)
@@ -109,7 +116,7 @@ def test_summary_on_a_hand_made_table():
 
 
 def test_an_error_is_better_lower():
-    summary = _continual.summarize_problem(hand_made_table("squared_error"), "squared_error")
+    summary = _plasticity.summarize_problem(hand_made_table("squared_error"), "squared_error")
     assert summary["methods"]["adam"]["best_value"] == 1e-4
     assert summary["methods"]["idbd"]["best_value"] == 1e-3
     # IDBD's default error (0.8455) is above tuned Adam's (0.5955): the meta method is worse.
@@ -121,14 +128,14 @@ def test_an_error_is_better_lower():
 
 
 def test_a_diverging_method_stops_counting_alone():
-    exploding_sgd = dataclasses.replace(METHODS["sgd"], centre=1e3)
+    exploding_sgd, idbd = _roster.roster(["sgd", "idbd"], 1, {"sgd": 1e3})
     benchmark = Benchmark(
         name="", title="", switch_every=100, sizes=(21, 4, 1), loss="squared",
         problem=functools.partial(ms.problems.slowly_changing_regression, "redraw",
                                   slow_period=100),
-        problem_parameters={}, methods=(exploding_sgd, METHODS["idbd"]),
+        methods=(exploding_sgd, idbd),
     )
-    table = _continual.roster_sweep(benchmark, 1, [0], 400, 50)
+    table = _continual.roster_sweep(benchmark, [0], 400, 50)
     assert list(table.columns[:10]) == ["method", "family", "parameter", "value", "point",
                                         "default", "seed", "step", "task", "squared_error"]
     assert len(table) == 2 * 8

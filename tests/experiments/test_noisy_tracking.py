@@ -51,11 +51,17 @@ def test_talk_optimal_step_size_is_one_over_root_optimal_mse():
                                1 / np.sqrt(optimal_mse(sigmas, "talk")), rtol=1e-5)
 
 
+def record_every(budget):
+    """The record interval of the shards: the same for every one."""
+    (interval,) = {shard.parameters["record_every"] for shard in EXPERIMENT.shards(budget)}
+    return interval
+
+
 @pytest.mark.parametrize("steps", [4_000, 150_000, 1_000_000, 123_000])
 def test_record_interval_divides_the_run_and_the_regime(steps):
     for name in ("smoke", "quick", "full"):
         budget = EXPERIMENT.budget(name, steps=steps)
-        interval = noisy_tracking.record_interval(budget)
+        interval = record_every(budget)
         assert steps % interval == 0
         assert budget.settings["regime_length"] % interval == 0
 
@@ -66,7 +72,7 @@ def test_record_interval_divides_the_run_and_the_regime(steps):
 
 def test_tables_are_tidy(smoke_tables):
     smoke = EXPERIMENT.budget("smoke")
-    records = smoke.steps // noisy_tracking.record_interval(smoke)
+    records = smoke.steps // record_every(smoke)
     assert set(smoke_tables) == {f"{preset}-{method.name}" for preset in noisy_tracking.PRESETS
                                  for method in noisy_tracking.METHODS}
     for name, table in smoke_tables.items():

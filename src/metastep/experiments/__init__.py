@@ -15,6 +15,7 @@ from metastep.experiments._base import (
     Experiment,
     Published,
     Shard,
+    SweptMethod,
     lookup,
     sweep_table,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "Experiment",
     "Published",
     "Shard",
+    "SweptMethod",
     "UnknownExperimentError",
     "get",
     "lookup",

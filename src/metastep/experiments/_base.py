@@ -36,12 +36,17 @@ columns. The runner adds the ``experiment`` column.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from metastep.problems import Problem
 
 BUDGET_NAMES = ("smoke", "quick", "full")
 # Shard and figure names become file names.
@@ -80,16 +85,20 @@ class Budget:
         """The seeds: ``0 .. seeds - 1``."""
         return list(range(self.seeds))
 
-    def record_every(self, records: int, steps: int | None = None) -> int:
-        """A record interval that divides ``steps`` (default: ``self.steps``) into about
-        ``records`` records: the largest divisor of ``steps`` not above ``steps // records``.
+    def record_every(self, records: int, steps: int | None = None, *,
+                     period: int | None = None) -> int:
+        """The record interval of a run of ``steps`` (default: ``self.steps``) steps: about
+        ``records`` records per run, or per ``period`` steps when given (a task, a regime).
 
-        The engine needs ``steps`` to be a multiple of ``record_every``; ``--steps`` can be any
-        number, so experiments derive their record interval with this.
+        It is the largest divisor of ``steps`` (and of ``period``) not above ``(period or
+        steps) // records``: the engine needs ``steps`` to be a multiple of ``record_every``,
+        ``--steps`` can be any number, and with ``period`` no record straddles two periods.
         """
         steps = self.steps if steps is None else steps
-        interval = max(1, steps // records)
-        while steps % interval:
+        span = steps if period is None else period
+        common = math.gcd(steps, span)
+        interval = max(1, min(common, span // records))
+        while common % interval:
             interval -= 1
         return interval
 
@@ -127,6 +136,16 @@ class Shard:
     work: float
     engine_lane_steps: float | None = None
 
+    @classmethod
+    def of_call(cls, name: str, compute: Callable[..., Any], *, work: float,
+                engine_lane_steps: float | None = None, **arguments: Any) -> Shard:
+        """The shard that computes ``compute(**arguments)``, with ``arguments`` as its
+        ``parameters`` (each in its JSON form, :func:`config_value`): ``config.json`` records
+        the very objects that the computation reads."""
+        return cls(name, functools.partial(compute, **arguments),
+                   {key: config_value(value) for key, value in arguments.items()},
+                   work=work, engine_lane_steps=engine_lane_steps)
+
     def __post_init__(self):
         if not FILE_NAME.fullmatch(self.name):
             raise ValueError(f"shard name {self.name!r} must match {FILE_NAME.pattern}")
@@ -134,6 +153,52 @@ class Shard:
             value = getattr(self, attribute)
             if value is not None and not value > 0:
                 raise ValueError(f"shard {self.name!r}: `{attribute}` must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class SweptMethod:
+    """A method of an experiment and the sweep of its main hyperparameter.
+
+    The learner is built from :meth:`transformation`, and a shard's ``config.json`` from
+    :meth:`config`: the settings written down are the ones the run used.
+
+    Attributes:
+      name: its key in tables (the ``method`` column), summaries and shard names.
+      title: its short name in figures.
+      parameter: the swept hyperparameter: the tables' column, the grid's key in ``config.json``.
+      symbol: the parameter's symbol in figures, e.g. ``"θ"``.
+      grid: the values swept.
+      optimizer: ``(value, **constants) -> optax.GradientTransformation``; ``value`` may be a
+        traced number (``ms.sweep`` traces the grid).
+      constants: the fixed hyperparameters, passed to ``optimizer`` by keyword.
+      label: its long name in legends (default: ``title``).
+      color, linestyle: its line in figures.
+    """
+
+    name: str
+    title: str
+    parameter: str
+    symbol: str
+    grid: tuple[float, ...]
+    optimizer: Callable[..., Any]
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+    color: str = "black"
+    linestyle: str = "-"
+
+    def __post_init__(self):
+        if not self.grid:
+            raise ValueError(f"method {self.name!r}: `grid` must hold at least one value")
+        if not self.label:
+            object.__setattr__(self, "label", self.title)
+
+    def transformation(self, value: Any) -> Any:
+        """The optax transformation at ``value`` of the swept parameter."""
+        return self.optimizer(value, **self.constants)
+
+    def config(self) -> dict[str, Any]:
+        """What ``config.json`` records of the method: its name, grid and constants."""
+        return {"method": self.name, self.parameter: list(self.grid), **self.constants}
 
 
 # What a reference number is: a paper's or talk's own number ("published"), a number of an
@@ -238,6 +303,34 @@ def sweep_table(result, method: str, **constants: Any):
     for position, (name, value) in enumerate({"method": method, **constants}.items()):
         table.insert(position, name, value)
     return table
+
+
+def config_value(value: Any) -> Any:
+    """The JSON form of a shard's argument, for ``config.json``: an object's ``config()``
+    (:class:`SweptMethod`, a benchmark), a problem's ``params``, a ``functools.partial``'s
+    :func:`call_parameters`, containers element by element, NumPy numbers as Python numbers."""
+    if hasattr(value, "config"):
+        return value.config()
+    if isinstance(value, Problem):
+        return dict(value.params)
+    if isinstance(value, functools.partial):
+        return call_parameters(value)
+    if isinstance(value, Mapping):
+        return {key: config_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [config_value(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def call_parameters(call: functools.partial) -> dict[str, Any]:
+    """What ``config.json`` records of a call to be made later: the function's ``name`` and
+    every argument, its defaults included (``call`` is a ``functools.partial`` that binds them
+    all)."""
+    bound = inspect.signature(call.func).bind(*call.args, **call.keywords)
+    bound.apply_defaults()
+    return {"name": call.func.__name__, **bound.arguments}
 
 
 def lookup(summary: Mapping[str, Any], key: str) -> Any:

@@ -139,16 +139,17 @@ def progress_chunk(steps: int, record_every: int) -> int:
     return bins_per_chunk * record_every
 
 
-def roster_sweep(benchmark: Benchmark, points: int, seeds: Sequence[int], steps: int,
+def roster_sweep(benchmark: Benchmark, seeds: Sequence[int], steps: int,
                  record_every: int) -> pd.DataFrame:
     """The roster over its grids × ``seeds``, one ``ms.sweep``: the tidy table (module doc)."""
     model = ms.deep.mlp(benchmark.sizes)
-    grids = {method.name: method.grid(points) for method in benchmark.methods}
+    points = benchmark.points
 
     def make_learner(point):
         index = jnp.asarray(point).astype(jnp.int32)
         return RosterLearner(model, benchmark.loss, benchmark.methods,
-                             {name: jnp.asarray(grid)[index] for name, grid in grids.items()})
+                             {method.name: jnp.asarray(method.grid)[index]
+                              for method in benchmark.methods})
 
     result = ms.sweep(make_learner, benchmark.problem(), {"point": list(range(points))},
                       seeds=list(seeds), steps=steps, record_every=record_every,
@@ -159,8 +160,8 @@ def roster_sweep(benchmark: Benchmark, points: int, seeds: Sequence[int], steps:
     tables = []
     for method in benchmark.methods:
         columns = {
-            "method": method.name, "family": method.family, "parameter": method.parameter,
-            "value": np.asarray(grids[method.name])[point], "point": point,
+            "method": method.name, "family": FAMILY[method.name], "parameter": method.parameter,
+            "value": np.asarray(method.grid)[point], "point": point,
             "default": point == (points - 1) // 2, "seed": result.seeds[seed],
             "step": result.steps[record], "task": result.info["task"].reshape(-1),
         }
@@ -179,33 +180,22 @@ def roster_sweep(benchmark: Benchmark, points: int, seeds: Sequence[int], steps:
 
 
 def roster_shards(benchmark: Benchmark, budget: Budget) -> list[Shard]:
-    """The shards of a benchmark: one per block of ``seeds_per_shard`` seeds (default: all)."""
+    """The shards of a benchmark: one per block of ``seeds_per_shard`` seeds (default: all),
+    about ``records_per_task`` records per task."""
     settings = budget.settings
-    points = settings["points"]
-    record_every = record_interval(budget.steps, benchmark.switch_every,
-                                   settings["records_per_task"])
+    record_every = budget.record_every(settings["records_per_task"],
+                                       period=benchmark.switch_every)
     block = settings.get("seeds_per_shard", budget.seeds)
-    parameters = {
-        "problem": dict(benchmark.problem_parameters),
-        "network": {"sizes": list(benchmark.sizes), "activation": "relu",
-                    "loss": benchmark.loss},
-        "methods": {method.name: {"family": method.family, method.parameter: method.grid(points),
-                                  "curvature": method.curvature}
-                    for method in benchmark.methods},
-        "other_hyperparameters": "the defaults of metastep and optax.contrib",
-        "steps": budget.steps, "record_every": record_every,
-    }
+    prefix = f"{benchmark.name}-" if benchmark.name else ""
     shards = []
     for first in range(0, budget.seeds, block):
         seeds = budget.seed_list[first:first + block]
-        prefix = f"{benchmark.name}-" if benchmark.name else ""
-        shards.append(Shard(
-            f"{prefix}seeds-{seeds[0]}-{seeds[-1]}",
-            functools.partial(roster_sweep, benchmark, points, seeds, budget.steps,
-                              record_every),
-            {**parameters, "seeds": seeds},
-            work=len(benchmark.methods) * points * len(seeds) * budget.steps,
-            engine_lane_steps=points * len(seeds) * budget.steps,  # a lane runs the roster
+        lane_steps = benchmark.points * len(seeds) * budget.steps
+        shards.append(Shard.of_call(
+            f"{prefix}seeds-{seeds[0]}-{seeds[-1]}", roster_sweep,
+            work=len(benchmark.methods) * lane_steps,
+            engine_lane_steps=lane_steps,  # a lane runs the roster
+            benchmark=benchmark, seeds=seeds, steps=budget.steps, record_every=record_every,
         ))
     return shards
 
@@ -216,6 +206,22 @@ def benchmark_table(tables: Mapping[str, pd.DataFrame], benchmark: Benchmark) ->
     return pd.concat([table for name, table in tables.items() if name.startswith(prefix)],
                      ignore_index=True)
 
+
+
+def benchmark_figures(table: pd.DataFrame, benchmark: Benchmark,
+                      suffix: str = "") -> dict[str, Figure]:
+    """The three figures of a benchmark, named ``online-<metric>``, ``sensitivity`` and
+    ``step-sizes`` (+ ``suffix``)."""
+    metric, title, methods = benchmark.metric, benchmark.title, benchmark.methods
+    figures = {
+        f"online-{metric.replace('_', '-')}{suffix}": online_figure(table, methods, metric,
+                                                                   title),
+        f"sensitivity{suffix}": sensitivity_figure(table, methods, metric, title),
+    }
+    heatmap = step_size_figure(table, methods, benchmark.switch_every, title)
+    if heatmap is not None:
+        figures[f"step-sizes{suffix}"] = heatmap
+    return figures
 
 
 def continual_experiment(

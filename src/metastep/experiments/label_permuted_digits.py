@@ -12,26 +12,55 @@ The network, the training (online, batch 1, cross-entropy) and the roster are th
 
 from __future__ import annotations
 
+import functools
+
 import metastep as ms
 from metastep.experiments._base import Budget
 from metastep.experiments._continual import (
     ACCURACY_QUESTION,
     Benchmark,
-    classification_benchmark,
     continual_experiment,
-    digits_budgets,
+    mlp_title,
 )
+from metastep.experiments._roster import ROSTER, roster
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark: every knob
 
 SWITCH_EVERY = 2_500  # UPGD's label-permuted EMNIST / CIFAR-10
-BUDGETS = digits_budgets(SWITCH_EVERY)
+NUM_INPUTS, NUM_CLASSES = 64, 10  # 8×8 pixels, ten digits
+LOSS = "cross_entropy"
+# The centres of the tuned sweeps: Adam's and RMSprop's usual default, SGD's usual best region.
+TUNED_CENTRES = {"sgd": 10**-1.5, "adam": 1e-3, "rmsprop": 1e-3}
+
+# A 64-64-10 network at quick, UPGD's hidden sizes (300, 150) at full; ``points`` per grid.
+BUDGETS = {
+    "smoke": Budget(steps=400, seeds=1, settings={
+        "switch_every": 200, "hidden": [16], "points": 3, "records_per_task": 2,
+        "methods": ["adam", "idbd"]}),
+    "quick": Budget(steps=30_000, seeds=2, settings={
+        "switch_every": SWITCH_EVERY, "hidden": [64], "points": 5, "records_per_task": 5,
+        "methods": list(ROSTER)}),
+    "full": Budget(steps=1_000_000, seeds=10, settings={
+        "switch_every": SWITCH_EVERY, "hidden": [300, 150], "points": 7,
+        "records_per_task": 2, "methods": list(ROSTER), "seeds_per_shard": 5}),
+}
 
 
 def benchmarks(budget: Budget) -> list[Benchmark]:
-    return classification_benchmark(
-        budget, "Label-permuted digits (a new label permutation every {switch_every:,} steps)",
-        ms.problems.label_permuted_digits,
-        {"name": "label_permuted_digits", "data": "scikit-learn 8x8 digits"}, num_inputs=64,
-    )
+    settings = budget.settings
+    switch_every = settings["switch_every"]
+    sizes = (NUM_INPUTS, *settings["hidden"], NUM_CLASSES)
+    return [Benchmark(
+        name="",
+        title=(f"Label-permuted digits (a new label permutation every {switch_every:,} steps), "
+               f"{mlp_title(sizes)}, {budget.seeds} seed(s)"),
+        problem=functools.partial(ms.problems.label_permuted_digits, switch_every),
+        switch_every=switch_every,
+        sizes=sizes,
+        loss=LOSS,
+        methods=roster(settings["methods"], settings["points"], TUNED_CENTRES),
+    )]
 
 
 EXPLANATION = ACCURACY_QUESTION + """

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,13 +47,19 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 import metastep as ms
-from metastep.experiments._base import Budget, Experiment, Published, Shard, sweep_table
-from metastep.problems import Problem, fixed_step_size_mse, optimal_mse
+from metastep.experiments._base import (
+    Budget,
+    Experiment,
+    Published,
+    Shard,
+    SweptMethod,
+    sweep_table,
+)
+from metastep.problems import PRESETS, Problem, fixed_step_size_mse, optimal_mse
 
 # ---------------------------------------------------------------------------------------------
 # The problem, the methods and their grids
 
-PRESETS = ("talk", "paper")
 PRESET_TEXT = {"talk": "talk: q = 1, r = σ²", "paper": "paper: q = σ², r = 1"}
 SIGMA_MAX = 3.0
 INITIAL_STEP_SIZE = 0.5  # IDBD's and Autostep's α₀: mid-range of α* in both presets
@@ -62,43 +67,22 @@ AUTOSTEP_TAU = 1e4
 RMSPROP_NORMALIZER_RATE = 0.01
 ADAPTED_FRACTION = 0.5  # a regime's α is read over its last half, after adaptation
 
-
-@dataclass(frozen=True)
-class Method:
-    """A method, its swept hyperparameter and how it is drawn.
-
-    Attributes:
-      name: the summary key and the tables' ``method``.
-      label: the name in figures.
-      parameter: the swept hyperparameter: the grid's (and the tables') column.
-      symbol: the hyperparameter's symbol in figures.
-      grid: the values swept.
-      optimizer: hyperparameter value -> the optax transformation.
-      color: its color in figures.
-    """
-
-    name: str
-    label: str
-    parameter: str
-    symbol: str
-    grid: tuple[float, ...]
-    optimizer: Callable[[Any], Any]
-    color: str
-
-
 METHODS = (
-    Method("idbd", "IDBD", "meta_step_size", "θ", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
-           lambda theta: ms.idbd(theta, INITIAL_STEP_SIZE), "tab:blue"),
-    Method("autostep", "Autostep", "meta_step_size", "μ", (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
-           lambda mu: ms.autostep(mu, INITIAL_STEP_SIZE, AUTOSTEP_TAU), "tab:green"),
-    Method("rmsprop", "RMSprop", "base_step_size", "η", (0.25, 0.5, 1.0, 2.0, 4.0),
-           lambda eta: ms.rmsprop(eta, RMSPROP_NORMALIZER_RATE), "tab:red"),
+    SweptMethod("idbd", "IDBD", "meta_step_size", "θ", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), ms.idbd,
+                {"initial_step_size": INITIAL_STEP_SIZE}, color="tab:blue"),
+    SweptMethod("autostep", "Autostep", "meta_step_size", "μ", (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+                ms.autostep, {"initial_step_size": INITIAL_STEP_SIZE, "tau": AUTOSTEP_TAU},
+                color="tab:green"),
+    SweptMethod("rmsprop", "RMSprop", "base_step_size", "η", (0.25, 0.5, 1.0, 2.0, 4.0),
+                ms.rmsprop, {"normalizer_rate": RMSPROP_NORMALIZER_RATE, "eps": 1e-8},
+                color="tab:red"),
     # LMS with x ≡ 1 is stable for α < 2; the best fixed α is 0.43 (talk) or 0.79 (paper).
-    Method("sgd", "best fixed α (SGD)", "fixed_step_size", "α",
-           tuple(np.round(np.arange(0.1, 1.45, 0.05), 2).tolist()), ms.sgd, "0.35"),
+    SweptMethod("sgd", "best fixed α (SGD)", "fixed_step_size", "α",
+                tuple(np.round(np.arange(0.1, 1.45, 0.05), 2).tolist()), ms.sgd, color="0.35"),
 )
 METHOD = {method.name: method for method in METHODS}
 
+# Records: about ``records_per_regime`` per regime, none straddling two regimes.
 BUDGETS = {
     "smoke": Budget(steps=4_000, seeds=2,
                     settings={"regime_length": 1_000, "records_per_regime": 10}),
@@ -109,64 +93,47 @@ BUDGETS = {
 }
 
 
-def record_interval(budget: Budget) -> int:
-    """About ``records_per_regime`` records per regime, dividing both the run and the regime
-    (so that no record bin straddles two regimes)."""
-    regime_length = budget.settings["regime_length"]
-    interval = max(1, regime_length // budget.settings["records_per_regime"])
-    while budget.steps % interval or regime_length % interval:
-        interval -= 1
-    return interval
-
-
-def tracking_problem(preset: str, budget: Budget) -> Problem:
-    return ms.problems.noisy_tracking(preset, budget.settings["regime_length"], SIGMA_MAX)
-
-
 # ---------------------------------------------------------------------------------------------
 # Shards: one sweep per (preset, method)
 
 
-def learner_maker(method: Method) -> Callable[..., ms.LinearLearner]:
+def learner_maker(method: SweptMethod) -> Callable[..., ms.LinearLearner]:
     def make_learner(**hyperparameter):  # the one grid parameter, under its name
         (value,) = hyperparameter.values()
-        return ms.LinearLearner(method.optimizer(value), 1)
+        return ms.LinearLearner(method.transformation(value), 1)
 
     return make_learner
 
 
-def method_sweep(preset: str, method: Method, budget: Budget) -> pd.DataFrame:
+def method_sweep(preset: str, problem: Problem, method: SweptMethod, seeds: list[int],
+                 steps: int, record_every: int) -> pd.DataFrame:
     """One row per (configuration, seed, record): ``squared_error`` (bin mean), ``step_size``
     (the α of the bin's last update), and the regime's ``sigma``, α* and optimal MSE."""
-    result = ms.sweep(learner_maker(method), tracking_problem(preset, budget),
-                      {method.parameter: list(method.grid)}, seeds=budget.seeds,
-                      steps=budget.steps, record_every=record_interval(budget))
+    result = ms.sweep(learner_maker(method), problem, {method.parameter: list(method.grid)},
+                      seeds=seeds, steps=steps, record_every=record_every)
     table = sweep_table(result, method.name, preset=preset)
     table = table.rename(columns={"mean_step_size": "step_size"})
     for name in ("sigma", "optimal_step_size", "optimal_mse"):
         table[name] = result.info[name].reshape(-1)  # [C, S, R], the order of the rows
-    table["regime"] = (table["step"] - 1) // budget.settings["regime_length"]
+    table["regime"] = (table["step"] - 1) // problem.params["regime_length"]
     return table
 
 
-def shard_name(preset: str, method: Method) -> str:
+def shard_name(preset: str, method: SweptMethod) -> str:
     return f"{preset}-{method.name}"
 
 
 def shards(budget: Budget) -> list[Shard]:
-    fixed = {
-        "idbd": {"initial_step_size": INITIAL_STEP_SIZE},
-        "autostep": {"initial_step_size": INITIAL_STEP_SIZE, "tau": AUTOSTEP_TAU},
-        "rmsprop": {"normalizer_rate": RMSPROP_NORMALIZER_RATE, "eps": 1e-8},
-        "sgd": {},
-    }
+    regime_length = budget.settings["regime_length"]
+    record_every = budget.record_every(budget.settings["records_per_regime"],
+                                       period=regime_length)
     return [
-        Shard(shard_name(preset, method), functools.partial(method_sweep, preset, method, budget),
-              {"problem": tracking_problem(preset, budget).params, "method": method.name,
-               method.parameter: list(method.grid), **fixed[method.name],
-               "steps": budget.steps, "record_every": record_interval(budget),
-               "seeds": budget.seed_list},
-              work=len(method.grid) * budget.seeds * budget.steps)
+        Shard.of_call(
+            shard_name(preset, method), method_sweep,
+            work=len(method.grid) * budget.seeds * budget.steps,
+            preset=preset, problem=ms.problems.noisy_tracking(preset, regime_length, SIGMA_MAX),
+            method=method, seeds=budget.seed_list, steps=budget.steps, record_every=record_every,
+        )
         for preset in PRESETS for method in METHODS
     ]
 
@@ -175,7 +142,7 @@ def shards(budget: Budget) -> list[Shard]:
 # Summary
 
 
-def configuration_results(table: pd.DataFrame, method: Method) -> pd.DataFrame:
+def configuration_results(table: pd.DataFrame, method: SweptMethod) -> pd.DataFrame:
     """Per configuration: the MSE over the run averaged over seeds (NaN when any seed diverged)
     and the number of diverged seeds."""
     lanes = table.groupby([method.parameter, "seed"]).agg(
@@ -190,7 +157,7 @@ def configuration_results(table: pd.DataFrame, method: Method) -> pd.DataFrame:
     return configurations
 
 
-def best_configuration(table: pd.DataFrame, method: Method) -> pd.DataFrame:
+def best_configuration(table: pd.DataFrame, method: SweptMethod) -> pd.DataFrame:
     """The rows of the configuration with the lowest MSE among those no seed diverged in."""
     best = configuration_results(table, method)["mse"].idxmin()
     return table[table[method.parameter] == best]
@@ -237,7 +204,7 @@ def expected_best_fixed_step_size(preset: str) -> tuple[float, float]:
     return float(step_sizes[best]), float(mse[best])
 
 
-def summarize_method(table: pd.DataFrame, method: Method, regime_length: int,
+def summarize_method(table: pd.DataFrame, method: SweptMethod, regime_length: int,
                      run_optimal_mse: float) -> dict[str, Any]:
     configurations = configuration_results(table, method)
     run = best_configuration(table, method)
@@ -314,7 +281,7 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]
 # Figures
 
 
-def legend_label(method: Method, value: float) -> str:
+def legend_label(method: SweptMethod, value: float) -> str:
     return f"{method.label}, {method.symbol} = {value:.3g}"
 
 

@@ -9,33 +9,62 @@ longer applies, what the later layers learned may. The network is an MLP with Re
 (64-64-10 at the quick budget, UPGD's hidden sizes 64-300-150-10 at full), trained online with
 cross-entropy, batch 1; the metric is the online accuracy, the prediction made before each update.
 
-Every method of the roster (``_continual``: SGD, Adam and RMSprop swept; IDBD, Autostep, SMD,
+Every method of the roster (``_roster``: SGD, Adam and RMSprop swept; IDBD, Autostep, SMD,
 MetaOptimize and Adam-HD at their defaults, swept around them; Prodigy, Mechanic and schedule-free
 AdamW from ``optax.contrib``) trains on the same stream from the same initial weights.
 """
 
 from __future__ import annotations
 
+import functools
+
 import metastep as ms
 from metastep.experiments._base import Budget
 from metastep.experiments._continual import (
     ACCURACY_QUESTION,
     Benchmark,
-    classification_benchmark,
     continual_experiment,
-    digits_budgets,
+    mlp_title,
 )
+from metastep.experiments._roster import ROSTER, roster
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark: every knob
 
 SWITCH_EVERY = 5_000  # UPGD's input-permuted MNIST
-BUDGETS = digits_budgets(SWITCH_EVERY)
+NUM_INPUTS, NUM_CLASSES = 64, 10  # 8×8 pixels, ten digits
+LOSS = "cross_entropy"
+# The centres of the tuned sweeps: Adam's and RMSprop's usual default, SGD's usual best region.
+TUNED_CENTRES = {"sgd": 10**-1.5, "adam": 1e-3, "rmsprop": 1e-3}
+
+# A 64-64-10 network at quick, UPGD's hidden sizes (300, 150) at full; ``points`` per grid.
+BUDGETS = {
+    "smoke": Budget(steps=400, seeds=1, settings={
+        "switch_every": 200, "hidden": [16], "points": 3, "records_per_task": 2,
+        "methods": ["adam", "idbd"]}),
+    "quick": Budget(steps=30_000, seeds=2, settings={
+        "switch_every": SWITCH_EVERY, "hidden": [64], "points": 5, "records_per_task": 5,
+        "methods": list(ROSTER)}),
+    "full": Budget(steps=1_000_000, seeds=10, settings={
+        "switch_every": SWITCH_EVERY, "hidden": [300, 150], "points": 7,
+        "records_per_task": 2, "methods": list(ROSTER), "seeds_per_shard": 5}),
+}
 
 
 def benchmarks(budget: Budget) -> list[Benchmark]:
-    return classification_benchmark(
-        budget, "Permuted digits (a new pixel permutation every {switch_every:,} steps)",
-        ms.problems.permuted_digits,
-        {"name": "permuted_digits", "data": "scikit-learn 8x8 digits"}, num_inputs=64,
-    )
+    settings = budget.settings
+    switch_every = settings["switch_every"]
+    sizes = (NUM_INPUTS, *settings["hidden"], NUM_CLASSES)
+    return [Benchmark(
+        name="",
+        title=(f"Permuted digits (a new pixel permutation every {switch_every:,} steps), "
+               f"{mlp_title(sizes)}, {budget.seeds} seed(s)"),
+        problem=functools.partial(ms.problems.permuted_digits, switch_every),
+        switch_every=switch_every,
+        sizes=sizes,
+        loss=LOSS,
+        methods=roster(settings["methods"], settings["points"], TUNED_CENTRES),
+    )]
 
 
 EXPLANATION = ACCURACY_QUESTION + """

@@ -6,7 +6,7 @@ in [0, 1]), one drawn at random per step, and every 5,000 steps a new random per
 pixels: UPGD's input-permuted MNIST protocol (Elsayed & Mahmood 2024) with Fashion-MNIST, which
 Debian ships, in place of MNIST. The network is UPGD's, an MLP 784-300-150-10 with ReLU units,
 trained online with cross-entropy, batch 1; the metric is the online accuracy, measured before
-each update. The roster is that of ``_continual``.
+each update. The roster is that of ``_roster``.
 
 The data are read from IDX files (plain or gzipped): from ``$METASTEP_FASHION_MNIST`` if set, else
 from Debian's ``/usr/share/datasets/fashion-mnist/`` (``apt-get install dataset-fashion-mnist``).
@@ -19,18 +19,27 @@ the full budget, UPGD's 1,000,000 steps, on an accelerator.
 
 from __future__ import annotations
 
+import functools
+
 import metastep as ms
 from metastep.experiments._base import Budget, Published
 from metastep.experiments._continual import (
     ACCURACY_QUESTION,
-    METHODS,
     Benchmark,
-    classification_benchmark,
     continual_experiment,
+    mlp_title,
 )
+from metastep.experiments._roster import ROSTER, roster
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark: every knob
 
 SWITCH_EVERY = 5_000  # UPGD's input-permuted MNIST
+NUM_INPUTS, NUM_CLASSES = 784, 10  # 28×28 pixels, ten classes
 HIDDEN = [300, 150]  # UPGD's network, 784-300-150-10
+LOSS = "cross_entropy"
+# The centres of the tuned sweeps: Adam's and RMSprop's usual default, SGD's usual best region.
+TUNED_CENTRES = {"sgd": 10**-1.5, "adam": 1e-3, "rmsprop": 1e-3}
 
 BUDGETS = {
     "smoke": Budget(steps=200, seeds=1, settings={
@@ -38,11 +47,27 @@ BUDGETS = {
         "methods": ["adam", "idbd"]}),
     "quick": Budget(steps=2_000, seeds=1, settings={
         "switch_every": 1_000, "hidden": HIDDEN, "points": 3, "records_per_task": 4,
-        "methods": list(METHODS)}),
+        "methods": list(ROSTER)}),
     "full": Budget(steps=1_000_000, seeds=10, settings={
         "switch_every": SWITCH_EVERY, "hidden": HIDDEN, "points": 7, "records_per_task": 2,
-        "methods": list(METHODS), "seeds_per_shard": 5}),
+        "methods": list(ROSTER), "seeds_per_shard": 5}),
 }
+
+
+def benchmarks(budget: Budget) -> list[Benchmark]:
+    settings = budget.settings
+    switch_every = settings["switch_every"]
+    sizes = (NUM_INPUTS, *settings["hidden"], NUM_CLASSES)
+    return [Benchmark(
+        name="",
+        title=(f"Permuted Fashion-MNIST (a new pixel permutation every {switch_every:,} steps), "
+               f"{mlp_title(sizes)}, {budget.seeds} seed(s)"),
+        problem=functools.partial(ms.problems.permuted_fashion, switch_every, split="train"),
+        switch_every=switch_every,
+        sizes=sizes,
+        loss=LOSS,
+        methods=roster(settings["methods"], settings["points"], TUNED_CENTRES),
+    )]
 
 
 def missing_data() -> str | None:
@@ -52,14 +77,6 @@ def missing_data() -> str | None:
     except FileNotFoundError as error:
         return str(error)
     return None
-
-
-def benchmarks(budget: Budget) -> list[Benchmark]:
-    return classification_benchmark(
-        budget, "Permuted Fashion-MNIST (a new pixel permutation every {switch_every:,} steps)",
-        ms.problems.permuted_fashion, {"name": "permuted_fashion", "split": "train"},
-        num_inputs=784,
-    )
 
 
 EXPLANATION = ACCURACY_QUESTION + """
