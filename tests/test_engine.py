@@ -365,13 +365,14 @@ def test_step_counter_passes_2_31_without_wrapping():
 
     learner = idbd_learner(100.0)  # diverges within a few hundred steps
     problem = drifting_problem(scale=3.0)
-    carry = engine._init_carry(learner, problem, np.uint32(0))
+    spec = engine._LaneSpec(lambda _: learner, lambda _: problem, config_axis=None,
+                            shared_stream=True)
+    carry = engine._init_lanes(spec, (), np.zeros(1, np.uint32))
     start = 2**31 - 10
-    carry = carry._replace(step=jnp.asarray(np.array(start).astype(carry.step.dtype)))
-    carry, _ = engine._run_bins(learner, problem, carry, 1, 1_000, 1e20, 1_000,
-                                ("squared_error",))
-    assert int(carry.step) == start + 1_000
-    assert start < int(carry.diverged_at) <= start + 1_000
+    carry = carry._replace(step=jnp.full_like(carry.step, start))
+    carry, _ = engine._run_lane_bins(spec, 1_000, 1_000, ("squared_error",), (), carry, 1e20, 1)
+    assert int(carry.step[0, 0]) == start + 1_000
+    assert start < int(carry.diverged_at[0, 0]) <= start + 1_000
     with pytest.raises(ValueError, match="`steps` must be < 2\\*\\*32"):
         ms.run(learner, problem, steps=2**32, record_every=2**32)
 
@@ -465,12 +466,14 @@ def test_compiled_memory_does_not_grow_with_record_every():
     from metastep import engine
 
     learner, problem = idbd_learner(), drifting_problem()
-    carry = engine._init_carry(learner, problem, np.uint32(0))
+    spec = engine._LaneSpec(lambda _: learner, lambda _: problem, config_axis=None,
+                            shared_stream=True)
+    carry = engine._init_lanes(spec, (), np.zeros(1, np.uint32))
 
     def temporary_bytes(record_every):
         block_steps = engine._block_plan(record_every, 2_000)
-        chunk = jax.jit(lambda carry: engine._run_bins(
-            learner, problem, carry, 1, record_every, 1e20, block_steps, ("squared_error",)))
+        chunk = jax.jit(lambda carry: engine._run_lane_bins(
+            spec, record_every, block_steps, ("squared_error",), (), carry, 1e20, 1))
         return chunk.lower(carry).compile().memory_analysis().temp_size_in_bytes
 
     short, long = temporary_bytes(2_000), temporary_bytes(64_000)

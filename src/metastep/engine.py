@@ -27,8 +27,10 @@ last healthy bin.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
@@ -53,6 +55,7 @@ from metastep._engine_arguments import (
     real_array,
     select,
 )
+from metastep._structure import Identity, rebuild, split
 from metastep.problems._base import Problem
 from metastep.results import RunResult, SweepResult, RunArraysResult
 
@@ -64,6 +67,8 @@ CHUNK_MEMORY_BYTES = 256 * 2**20
 # Steps of a problem's stream that a lane holds at a time: a record bin longer than this is
 # generated and scanned in blocks, so memory does not grow with ``record_every``.
 BLOCK_STEPS = 100_000
+# Compiled lane programs kept (least recently used forgotten first).
+CACHED_PROGRAMS = 64
 
 
 # Callbacks told of the work (lane-steps) each compiled chunk has done, e.g. by a run directory's
@@ -163,16 +168,6 @@ def _split_seed(seed):
     return jax.random.split(jax.random.PRNGKey(seed))
 
 
-def _init_carry(learner, problem, seed) -> _Carry:
-    problem_key, learner_key = _split_seed(seed)
-    return _Carry(
-        problem.init(problem_key),
-        learner.init(learner_key),
-        jnp.zeros((), jnp.uint32),
-        jnp.zeros((), jnp.uint32),
-    )
-
-
 def _feed_bin(generate, learn, problem_state, lane, record_every: int, block_steps: int,
               last_step_info):
     """Feed one record bin to the learner in blocks of at most ``block_steps`` steps.
@@ -221,29 +216,196 @@ def _end_bin(learner, start_state, lane: _Lane, record_every):
     return learner_state, (record.pop("squared_error"), record)
 
 
-def _run_bins(learner, problem, carry: _Carry, num_bins: int, record_every: int, threshold,
-              block_steps: int, metric_names):
-    """``num_bins`` record bins of one lane: returns the carry and the stacked records."""
+# ---------------------------------------------------------------------------------------------
+# The lane program: configurations × seeds in one compiled computation, cached by structure
 
-    def learn(lane, samples):
-        return _learner_scan(learner, lane, samples.x, samples.y, threshold)[0]
+
+class _LaneSpec(NamedTuple):
+    """How a lane program builds its learners and problems, from traced parameters.
+
+    ``build_learner(parameters)`` and ``build_problem(parameters)`` take one configuration's
+    parameters; ``config_axis`` is the configurations' axis of ``parameters`` (None: a single
+    configuration, unbatched). With ``shared_stream`` the lanes of a seed read one stream, drawn
+    once: ``build_problem`` is then called once for all configurations, so it may read its
+    parameters only when they are unbatched.
+    """
+
+    build_learner: Callable[[Any], Any]
+    build_problem: Callable[[Any], Problem]
+    config_axis: int | None
+    shared_stream: bool
+
+
+class _Program(NamedTuple):
+    """A lane program (compiled by ``jax.jit`` on first use) and what its structure fixes."""
+
+    init: Callable  # (parameters, seeds [S]) -> _Carry with leading [configurations, seeds]
+    run_bins: Callable  # (parameters, carry, threshold, num_bins) -> (carry, records)
+    metric_names: tuple[str, ...]
+    state_bytes: int  # one lane's learner and problem states
+    block_bytes: int  # one block of one lane's samples
+    record_bytes: int  # one lane's records of one bin
+
+    def lane_bytes(self, num_bins: int) -> int:
+        return self.state_bytes + self.block_bytes + num_bins * self.record_bytes
+
+
+def _over_configs_and_seeds(function, config_axes, seed_axes, num_configs=None):
+    return jax.vmap(jax.vmap(function, in_axes=seed_axes), in_axes=config_axes,
+                    axis_size=num_configs)
+
+
+def _init_lanes(spec: _LaneSpec, parameters, seeds) -> _Carry:
+    """The carry of configurations × ``seeds``: lane ``(c, s)`` from ``PRNGKey(seeds[s])``."""
+    axis = spec.config_axis
+    num_configs = 1 if axis is None else jax.tree.leaves(parameters)[0].shape[axis]
+    problem_keys, learner_keys = jax.vmap(_split_seed)(seeds).swapaxes(0, 1)
+    learner_states = _over_configs_and_seeds(
+        lambda p, key: spec.build_learner(p).init(key), (axis, None), (None, 0), num_configs,
+    )(parameters, learner_keys)
+    if spec.shared_stream:
+        problem_states = jax.vmap(spec.build_problem(parameters).init)(problem_keys)
+    else:
+        problem_states = _over_configs_and_seeds(
+            lambda p, key: spec.build_problem(p).init(key), (axis, None), (None, 0), num_configs,
+        )(parameters, problem_keys)
+    lane_zeros = jnp.zeros((num_configs, len(seeds)), jnp.uint32)
+    return _Carry(problem_states, learner_states, lane_zeros, lane_zeros)
+
+
+def _run_lane_bins(spec: _LaneSpec, record_every: int, block_steps: int, metric_names,
+                   parameters, carry: _Carry, threshold, num_bins: int):
+    """``num_bins`` record bins of every lane: the carry, and records [bins, configs, seeds, ...]
+    (the mean squared error, the learner's records and the problem's info)."""
+    axis = spec.config_axis
+    sample_config_axis = None if spec.shared_stream else 0
+    time_axis = 1 if spec.shared_stream else 2
+
+    def generate(problem_states, num_steps):
+        if spec.shared_stream:
+            problem = spec.build_problem(parameters)
+            return jax.vmap(lambda state: problem.generate(state, num_steps))(problem_states)
+        return _over_configs_and_seeds(
+            lambda p, state: spec.build_problem(p).generate(state, num_steps),
+            (axis, 0), (None, 0),
+        )(parameters, problem_states)
+
+    def learn(lanes: _Lane, samples):
+        def lane_scan(p, lane, x, y):
+            return _learner_scan(spec.build_learner(p), lane, x, y, threshold)[0]
+
+        return _over_configs_and_seeds(
+            lane_scan, (axis, 0, sample_config_axis, sample_config_axis), (None, 0, 0, 0)
+        )(parameters, lanes, samples.x, samples.y)
+
+    def end_bin(p, start_state, lane):
+        return _end_bin(spec.build_learner(p), start_state, lane, record_every)
 
     def bin_body(carry: _Carry, _):
-        lane = _Lane(carry.learner_state, carry.diverged_at, carry.step,
-                     _zero_sums(metric_names))
-        problem_state, lane, info = _feed_bin(
-            problem.generate, learn, carry.problem_state, lane, record_every, block_steps,
-            lambda info: jax.tree.map(lambda a: a[-1], info),
+        lanes = _Lane(carry.learner_state, carry.diverged_at, carry.step,
+                      _zero_sums(metric_names, carry.step.shape))
+        problem_states, lanes, info = _feed_bin(
+            generate, learn, carry.problem_state, lanes, record_every, block_steps,
+            lambda info: jax.tree.map(lambda a: jnp.take(a, -1, axis=time_axis), info),
         )
-        learner_state, (mean_squared_error, record) = _end_bin(
-            learner, carry.learner_state, lane, record_every
+        learner_states, (mean_squared_error, record) = _over_configs_and_seeds(
+            end_bin, (axis, 0, 0), (None, 0, 0)
+        )(parameters, carry.learner_state, lanes)
+        info = jax.tree.map(
+            lambda a: jnp.broadcast_to(a, mean_squared_error.shape + a.shape[time_axis:]), info,
         )
-        return _Carry(problem_state, learner_state, lane.diverged_at, lane.step), (
-            mean_squared_error, record, info
-        )
+        new_carry = _Carry(problem_states, learner_states, lanes.diverged_at, lanes.step)
+        return new_carry, (mean_squared_error, record, info)
 
     return jax.lax.scan(bin_body, carry, None, length=num_bins)
 
+
+def _nbytes(tree) -> int:
+    return sum(math.prod(a.shape) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(tree))
+
+
+def _lane_program(spec: _LaneSpec, learner, problem, record_every: int,
+                  block_steps: int) -> _Program:
+    """The program of ``spec``'s lanes; ``learner`` and ``problem`` (one configuration's, built
+    with Python numbers) give the shapes, from ``jax.eval_shape``: nothing is compiled here."""
+    key = jax.random.PRNGKey(0)
+    learner_state = jax.eval_shape(learner.init, key)
+    problem_state = jax.eval_shape(problem.init, key)
+    block = jax.eval_shape(lambda state: problem.generate(state, block_steps)[1], problem_state)
+    x, y = (jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in (block.x, block.y))
+    metric_names = _metric_names(learner, learner_state, x, y)
+    record = jax.eval_shape(learner.record, learner_state)
+    float_bytes = jnp.zeros((), jnp.result_type(float)).dtype.itemsize
+    return _Program(
+        init=jax.jit(functools.partial(_init_lanes, spec)),
+        run_bins=jax.jit(
+            functools.partial(_run_lane_bins, spec, record_every, block_steps, metric_names),
+            static_argnums=3,
+        ),
+        metric_names=metric_names,
+        state_bytes=_nbytes((learner_state, problem_state)),
+        block_bytes=_nbytes(block),
+        record_bytes=_nbytes(record) + _nbytes(block) // block_steps
+        + len(metric_names) * float_bytes,
+    )
+
+
+# Compiled lane programs, least recently used first; a key holds the structures (and so keeps
+# alive the objects that it compares by identity, whose ids cannot then be reused).
+_PROGRAMS: collections.OrderedDict[Any, _Program] = collections.OrderedDict()
+# Keys whose floats could not be traced (a factory needed a concrete value).
+_UNTRACEABLE: set = set()
+_CONCRETIZATION_ERRORS = (jax.errors.ConcretizationTypeError,
+                          jax.errors.TracerArrayConversionError,
+                          jax.errors.TracerIntegerConversionError)
+
+
+def _cached_program(key, make: Callable[[], _Program]) -> _Program:
+    program = _PROGRAMS.get(key)
+    if program is None:
+        program = _PROGRAMS[key] = make()
+        while len(_PROGRAMS) > CACHED_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+    _PROGRAMS.move_to_end(key)
+    return program
+
+
+def clear_cache() -> None:
+    """Forget every compiled lane program (the next calls compile again)."""
+    _PROGRAMS.clear()
+    _UNTRACEABLE.clear()
+
+
+class _Plan(NamedTuple):
+    """A call's schedule, checked: record bins, blocks within a bin, bins per compiled call."""
+
+    steps: int
+    record_every: int
+    num_bins: int
+    block_steps: int
+    bins_per_chunk: int
+    threshold: float
+
+
+def _plan(steps, record_every, divergence_threshold, chunk_steps, block_steps) -> _Plan:
+    steps, record_every, num_bins = check_schedule(steps, record_every)
+    return _Plan(steps, record_every, num_bins, _block_plan(record_every, block_steps),
+                 _bins_per_chunk(num_bins, record_every, chunk_steps),
+                 check_threshold(divergence_threshold))
+
+
+def _run_lanes(program: _Program, plan: _Plan, parameters, seeds, bar, real_lanes: int):
+    """The host loop: init the lanes, run their bins chunk by chunk, collect the records as
+    NumPy arrays [configs, seeds, bins, ...]. Returns the final carry and the records."""
+    carry = program.init(parameters, seeds)
+    parts = []
+    for first_bin in range(0, plan.num_bins, plan.bins_per_chunk):
+        bins = min(plan.bins_per_chunk, plan.num_bins - first_bin)
+        carry, records = program.run_bins(parameters, carry, plan.threshold, bins)
+        parts.append(_to_numpy(records))
+        _report_progress(bar, real_lanes * bins * plan.record_every)
+    # Records come time-major: [bins, configs, seeds, ...].
+    return carry, jax.tree.map(lambda a: np.moveaxis(a, 0, 2), _concatenate(parts, axis=0))
 
 # ---------------------------------------------------------------------------------------------
 # Planning (block and chunk sizes) and host-side helpers
@@ -289,7 +451,7 @@ def _concatenate(parts, axis):
 
 
 # ---------------------------------------------------------------------------------------------
-# run
+# run: one lane
 
 
 def run(
@@ -305,6 +467,10 @@ def run(
     progress: bool | None = None,
 ) -> RunResult:
     """Run ``learner`` online on ``problem`` for ``steps`` steps from ``PRNGKey(seed)``.
+
+    The run is the one lane of a sweep of one configuration and one seed. Its program is cached
+    by the structure of ``learner`` and ``problem`` (see the module docstring): another seed, or
+    a learner or problem built by the same factories with other float values, reuses it.
 
     Args:
       learner: e.g. ``ms.LinearLearner(ms.idbd(), 20)``; any object with ``init(key)``,
@@ -324,41 +490,53 @@ def run(
     """
     check_problem(problem)
     check_learner(learner, problem)
-    steps, record_every, num_bins = check_schedule(steps, record_every)
-    seed = check_seed(seed)
-    threshold = check_threshold(divergence_threshold)
-    bins_per_chunk = _bins_per_chunk(num_bins, record_every, chunk_steps)
-    block_steps = _block_plan(record_every, block_steps)
-
-    carry = jax.jit(lambda s: _init_carry(learner, problem, s))(seed)
-    metric_names = _metric_names(learner, carry.learner_state,
-                                 *_first_sample(problem, carry.problem_state))
-    run_chunk = jax.jit(
-        lambda carry, n: _run_bins(learner, problem, carry, n, record_every, threshold,
-                                   block_steps, metric_names),
-        static_argnums=1,
-    )
-    parts = []
+    plan = _plan(steps, record_every, divergence_threshold, chunk_steps, block_steps)
+    seeds = np.asarray([check_seed(seed)], np.uint32)
     with tqdm(
-        total=steps, unit="step", unit_scale=True, desc=problem.name,
-        disable=not _show_progress(progress, steps), leave=False,
+        total=plan.steps, unit="step", unit_scale=True, desc=problem.name,
+        disable=not _show_progress(progress, plan.steps), leave=False,
     ) as bar:
-        for first_bin in range(0, num_bins, bins_per_chunk):
-            bins = min(bins_per_chunk, num_bins - first_bin)
-            carry, records = run_chunk(carry, bins)
-            parts.append(_to_numpy(records))
-            _report_progress(bar, bins * record_every)
-    squared_error, learner_records, info = _concatenate(parts, axis=0)
-    diverged_at = int(carry.diverged_at)
+        carry, records = _run_one_lane(learner, problem, plan, seeds, bar)
+    squared_error, learner_records, info = jax.tree.map(lambda a: a[0, 0], records)
+    diverged_at = int(carry.diverged_at[0, 0])
     return RunResult(
-        steps=record_every * np.arange(1, num_bins + 1),
+        steps=plan.record_every * np.arange(1, plan.num_bins + 1),
         squared_error=squared_error,
         records=learner_records,
         info=info,
         diverged=diverged_at if diverged_at else False,
-        final_state=carry.learner_state,
+        final_state=jax.tree.map(lambda a: a[0, 0], carry.learner_state),
     )
 
+
+def _run_one_lane(learner, problem, plan: _Plan, seeds, bar):
+    """The lane of ``learner`` on ``problem``, their floats traced where the factories allow
+    it: else the learner's floats, then the problem's, are compiled in (cached by value)."""
+    for trace_learner, trace_problem in ((True, True), (False, True), (False, False)):
+        learner_structure, learner_leaves = split(learner, trace_learner)
+        problem_structure, problem_leaves = split(problem, trace_problem)
+        key = ("run", learner_structure, problem_structure, plan.record_every,
+               plan.block_steps, jnp.result_type(float))
+        if key in _UNTRACEABLE:
+            continue
+
+        def build_learner(parameters, structure=learner_structure):
+            return rebuild(structure, parameters[0])
+
+        def build_problem(parameters, structure=problem_structure):
+            return rebuild(structure, parameters[1])
+
+        spec = _LaneSpec(build_learner, build_problem, config_axis=None, shared_stream=True)
+        program = _cached_program(key, lambda spec=spec: _lane_program(
+            spec, learner, problem, plan.record_every, plan.block_steps))
+        try:
+            return _run_lanes(program, plan, (learner_leaves, problem_leaves), seeds, bar, 1)
+        except _CONCRETIZATION_ERRORS:
+            if not (trace_learner or trace_problem):
+                raise
+            _UNTRACEABLE.add(key)
+            _PROGRAMS.pop(key, None)
+    raise AssertionError("unreachable: the last attempt compiles every float in")
 
 # ---------------------------------------------------------------------------------------------
 # run_arrays
@@ -424,7 +602,7 @@ def run_arrays(
 
 
 # ---------------------------------------------------------------------------------------------
-# sweep
+# sweep: configurations × seeds
 
 
 def sweep(
@@ -442,6 +620,11 @@ def sweep(
     progress: bool | None = None,
 ) -> SweepResult:
     """Every configuration of ``grid`` × every seed, as one vectorized computation.
+
+    The program is cached by ``make_learner`` (the same function object), the problem (a
+    Problem's structure, or the same function object) and the grid's parameter names: a second
+    sweep with other grid values, seeds or a number of steps that keeps the lane counts reuses
+    it (see the module docstring).
 
     Args:
       make_learner: builds the learner from grid parameters given by keyword, e.g.
@@ -464,165 +647,42 @@ def sweep(
     """
     columns = check_grid(grid)
     seed_values = check_seeds(seeds)
-    steps, record_every, num_bins = check_schedule(steps, record_every)
-    threshold = check_threshold(divergence_threshold)
-    block_steps = _block_plan(record_every, block_steps)
-    learner_names = keyword_names(make_learner)
-    problem_names = None if isinstance(problem, Problem) else keyword_names(problem)
-    if not isinstance(problem, Problem) and not callable(problem):
-        check_problem(problem)
-    for name in columns:
-        used_by_learner = learner_names is None or name in learner_names
-        used_by_problem = not isinstance(problem, Problem) and (
-            problem_names is None or name in problem_names
-        )
-        if not (used_by_learner or used_by_problem):
-            raise ValueError(f"grid parameter {name!r} is accepted neither by `make_learner` nor "
-                             "by `problem`")
-
+    plan = _plan(steps, record_every, divergence_threshold, chunk_steps, block_steps)
     names = list(columns)
     configs = np.array(list(itertools.product(*columns.values())), dtype=np.float64)
     grid_values = {name: configs[:, i].astype(columns[name].dtype) for i, name in enumerate(names)}
+    program = _sweep_program(make_learner, problem, grid_values, plan)
     num_configs, num_seeds = len(configs), len(seed_values)
-    # With a fixed problem, the lanes of one seed read the same stream: it is drawn once per seed
-    # and shared by all configurations (as run alone, each lane sees the stream of its seed).
-    shared_stream = isinstance(problem, Problem)
-
-    def build_problem(values: dict[str, Any]):
-        if shared_stream:
-            return problem
-        built = problem(**select(values, problem_names))
-        check_problem(built)
-        return built
-
-    def build_learner(values: dict[str, Any]):
-        return make_learner(**select(values, learner_names))
-
-    def lane_values(hyperparameters) -> dict[str, Any]:
-        return dict(zip(names, hyperparameters))
-
-    learner0, problem0 = check_configurations(
-        num_configs, lambda index: {name: values[index].item()
-                                    for name, values in grid_values.items()},
-        build_learner, build_problem, learner_names, {} if shared_stream else problem_names,
-    )
-    key = jax.random.PRNGKey(0)
-    metric_names = _metric_names(
-        learner0, jax.eval_shape(learner0.init, key),
-        *_first_sample(problem0, jax.eval_shape(problem0.init, key)),
-    )
-    itemsize = jnp.zeros((), jnp.result_type(float)).dtype.itemsize
-    lane_bytes = itemsize * (
-        block_steps * (problem0.num_features + 2) * (1 if shared_stream else 2)
-        + num_bins * (problem0.num_features + 1) * 3
-    )
     if lanes_per_chunk is None:
-        lanes_per_chunk = max(1, CHUNK_MEMORY_BYTES // lane_bytes)
+        lanes_per_chunk = max(1, CHUNK_MEMORY_BYTES // program.lane_bytes(plan.num_bins))
     lanes_per_chunk = check_count("lanes_per_chunk", lanes_per_chunk)
     seeds_per_chunk = min(num_seeds, lanes_per_chunk)
     configs_per_chunk = min(num_configs, max(1, lanes_per_chunk // seeds_per_chunk))
-    bins_per_chunk = _bins_per_chunk(num_bins, record_every, chunk_steps)
     float_dtype = jnp.result_type(float)
-
-    def over_configs_and_seeds(function, config_axis, seed_axis):
-        return jax.vmap(jax.vmap(function, in_axes=seed_axis), in_axes=config_axis)
-
-    def init_chunk(hyperparameters, seeds):
-        problem_keys, learner_keys = jax.vmap(_split_seed)(seeds).swapaxes(0, 1)
-
-        def init_learner(hyperparameters, key):
-            return build_learner(lane_values(hyperparameters)).init(key)
-
-        def init_problem(hyperparameters, key):
-            return build_problem(lane_values(hyperparameters)).init(key)
-
-        learner_states = over_configs_and_seeds(init_learner, (0, None), (None, 0))(
-            hyperparameters, learner_keys
-        )
-        if shared_stream:
-            problem_states = jax.vmap(problem.init)(problem_keys)
-        else:
-            problem_states = over_configs_and_seeds(init_problem, (0, None), (None, 0))(
-                hyperparameters, problem_keys
-            )
-        lane_zeros = jnp.zeros((len(hyperparameters), len(seeds)), jnp.uint32)
-        return _Carry(problem_states, learner_states, lane_zeros, lane_zeros)
-
-    def run_chunk(hyperparameters, carry: _Carry, num_bins_in_chunk: int):
-        sample_config_axis = None if shared_stream else 0
-        time_axis = 1 if shared_stream else 2
-
-        def generate(problem_states, num_steps):
-            if shared_stream:
-                return jax.vmap(lambda state: problem.generate(state, num_steps))(problem_states)
-            return over_configs_and_seeds(
-                lambda h, state: build_problem(lane_values(h)).generate(state, num_steps),
-                (0, 0), (None, 0),
-            )(hyperparameters, problem_states)
-
-        def learn(lanes: _Lane, samples):
-            def lane_scan(h, lane, x, y):
-                return _learner_scan(build_learner(lane_values(h)), lane, x, y, threshold)[0]
-
-            return over_configs_and_seeds(
-                lane_scan, (0, 0, sample_config_axis, sample_config_axis), (None, 0, 0, 0)
-            )(hyperparameters, lanes, samples.x, samples.y)
-
-        def end_bin(h, start_state, lane):
-            return _end_bin(build_learner(lane_values(h)), start_state, lane, record_every)
-
-        def bin_body(carry: _Carry, _):
-            lanes = _Lane(carry.learner_state, carry.diverged_at, carry.step,
-                          _zero_sums(metric_names, carry.step.shape))
-            problem_states, lanes, info = _feed_bin(
-                generate, learn, carry.problem_state, lanes, record_every, block_steps,
-                lambda info: jax.tree.map(lambda a: jnp.take(a, -1, axis=time_axis), info),
-            )
-            learner_states, (mean_squared_error, record) = over_configs_and_seeds(
-                end_bin, (0, 0, 0), (None, 0, 0)
-            )(hyperparameters, carry.learner_state, lanes)
-            info = jax.tree.map(
-                lambda a: jnp.broadcast_to(a, mean_squared_error.shape + a.shape[time_axis:]),
-                info,
-            )
-            new_carry = _Carry(problem_states, learner_states, lanes.diverged_at, lanes.step)
-            return new_carry, (mean_squared_error, record, info)
-
-        return jax.lax.scan(bin_body, carry, None, length=num_bins_in_chunk)
-
-    init_compiled = jax.jit(init_chunk)
-    run_compiled = jax.jit(run_chunk, static_argnums=2)
 
     def padded(values, start, size):
         """``values[start:start + size]``, padded by repeating the last (one compilation)."""
         index = np.minimum(np.arange(start, start + size), len(values) - 1)
         return values[index], min(size, len(values) - start)
 
-    num_lanes = num_configs * num_seeds
-    squared_error = np.empty((num_configs, num_seeds, num_bins))
+    squared_error = np.empty((num_configs, num_seeds, plan.num_bins))
     diverged_at = np.zeros((num_configs, num_seeds), np.int64)
     learner_records = info = None
-    with tqdm(
-        total=num_lanes * steps, unit="lane-step", unit_scale=True, desc="sweep",
-        disable=not _show_progress(progress, num_lanes * steps), leave=False,
-    ) as bar:
+    work = num_configs * num_seeds * plan.steps
+    with tqdm(total=work, unit="lane-step", unit_scale=True, desc="sweep",
+              disable=not _show_progress(progress, work), leave=False) as bar:
         for first_config in range(0, num_configs, configs_per_chunk):
             chunk_configs, real_configs = padded(configs, first_config, configs_per_chunk)
             hyperparameters = jnp.asarray(chunk_configs, float_dtype)
             for first_seed in range(0, num_seeds, seeds_per_chunk):
                 chunk_seeds, real_seeds = padded(seed_values, first_seed, seeds_per_chunk)
-                carry = init_compiled(hyperparameters, jnp.asarray(chunk_seeds, jnp.uint32))
-                time_parts = []
-                for first_bin in range(0, num_bins, bins_per_chunk):
-                    bins = min(bins_per_chunk, num_bins - first_bin)
-                    carry, records = run_compiled(hyperparameters, carry, bins)
-                    # Records come time-major: [bins, configs, seeds, ...].
-                    time_parts.append(_to_numpy(records))
-                    _report_progress(bar, real_configs * real_seeds * bins * record_every)
+                carry, records = _run_lanes(
+                    program, plan, hyperparameters, jnp.asarray(chunk_seeds, jnp.uint32), bar,
+                    real_configs * real_seeds,
+                )
                 real = (slice(real_configs), slice(real_seeds))
                 chunk_squared_error, chunk_records, chunk_info = jax.tree.map(
-                    lambda a, real=real: np.moveaxis(a, 0, 2)[real],
-                    _concatenate(time_parts, axis=0),
+                    lambda a, real=real: a[real], records
                 )
                 if learner_records is None:
                     learner_records, info = jax.tree.map(
@@ -640,11 +700,58 @@ def sweep(
     return SweepResult(
         grid=grid_values,
         seeds=seed_values,
-        steps=record_every * np.arange(1, num_bins + 1),
+        steps=plan.record_every * np.arange(1, plan.num_bins + 1),
         squared_error=squared_error.astype(float_dtype),
         records=learner_records,
         info=info,
         diverged_at=diverged_at,
-        parameters={"steps": steps, "record_every": record_every,
-                    "divergence_threshold": threshold},
+        parameters={"steps": plan.steps, "record_every": plan.record_every,
+                    "divergence_threshold": plan.threshold},
     )
+
+
+def _sweep_program(make_learner, problem, grid_values: dict[str, np.ndarray],
+                   plan: _Plan) -> _Program:
+    """The plan's validation of the grid (every configuration built with Python numbers) and
+    the cached lane program that builds each lane's learner (and problem) from its grid row."""
+    names = list(grid_values)
+    learner_names = keyword_names(make_learner)
+    # With a fixed problem, the lanes of one seed read the same stream: it is drawn once per seed
+    # and shared by all configurations (as run alone, each lane sees the stream of its seed).
+    shared_stream = isinstance(problem, Problem)
+    problem_names = None if shared_stream else keyword_names(problem)
+    if not shared_stream and not callable(problem):
+        check_problem(problem)
+    for name in names:
+        used_by_learner = learner_names is None or name in learner_names
+        used_by_problem = not shared_stream and (problem_names is None or name in problem_names)
+        if not (used_by_learner or used_by_problem):
+            raise ValueError(f"grid parameter {name!r} is accepted neither by `make_learner` nor "
+                             "by `problem`")
+
+    def build_problem(values: dict[str, Any]):
+        if shared_stream:
+            return problem
+        built = problem(**select(values, problem_names))
+        check_problem(built)
+        return built
+
+    def build_learner(values: dict[str, Any]):
+        return make_learner(**select(values, learner_names))
+
+    learner0, problem0 = check_configurations(
+        len(next(iter(grid_values.values()))),
+        lambda index: {name: values[index].item() for name, values in grid_values.items()},
+        build_learner, build_problem, learner_names, {} if shared_stream else problem_names,
+    )
+    spec = _LaneSpec(
+        build_learner=lambda row: build_learner(dict(zip(names, row))),
+        build_problem=lambda row: build_problem(dict(zip(names, row))),
+        config_axis=0, shared_stream=shared_stream,
+    )
+    # A fixed problem's floats are compiled in (by value, as when it is built in make_learner).
+    problem_key = split(problem, trace_floats=False)[0] if shared_stream else Identity(problem)
+    key = ("sweep", Identity(make_learner), problem_key, tuple(names), plan.record_every,
+           plan.block_steps, jnp.result_type(float))
+    return _cached_program(key, lambda: _lane_program(spec, learner0, problem0, plan.record_every,
+                                                      plan.block_steps))
