@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from metastep._structure import recorded
 from metastep.methods._step_sizes import NoStepSizesError, step_sizes
 
 
@@ -49,6 +50,7 @@ class StepOutput(NamedTuple):
     metrics: dict[str, jax.Array] = {}  # per-step scalars the engine averages per bin
 
 
+@recorded
 class LinearLearner:
     """A linear unit ``y = w·x`` (weights start at 0) trained by ``method``.
 

@@ -63,6 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from metastep._structure import recorded
 from metastep.deep.curvature import check_curvature, check_loss, extra_args
 from metastep.deep.models import Model, as_model, leaf_names
 from metastep.learner import StepOutput, check_real
@@ -98,6 +99,7 @@ def _quantiles_per_array(arrays: list[jax.Array], levels: Sequence[float]) -> ja
     return below + fraction * (ordered[offsets[:, None] + upper] - below)
 
 
+@recorded
 class DeepLearner:
     """A network trained online by ``method``; see the module docstring for the contract.
 

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from metastep._structure import recorded
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "tanh": jnp.tanh,
@@ -33,6 +35,7 @@ class Model(NamedTuple):
     input_shape: tuple[int, ...]  # the shape of one example
 
 
+@recorded
 def mlp(sizes: Sequence[int] = (784, 300, 150, 10), activation: str = "relu") -> Model:
     """A fully connected network in plain JAX: ``sizes[0]`` inputs, ``sizes[-1]`` linear outputs.
 

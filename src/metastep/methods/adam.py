@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
 
@@ -70,6 +71,7 @@ def _adam_moments(grads, momentum, normalizer, count, momentum_rate, normalizer_
     return momentum, normalizer, corrected_momentum, jax.tree.map(root, normalizer)
 
 
+@recorded
 def adam(
     learning_rate: optax.ScalarOrSchedule = 1e-3,
     momentum_rate: float = 0.1,

@@ -53,6 +53,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep._structure import recorded
 from metastep.methods import _common, _signals
 from metastep.methods._step_sizes import method_state
 
@@ -88,6 +89,7 @@ def _unit_axes_function(unit_axes: str | Callable) -> Callable:
     )
 
 
+@recorded
 def autostep(
     meta_step_size: float = 0.01,
     initial_step_size: float = 0.05,

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
 
@@ -38,6 +39,7 @@ class DeltaDeltaState(NamedTuple):
     step_sizes: Any  # α used by the last update, per weight
 
 
+@recorded
 def delta_delta(
     meta_step_size: float = 0.03,
     initial_step_size: float = 0.01,

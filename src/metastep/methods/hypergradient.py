@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
 from metastep.methods.adam import _adam_moments
@@ -95,6 +96,7 @@ def _init_hypergradient(params, initial_step_size, granularity):
     return learned, _common.broadcast_blocks(learned, params, granularity)
 
 
+@recorded
 def hypergradient(
     meta_step_size: float = 1e-3,
     initial_step_size: float = 1e-3,
@@ -134,6 +136,7 @@ def hypergradient(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+@recorded
 def adam_hypergradient(
     meta_step_size: float = 1e-7,
     initial_step_size: float = 1e-3,

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep._structure import recorded
 from metastep.methods import _common, _signals
 from metastep.methods._step_sizes import method_state
 
@@ -37,6 +38,7 @@ class IDBDState(NamedTuple):
     step_sizes: Any  # α = exp(β) used by the last update, per weight
 
 
+@recorded
 def idbd(
     meta_step_size: float = 0.01,
     initial_step_size: float = 0.05,

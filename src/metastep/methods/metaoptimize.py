@@ -63,6 +63,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
 
@@ -122,6 +123,7 @@ def _meta_transformation(meta: Any, meta_step_size: Any) -> optax.GradientTransf
     return _META_FACTORIES[meta](meta_step_size)
 
 
+@recorded
 def metaoptimize(
     base: str | optax.GradientTransformation = "adam",
     meta: str | optax.GradientTransformation = "adam",

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
 
@@ -39,6 +40,7 @@ class RMSpropState(NamedTuple):
     step_sizes: Any  # α = η / sqrt(v + ε) used by the last update, per weight
 
 
+@recorded
 def rmsprop(
     learning_rate: optax.ScalarOrSchedule = 1e-3,
     normalizer_rate: float = 0.01,

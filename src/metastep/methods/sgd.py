@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
 
@@ -46,6 +47,7 @@ def _check_learning_rate_leaves(learning_rate: Any) -> None:
             raise ValueError(f"`learning_rate` must be finite and >= 0 everywhere, got {leaf!r}")
 
 
+@recorded
 def sgd(learning_rate: Any = 0.01) -> optax.GradientTransformationExtraArgs:
     """LMS / SGD with a given step size: ``w ← w − α g``.
 

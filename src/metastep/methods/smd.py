@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep._structure import recorded
 from metastep.methods import _common, _signals
 from metastep.methods._step_sizes import method_state
 
@@ -64,6 +65,7 @@ def _curvature_times(trace: Any, grads: Any, extra_args: dict) -> Any:
     )
 
 
+@recorded
 def smd(
     meta_step_size: float = 0.01,
     initial_step_size: float = 0.05,

@@ -18,6 +18,7 @@ import functools
 
 import numpy as np
 
+from metastep._structure import recorded
 from metastep.problems._base import Problem
 from metastep.problems.permuted import permuted_classification
 
@@ -37,6 +38,7 @@ def load_digits_data() -> tuple[np.ndarray, np.ndarray]:
     return digits.data.astype(np.uint8), digits.target.astype(np.uint8)
 
 
+@recorded
 def permuted_digits(switch_every: int = 5_000) -> Problem:
     """Input-permuted digits: a new pixel permutation of the 64 inputs every ``switch_every`` steps.
 
@@ -56,6 +58,7 @@ def permuted_digits(switch_every: int = 5_000) -> Problem:
     )
 
 
+@recorded
 def label_permuted_digits(switch_every: int = 2_500) -> Problem:
     """Label-permuted digits: a new permutation of the 10 labels every ``switch_every`` steps.
 

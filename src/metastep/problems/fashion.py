@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metastep._structure import recorded
 from metastep.problems._base import Problem
 from metastep.problems.permuted import permuted_classification
 
@@ -131,6 +132,7 @@ def load_fashion_mnist(
     return images.reshape(images.shape[0], -1), labels
 
 
+@recorded
 def permuted_fashion(
     switch_every: int = 5_000, path: str | os.PathLike | None = None, split: str = "train"
 ) -> Problem:

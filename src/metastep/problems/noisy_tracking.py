@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from metastep._structure import recorded
 from metastep.methods._common import check_non_negative
 from metastep.problems._base import Problem, Sample, step_keys
 from metastep.problems._common import check_count, standard_draws, steps_of_block
@@ -89,6 +90,7 @@ class NoisyTrackingState(NamedTuple):
     sigma: jax.Array  # [] the σ of the current regime
 
 
+@recorded
 def noisy_tracking(
     preset: str = "talk", regime_length: int = 50_000, sigma_max: float = 3.0
 ) -> Problem:

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from metastep._structure import recorded
 from metastep.methods._common import check_positive
 from metastep.problems._base import Problem, Sample, step_keys
 from metastep.problems._common import check_count, steps_of_block
@@ -47,6 +48,7 @@ def task_permutation(permutation_key: jax.Array, task: jax.Array, size: int) -> 
     return jax.random.permutation(jax.random.fold_in(permutation_key, task), size)
 
 
+@recorded
 def permuted_classification(
     images: np.ndarray,
     labels: np.ndarray,

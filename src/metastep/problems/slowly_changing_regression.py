@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from metastep._structure import recorded
 from metastep.methods._common import check_finite
 from metastep.problems._base import Problem, Sample, step_keys
 from metastep.problems._common import check_count, is_boundary, steps_of_block
@@ -93,6 +94,7 @@ class SlowlyChangingRegressionState(NamedTuple):
     target: LTUNetwork
 
 
+@recorded
 def slowly_changing_regression(
     variant: str = "redraw",
     num_slow: int = 15,

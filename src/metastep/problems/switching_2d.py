@@ -19,6 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from metastep._structure import recorded
 from metastep.methods._common import check_unit_interval
 from metastep.problems._base import Problem, Sample, step_keys
 from metastep.problems._common import (
@@ -36,6 +37,7 @@ class Switching2DState(NamedTuple):
     sign: jax.Array  # [1] the sign of w2* before the next example
 
 
+@recorded
 def switching_2d(flip_every: int = 20, flip_probability: float = 0.5) -> Problem:
     """The two-dimensional switching stream (the talk; Degris et al. 2024).
 

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from metastep._structure import recorded
 from metastep.methods._common import check_positive
 from metastep.problems._base import Problem, Sample, step_keys
 from metastep.problems._common import (
@@ -40,6 +41,7 @@ class WeightFlippingState(NamedTuple):
     signs: jax.Array  # [num_relevant] ±1, the signs in force before the next example
 
 
+@recorded
 def weight_flipping(
     num_inputs: int = 20, num_relevant: int = 5, flip_every: int = 20, scale: float = 1.0
 ) -> Problem:
