@@ -5,8 +5,8 @@ The map, from data to report:
 - a **Problem** (``ms.problems``): a pure JAX stream of examples;
 - a **method** (``ms.idbd``, ``ms.autostep``, ``ms.adam``, ...): an optax
   ``GradientTransformation`` that meta-learns its step sizes;
-- a **learner** (``ms.LinearLearner``, ``ms.deep.DeepLearner``): the model that the method updates,
-  predicting before each update;
+- a **learner** (``ms.LinearLearner``, ``ms.deep.DeepLearner``, or any object that follows the
+  protocol ``ms.Learner``): the model that the method updates, predicting before each update;
 - **run / sweep** (``ms.run``, ``ms.sweep``): the engine that streams a problem through a learner,
   one run or a grid of lanes at once, into a ``RunResult`` or ``SweepResult``;
 - an **Experiment** (``metastep.experiments``): one paper's experiment, declared as shards, each
@@ -22,7 +22,8 @@ from importlib.metadata import version as _package_version
 
 from metastep import deep, methods, problems
 from metastep.engine import run, run_arrays, sweep
-from metastep.learner import LinearLearner, LinearLearnerState, StepOutput
+from metastep._learner_protocol import Learner, StepOutput
+from metastep.learner import LinearLearner, LinearLearnerState
 from metastep.methods import (
     adam,
     adam_hypergradient,
@@ -45,6 +46,7 @@ except PackageNotFoundError:  # run from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Learner",
     "LinearLearner",
     "LinearLearnerState",
     "RunArraysResult",

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastep.learner import check_real
+from metastep._checks import check_real
 from metastep.problems._base import Problem
 
 # The step counters (the engine's and the problems') are uint32.

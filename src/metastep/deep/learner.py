@@ -63,12 +63,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from metastep._checks import check_real, check_unit_interval
+from metastep._learner_protocol import StepOutput, as_method, log10_step_sizes, step_sizes_or_nan
 from metastep._structure import recorded
 from metastep.deep.curvature import check_curvature, check_loss, extra_args
 from metastep.deep.models import Model, as_model, leaf_names
-from metastep.learner import StepOutput, check_real
-from metastep.methods._common import check_unit_interval
-from metastep.methods._step_sizes import NoStepSizesError, step_sizes
 
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)
 
@@ -136,13 +135,11 @@ class DeepLearner:
         input_shape: Sequence[int] | None = None,
         average_rate: float = 0.01,
     ):
-        if not hasattr(method, "init") or not hasattr(method, "update"):
-            raise ValueError(f"`method` must be an optax GradientTransformation, got {method!r}")
+        self.method = as_method(method)
         check_loss(loss)
         check_curvature(curvature)
         check_unit_interval("average_rate", average_rate)
         self.model = as_model(model, input_shape)
-        self.method = optax.with_extra_args_support(method)
         self.loss = loss
         self.curvature = curvature
         self.average_rate = average_rate
@@ -259,17 +256,11 @@ class DeepLearner:
 
     def step_sizes(self, state: DeepLearnerState) -> Any:
         """Per-weight step sizes used by the last update (NaN for plain optax optimizers)."""
-        try:
-            return step_sizes(state.opt_state)
-        except NoStepSizesError:  # plain optax optimizers; ambiguity still raises
-            return jax.tree.map(lambda p: jnp.full_like(p, jnp.nan), state.params)
+        return step_sizes_or_nan(state.opt_state, state.params)
 
     def record(self, state: DeepLearnerState) -> dict[str, jax.Array]:
         """Step-size statistics per parameter array (see the module docstring)."""
-        logs = [
-            jnp.log10(jnp.maximum(a, jnp.finfo(a.dtype).tiny)).reshape(-1)
-            for a in jax.tree.leaves(self.step_sizes(state))
-        ]
+        logs = log10_step_sizes(self.step_sizes(state))
         means = jnp.stack([jnp.mean(values) for values in logs])
         quantiles = _quantiles_per_array(logs, self.quantile_levels)
         denominator = state.squared_error_average

@@ -1,4 +1,4 @@
-"""What every step-size method shares: argument checks, dtypes, granularity, schedules.
+"""What every step-size method shares: method-specific checks, dtypes, granularity, schedules.
 
 Conventions (see docs/methods.md#notation-and-conventions):
 
@@ -31,7 +31,6 @@ Conventions (see docs/methods.md#notation-and-conventions):
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
@@ -39,44 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from metastep._checks import check_non_negative, check_positive, is_concrete
+
 GRANULARITIES = ("weight", "tensor", "scalar")
-
-
-def _is_concrete(value: Any) -> bool:
-    return not isinstance(value, jax.core.Tracer)
-
-
-def _as_float(name: str, value: Any) -> float | None:
-    """The value as a Python float, or None when it is traced or not a scalar."""
-    if not _is_concrete(value):
-        return None
-    # float() would parse a numeric string and drop an imaginary part without a word.
-    if isinstance(value, (str, bytes)) or np.iscomplexobj(value):
-        raise ValueError(f"`{name}` must be a real number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"`{name}` must be a real number, got {value!r}") from error
-
-
-def check_finite(name: str, value: Any) -> None:
-    v = _as_float(name, value)
-    if v is not None and not math.isfinite(v):
-        raise ValueError(f"`{name}` must be finite, got {v}")
-
-
-def check_non_negative(name: str, value: Any) -> None:
-    check_finite(name, value)
-    v = _as_float(name, value)
-    if v is not None and v < 0:
-        raise ValueError(f"`{name}` must be >= 0, got {v}")
-
-
-def check_positive(name: str, value: Any, reason: str = "") -> None:
-    check_finite(name, value)
-    v = _as_float(name, value)
-    if v is not None and v <= 0:
-        raise ValueError(f"`{name}` must be > 0, got {v}" + (f": {reason}" if reason else ""))
 
 
 EPS_REASON = (
@@ -114,14 +78,6 @@ def increment(count: jax.Array) -> jax.Array:
 
 def new_count() -> jax.Array:
     return jnp.zeros([], jnp.int32)
-
-
-def check_unit_interval(name: str, value: Any) -> None:
-    """Rates and decays: a number in [0, 1]."""
-    check_finite(name, value)
-    v = _as_float(name, value)
-    if v is not None and not 0.0 <= v <= 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1], got {v}")
 
 
 def check_granularity(granularity: str) -> None:
@@ -210,7 +166,7 @@ def check_positive_step_sizes(name: str, value: Any) -> None:
         check_positive(name, value)
         return
     for leaf in jax.tree.leaves(value):
-        if _is_concrete(leaf):
+        if is_concrete(leaf):
             array = np.asarray(leaf, dtype=float)
             if not (np.all(np.isfinite(array)) and np.all(array > 0)):
                 raise ValueError(f"`{name}` must hold finite values > 0")

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep import _checks
 from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
@@ -93,8 +94,8 @@ def adam(
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
     _common.check_step_size_schedule("learning_rate", learning_rate)
-    _common.check_unit_interval("momentum_rate", momentum_rate)
-    _common.check_unit_interval("normalizer_rate", normalizer_rate)
+    _checks.check_unit_interval("momentum_rate", momentum_rate)
+    _checks.check_unit_interval("normalizer_rate", normalizer_rate)
     _common.check_eps(eps)
 
     def init_fn(params):

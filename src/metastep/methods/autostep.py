@@ -53,6 +53,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep import _checks
 from metastep._structure import recorded
 from metastep.methods import _common, _signals
 from metastep.methods._step_sizes import method_state
@@ -114,9 +115,9 @@ def autostep(
 
     Extra arguments of ``update``: ``curvature`` (required), the diagonal curvature ``c``.
     """
-    _common.check_non_negative("meta_step_size", meta_step_size)
-    _common.check_positive("initial_step_size", initial_step_size)
-    _common.check_positive("tau", tau)
+    _checks.check_non_negative("meta_step_size", meta_step_size)
+    _checks.check_positive("initial_step_size", initial_step_size)
+    _checks.check_positive("tau", tau)
     _common.check_granularity(granularity)
     if granularity != "weight":
         raise ValueError(

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep import _checks
 from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
@@ -60,9 +61,9 @@ def delta_delta(
 
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
-    _common.check_non_negative("meta_step_size", meta_step_size)
-    _common.check_positive("initial_step_size", initial_step_size)
-    _common.check_positive("min_step_size", min_step_size)
+    _checks.check_non_negative("meta_step_size", meta_step_size)
+    _checks.check_positive("initial_step_size", initial_step_size)
+    _checks.check_positive("min_step_size", min_step_size)
 
     def init_fn(params):
         return DeltaDeltaState(

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep import _checks
 from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
@@ -67,11 +68,11 @@ class AdamHypergradientState(NamedTuple):
 
 
 def _check_common(meta_step_size, initial_step_size, granularity, min_step_size) -> None:
-    _common.check_non_negative("meta_step_size", meta_step_size)
-    _common.check_non_negative("initial_step_size", initial_step_size)
+    _checks.check_non_negative("meta_step_size", meta_step_size)
+    _checks.check_non_negative("initial_step_size", initial_step_size)
     _common.check_granularity(granularity)
     if min_step_size is not None:
-        _common.check_non_negative("min_step_size", min_step_size)
+        _checks.check_non_negative("min_step_size", min_step_size)
 
 
 def _hypergradient_step(
@@ -166,8 +167,8 @@ def adam_hypergradient(
     (``curvature``, ...) are accepted and ignored.
     """
     _check_common(meta_step_size, initial_step_size, granularity, min_step_size)
-    _common.check_unit_interval("momentum_rate", momentum_rate)
-    _common.check_unit_interval("normalizer_rate", normalizer_rate)
+    _checks.check_unit_interval("momentum_rate", momentum_rate)
+    _checks.check_unit_interval("normalizer_rate", normalizer_rate)
     _common.check_eps(eps)
 
     def init_fn(params):

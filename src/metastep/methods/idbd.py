@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep import _checks
 from metastep._structure import recorded
 from metastep.methods import _common, _signals
 from metastep.methods._step_sizes import method_state
@@ -63,13 +64,13 @@ def idbd(
 
     Extra arguments of ``update``: ``curvature`` (required), the diagonal curvature ``c``.
     """
-    _common.check_non_negative("meta_step_size", meta_step_size)
+    _checks.check_non_negative("meta_step_size", meta_step_size)
     _common.check_positive_step_sizes("initial_step_size", initial_step_size)
     _common.check_granularity(granularity)
     if max_log_step_size_change is not None:
-        _common.check_positive("max_log_step_size_change", max_log_step_size_change)
+        _checks.check_positive("max_log_step_size_change", max_log_step_size_change)
     if min_log_step_size is not None:
-        _common.check_finite("min_log_step_size", min_log_step_size)
+        _checks.check_finite("min_log_step_size", min_log_step_size)
 
     def init_fn(params):
         log_step_size = jax.tree.map(jnp.log, _common.initial_blocks(

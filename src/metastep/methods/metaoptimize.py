@@ -63,6 +63,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep import _checks
 from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
@@ -158,16 +159,16 @@ def metaoptimize(
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
     _common.check_step_size_schedule("meta_step_size", meta_step_size)
-    _common.check_positive("initial_step_size", initial_step_size)
+    _checks.check_positive("initial_step_size", initial_step_size)
     _common.check_granularity(granularity)
-    _common.check_unit_interval("discount", discount)
+    _checks.check_unit_interval("discount", discount)
     if weight_decay is None:
         weight_decay = ADAMW_WEIGHT_DECAY if base == "adamw" else 0.0
-    _common.check_non_negative("weight_decay", weight_decay)
+    _checks.check_non_negative("weight_decay", weight_decay)
     base_transformation = _base_transformation(base, base_options)
     meta_transformation = _meta_transformation(meta, meta_step_size)
     # A concrete κ = 0 skips the decay (and the need for params); a traced κ always applies it.
-    decays = not (_common._is_concrete(weight_decay) and float(weight_decay) == 0.0)
+    decays = not (_checks.is_concrete(weight_decay) and float(weight_decay) == 0.0)
 
     def init_fn(params):
         log_step_size = jax.tree.map(

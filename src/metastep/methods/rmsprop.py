@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep import _checks
 from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
@@ -61,7 +62,7 @@ def rmsprop(
     Extra arguments of ``update`` (``curvature``, ...) are accepted and ignored.
     """
     _common.check_step_size_schedule("learning_rate", learning_rate)
-    _common.check_unit_interval("normalizer_rate", normalizer_rate)
+    _checks.check_unit_interval("normalizer_rate", normalizer_rate)
     _common.check_eps(eps)
 
     def normalized_step_sizes(count, normalizer):

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from metastep import _checks
 from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
@@ -61,7 +62,7 @@ def sgd(learning_rate: Any = 0.01) -> optax.GradientTransformationExtraArgs:
     """
     scalar = not _common.is_schedule(learning_rate) and _is_scalar(learning_rate)
     if scalar:
-        _common.check_non_negative("learning_rate", learning_rate)
+        _checks.check_non_negative("learning_rate", learning_rate)
     elif not _common.is_schedule(learning_rate):
         _check_learning_rate_leaves(learning_rate)
 

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metastep import _checks
 from metastep._structure import recorded
 from metastep.methods import _common, _signals
 from metastep.methods._step_sizes import method_state
@@ -89,11 +90,11 @@ def smd(
     Extra arguments of ``update``: ``curvature_vector_product`` (``v -> C v``), or, as a diagonal
     fallback, ``curvature`` (``c``); one of them is required.
     """
-    _common.check_non_negative("meta_step_size", meta_step_size)
-    _common.check_positive("initial_step_size", initial_step_size)
-    _common.check_unit_interval("decay", decay)
-    _common.check_unit_interval("min_gain_factor", min_gain_factor)
-    _common.check_positive("min_gain_factor", min_gain_factor)
+    _checks.check_non_negative("meta_step_size", meta_step_size)
+    _checks.check_positive("initial_step_size", initial_step_size)
+    _checks.check_unit_interval("decay", decay)
+    _checks.check_unit_interval("min_gain_factor", min_gain_factor)
+    _checks.check_positive("min_gain_factor", min_gain_factor)
     _common.check_granularity(granularity)
 
     def init_fn(params):

@@ -1,16 +1,10 @@
-"""What the problems share: argument checks, per-step draws, sign-flip schedules."""
+"""What the problems share: per-step draws, sign-flip schedules."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-
-def check_count(name: str, value: object, minimum: int = 1) -> None:
-    """Structural sizes (numbers of inputs, period lengths) shape arrays: Python ints only."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
 
 
 def steps_of_block(first_step: jax.Array, num_steps: int) -> jax.Array:

@@ -27,10 +27,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from metastep._checks import check_count, check_non_negative
 from metastep._structure import recorded
-from metastep.methods._common import check_non_negative
 from metastep.problems._base import Problem, Sample, step_keys
-from metastep.problems._common import check_count, standard_draws, steps_of_block
+from metastep.problems._common import standard_draws, steps_of_block
 
 PRESETS = ("talk", "paper")
 

@@ -29,10 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from metastep._checks import check_count, check_positive
 from metastep._structure import recorded
-from metastep.methods._common import check_positive
 from metastep.problems._base import Problem, Sample, step_keys
-from metastep.problems._common import check_count, steps_of_block
+from metastep.problems._common import steps_of_block
 
 PERMUTE = ("inputs", "labels")
 

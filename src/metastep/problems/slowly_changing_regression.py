@@ -46,10 +46,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from metastep._checks import check_count, check_finite
 from metastep._structure import recorded
-from metastep.methods._common import check_finite
 from metastep.problems._base import Problem, Sample, step_keys
-from metastep.problems._common import check_count, is_boundary, steps_of_block
+from metastep.problems._common import is_boundary, steps_of_block
 
 VARIANTS = ("redraw", "flip_one")
 

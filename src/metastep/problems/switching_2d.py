@@ -19,12 +19,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from metastep._checks import check_count, check_unit_interval
 from metastep._structure import recorded
-from metastep.methods._common import check_unit_interval
 from metastep.problems._base import Problem, Sample, step_keys
 from metastep.problems._common import (
     apply_flips,
-    check_count,
     is_boundary,
     standard_draws,
     steps_of_block,
