@@ -1,0 +1,213 @@
+"""What every optimizer of :mod:`metastep.torch` shares: the ``torch.optim.Optimizer`` contract,
+the side signals of ``step``, step sizes shared by a block of weights, argument checks.
+
+Conventions (the JAX methods' of docs/methods.md#notation-and-conventions, in PyTorch's shape):
+
+* Hyperparameters live in the param groups (``optimizer.param_groups[i]["meta_step_size"]``), are
+  checked when a group is added and again at every step (they may be changed between steps), and
+  are read at every step; initial step sizes only set the state of a parameter at its first step.
+* ``step(closure=None, *, curvature=None, curvature_vector_product=None)``. ``curvature`` is a
+  sequence of tensors, one per parameter of ``param_groups`` in order (all of them, those without
+  a gradient too; ``None`` is allowed there), each the shape of its parameter: the diagonal
+  curvature ``c``. ``curvature_vector_product`` maps such a list ``v`` to ``C v``. A closure may
+  return the loss or, as :class:`metastep.torch.Curvature` does, ``(loss, curvature)``.
+* A step updates the parameters that have a gradient; the state of a parameter is made at its
+  first step. ``granularity="tensor"`` shares one step size per parameter tensor,
+  ``"scalar"`` one per param group (the JAX methods' one for all weights, when there is one
+  group). The shared value lives in the state of the group's first parameter, and a group with
+  ``"scalar"`` granularity steps all its parameters or none.
+* The state keeps the dtype and device of its parameter; step counts are int64 tensors under the
+  key ``"step"``, which ``load_state_dict`` leaves as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from metastep.methods import _common
+
+Check = Callable[[str, Any], None]
+
+
+def check_granularity(name: str, value: Any) -> None:
+    del name
+    _common.check_granularity(value)
+
+
+def check_optional(check: Check) -> Check:
+    """``check``, or nothing for ``None``."""
+
+    def optional(name: str, value: Any) -> None:
+        if value is not None:
+            check(name, value)
+
+    return optional
+
+
+class MetaStepOptimizer(torch.optim.Optimizer):
+    """Base class: subclasses set ``checks`` (hyperparameter name → check), ``needs_curvature``,
+    and implement ``_update_group`` and ``_step_sizes_of``."""
+
+    checks: dict[str, Check] = {}
+    needs_curvature = False
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        self._check_group(group)
+        for index, p in enumerate(group["params"]):
+            if not p.is_floating_point():
+                raise ValueError(f"{type(self).__name__}: parameter {index} of a group must be a "
+                                 f"real floating-point tensor, got {p.dtype}")
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        for name, check in self.checks.items():
+            check(name, group[name])
+
+    def _parameters(self) -> list[torch.Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None, *,
+             curvature: Sequence[torch.Tensor | None] | None = None,
+             curvature_vector_product: Callable | None = None) -> Any:
+        """One update of every parameter that has a gradient.
+
+        Args:
+          closure: re-evaluates the model and returns the loss, or ``(loss, curvature)`` (e.g.
+            ``lambda: curv(x, y)`` after ``zero_grad``); run with gradients enabled.
+          curvature: the diagonal curvature, one tensor per parameter (module docstring).
+          curvature_vector_product: ``v -> C v`` over such lists (SMD).
+
+        Returns:
+          The closure's loss, or None.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+            if isinstance(loss, tuple):
+                loss, closure_curvature = loss
+                curvature = closure_curvature if curvature is None else curvature
+        for index, p in enumerate(self._parameters()):
+            if p.grad is not None and p.grad.is_sparse:
+                raise ValueError(f"{type(self).__name__} does not support sparse gradients "
+                                 f"(parameter {index}); use a dense gradient")
+        for group in self.param_groups:
+            self._check_group(group)
+        if self.needs_curvature and curvature is None:
+            raise ValueError(
+                f"{type(self).__name__} needs `curvature` in step(curvature=...): a list of "
+                "tensors, one per parameter in param_groups order, the diagonal curvature of the "
+                "loss (x**2 for a linear unit; mst.Curvature computes it for networks)"
+            )
+        per_group = None if curvature is None else self._per_group("curvature", curvature)
+        self._update(per_group, curvature_vector_product)
+        return loss
+
+    def _per_group(self, name: str, values: Sequence[torch.Tensor | None]) -> list[list[Any]]:
+        """One value per parameter, checked against it and cast to its dtype, split by group."""
+        params = self._parameters()
+        values = list(values)
+        if len(values) != len(params):
+            raise ValueError(f"`{name}` must hold one tensor per parameter ({len(params)}, in "
+                             f"param_groups order), got {len(values)}")
+        checked = []
+        for index, (value, p) in enumerate(zip(values, params)):
+            if value is None:
+                if p.grad is not None:
+                    raise ValueError(f"`{name}[{index}]` is None for a parameter with a gradient")
+                checked.append(None)
+                continue
+            if not isinstance(value, torch.Tensor) or value.shape != p.shape:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
+                raise ValueError(f"`{name}[{index}]` must be a tensor of the parameter's shape "
+                                 f"{tuple(p.shape)}, got {shape}")
+            checked.append(value.to(dtype=p.dtype, device=p.device))
+        split, start = [], 0
+        for group in self.param_groups:
+            split.append(checked[start:start + len(group["params"])])
+            start += len(group["params"])
+        return split
+
+    def _update(self, curvature: list[list[Any]] | None, curvature_vector_product: Any) -> None:
+        del curvature_vector_product
+        for index, group in enumerate(self.param_groups):
+            stepped = self._stepped(group)
+            if not stepped:
+                continue
+            group_curvature = None
+            if curvature is not None:
+                by_param = dict(zip(map(id, group["params"]), curvature[index]))
+                group_curvature = [by_param[id(p)] for p in stepped]
+            self._update_group(group, stepped, group_curvature)
+
+    def _stepped(self, group: dict[str, Any]) -> list[torch.Tensor]:
+        """The group's parameters with a gradient (all or none for a shared scalar)."""
+        stepped = [p for p in group["params"] if p.grad is not None]
+        if group.get("granularity") == "scalar" and 0 < len(stepped) < len(group["params"]):
+            raise ValueError(
+                f"{type(self).__name__}: granularity='scalar' shares one step size over a "
+                "param group, and this group has parameters with and without a gradient: put "
+                "the parameters that do not learn in a group of their own"
+            )
+        return stepped
+
+    def _update_group(self, group: dict[str, Any], params: list[torch.Tensor],
+                      curvature: list[torch.Tensor] | None) -> None:
+        raise NotImplementedError
+
+    def _step_sizes_of(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # Blocks: a step size per weight, per parameter tensor, or one per group.
+
+    def _block_state(self, group: dict[str, Any], p: torch.Tensor) -> dict[str, Any]:
+        """The state dict that holds the block values of ``p``."""
+        owner = group["params"][0] if group.get("granularity") == "scalar" else p
+        return self.state[owner]
+
+    def _init_block(self, group: dict[str, Any], p: torch.Tensor, key: str, value: float,
+                    transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """``transform(value)`` in the block shape of ``p`` (its dtype, computed in it), unless
+        the block already has it."""
+        block_state = self._block_state(group, p)
+        if key in block_state:
+            return
+        if group.get("granularity", "weight") == "weight":
+            block = torch.full_like(p, value)
+        else:
+            block = torch.tensor(value, dtype=p.dtype, device=p.device)
+        block_state[key] = block if transform is None else transform(block)
+
+    def _blocks(self, group: dict[str, Any], params: list[torch.Tensor],
+                per_weight: list[torch.Tensor]) -> list[tuple[dict[str, Any], torch.Tensor]]:
+        """``(state holding the block, meta-gradient of the block)``, once per block: the
+        per-weight meta-gradients summed over each block (in parameter order)."""
+        granularity = group.get("granularity", "weight")
+        if granularity == "weight":
+            return [(self.state[p], value) for p, value in zip(params, per_weight)]
+        if granularity == "tensor":
+            return [(self.state[p], value.sum()) for p, value in zip(params, per_weight)]
+        total = torch.zeros((), dtype=params[0].dtype, device=params[0].device)
+        for value in per_weight:
+            total = total + value.sum()
+        return [(self._block_state(group, params[0]), total)]
+
+
+def step_sizes(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The per-weight step sizes of the last step, one tensor per parameter of
+    ``optimizer.param_groups`` in order (before any step, those the first step will use).
+
+    Raises:
+      ValueError: ``optimizer`` is not a :mod:`metastep.torch` optimizer.
+    """
+    if not isinstance(optimizer, MetaStepOptimizer):
+        raise ValueError(f"`optimizer` must be a metastep.torch optimizer (IDBD, Autostep, ...), "
+                         f"got {type(optimizer).__name__}")
+    with torch.no_grad():
+        return [optimizer._step_sizes_of(group, p).expand_as(p).clone()
+                for group in optimizer.param_groups for p in group["params"]]

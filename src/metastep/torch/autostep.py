@@ -1,0 +1,134 @@
+"""Autostep (Mahmood et al. 2012) as a ``torch.optim.Optimizer``: the rule of
+:func:`metastep.autostep`.
+
+Reference: A. R. Mahmood, R. S. Sutton, T. Degris, P. M. Pilarski, "Tuning-free step-size
+adaptation", ICASSP 2012 (docs/methods.md#autostep). With gradient ``g``, diagonal curvature
+``c``, step sizes ``α`` (init ``α₀``), trace ``h`` and normalizer ``v`` (both init 0), meta step
+size ``μ`` and time constant ``τ``, in this order::
+
+    v ← max(|g h|, v + (1/τ) α c (|g h| − v))
+    α ← α exp(μ (−g h) / v)    where v ≠ 0
+    α ← α / max(Σ_{i ∈ unit} α_i c_i, 1)
+    w ← w − α g
+    h ← h (1 − α c) − α g
+
+Units follow PyTorch's layout, whose weights are stored ``[out, in, ...]`` (``nn.Linear``,
+``nn.Conv2d``): the fan-in of a weight is every axis but the FIRST, where the JAX method's
+``[in, out]`` kernels use every axis but the last. The same unit of a network therefore gets the
+same ``M`` in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+
+from metastep import _checks
+from metastep.torch._optimizer import MetaStepOptimizer
+
+UNIT_AXES = ("auto", "fan_in")
+
+
+def _fan_in_axes(shape: Sequence[int]) -> tuple[int, ...]:
+    return tuple(range(1, len(shape)))
+
+
+def _auto_unit_axes(shape: Sequence[int]) -> tuple[int, ...]:
+    return (0,) if len(shape) == 1 else _fan_in_axes(shape)
+
+
+def _unit_axes_function(unit_axes: Any) -> Callable[[Sequence[int]], Sequence[int]]:
+    if callable(unit_axes):
+        return unit_axes
+    if unit_axes == "auto":
+        return _auto_unit_axes
+    if unit_axes == "fan_in":
+        return _fan_in_axes
+    raise ValueError(
+        f"`unit_axes` must be one of {UNIT_AXES} or a callable shape -> axes, got {unit_axes!r}"
+    )
+
+
+def _check_unit_axes(name: str, value: Any) -> None:
+    del name
+    _unit_axes_function(value)
+
+
+def _check_weight_granularity(name: str, value: Any) -> None:
+    del name
+    if value != "weight":
+        raise ValueError(
+            f"Autostep supports only `granularity`='weight', got {value!r}: its normalizer v and "
+            "its bound M are defined per weight and per unit, not per block of weights"
+        )
+
+
+class Autostep(MetaStepOptimizer):
+    """Autostep: IDBD with a normalized meta-step and a bound against overshooting.
+
+    Args:
+      params: parameters or param groups (each group may set any hyperparameter below).
+      meta_step_size: ``μ`` ≥ 0, dimensionless.
+      initial_step_size: ``α₀`` > 0 (sets ``α`` at a parameter's first step).
+      tau: ``τ`` > 0, the time constant of the decay of ``v``.
+      granularity: ``"weight"`` only (as :func:`metastep.autostep`).
+      unit_axes: which weights share one ``M``: ``"auto"`` (a 1-D tensor is one unit, a weight
+        of 2 or more dimensions is summed over every axis but the first), ``"fan_in"`` (every
+        axis but the first, for every tensor: a 1-D bias gets one ``M`` per element), or a
+        callable mapping a shape to the axes summed over.
+
+    ``step`` needs ``curvature``, the diagonal curvature (see :mod:`metastep.torch`).
+    """
+
+    checks = {
+        "meta_step_size": _checks.check_non_negative,
+        "initial_step_size": _checks.check_positive,
+        "tau": _checks.check_positive,
+        "granularity": _check_weight_granularity,
+        "unit_axes": _check_unit_axes,
+    }
+    needs_curvature = True
+
+    def __init__(self, params: Iterable[Any], meta_step_size: float = 0.01,
+                 initial_step_size: float = 0.05, tau: float = 1e4, *,
+                 granularity: str = "weight", unit_axes: Any = "auto"):
+        super().__init__(params, dict(
+            meta_step_size=meta_step_size, initial_step_size=initial_step_size, tau=tau,
+            granularity=granularity, unit_axes=unit_axes,
+        ))
+
+    def _update_group(self, group, params, curvature):
+        axes_of = _unit_axes_function(group["unit_axes"])
+        for p, c in zip(params, curvature):
+            state = self.state[p]
+            if "step_size" not in state:
+                state["step_size"] = torch.full_like(p, group["initial_step_size"])
+                state["meta_trace"] = torch.zeros_like(p)
+                state["normalizer"] = torch.zeros_like(p)
+            g, step_size = p.grad, state["step_size"]
+            h, v = state["meta_trace"], state["normalizer"]
+            meta_gradient = g * h
+            size = meta_gradient.abs()
+            decayed = v + step_size * c * (size - v) / group["tau"]
+            torch.maximum(size, decayed, out=v)
+            # v = 0 only where g h = 0: keep α there instead of dividing 0 by 0.
+            nonzero = v != 0
+            ratio = torch.where(nonzero, -meta_gradient / torch.where(nonzero, v, 1.0), 0.0)
+            step_size.mul_(torch.exp(group["meta_step_size"] * ratio))
+            axes = tuple(axes_of(tuple(p.shape)))
+            effective = (step_size * c).sum(dim=axes, keepdim=True) if axes else step_size * c
+            step_size.div_(effective.clamp(min=1.0))
+            change = step_size * g
+            p.sub_(change)
+            h.mul_(1.0 - step_size * c).sub_(change)
+
+    def _step_sizes_of(self, group, p):
+        state = self.state[p]
+        if "step_size" not in state:
+            return torch.full_like(p, group["initial_step_size"])
+        return state["step_size"]
+
+
+__all__ = ["Autostep", "UNIT_AXES"]

@@ -1,0 +1,90 @@
+"""IDBD (Sutton 1992) as a ``torch.optim.Optimizer``: the rule of :func:`metastep.idbd`.
+
+Reference: R. S. Sutton, "Adapting bias by gradient descent: an incremental version of
+delta-bar-delta", AAAI 1992 (docs/methods.md#idbd). With gradient ``g``, diagonal curvature ``c``
+(``x²`` for a linear unit), log step sizes ``β`` (init ``ln α₀``), trace ``h`` (init 0) and meta
+step size ``θ``, in this order::
+
+    β ← β − θ g h            # the OLD h (summed over a block for "tensor"/"scalar")
+    α = exp(β)
+    w ← w − α g
+    h ← h [1 − α c]⁺ − α g
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from metastep import _checks
+from metastep.torch._optimizer import MetaStepOptimizer, check_granularity, check_optional
+
+
+class IDBD(MetaStepOptimizer):
+    """IDBD: per-weight step sizes ``α = exp(β)`` learned by meta-gradient descent.
+
+    Args:
+      params: parameters or param groups (each group may set any hyperparameter below).
+      meta_step_size: ``θ`` ≥ 0, the step size of the update of ``β = ln α``.
+      initial_step_size: ``α₀`` > 0 (sets ``β`` at a parameter's first step).
+      granularity: ``"weight"`` (one α per weight), ``"tensor"`` (one per parameter tensor) or
+        ``"scalar"`` (one per param group).
+      min_log_step_size: optional floor on ``β``.
+      max_log_step_size_change: optional bound on ``|Δβ|`` per step.
+
+    ``step`` needs ``curvature``, the diagonal curvature (see :mod:`metastep.torch`).
+    """
+
+    checks = {
+        "meta_step_size": _checks.check_non_negative,
+        "initial_step_size": _checks.check_positive,
+        "granularity": check_granularity,
+        "min_log_step_size": check_optional(_checks.check_finite),
+        "max_log_step_size_change": check_optional(_checks.check_positive),
+    }
+    needs_curvature = True
+
+    def __init__(self, params: Iterable[Any], meta_step_size: float = 0.01,
+                 initial_step_size: float = 0.05, *, granularity: str = "weight",
+                 min_log_step_size: float | None = None,
+                 max_log_step_size_change: float | None = None):
+        super().__init__(params, dict(
+            meta_step_size=meta_step_size, initial_step_size=initial_step_size,
+            granularity=granularity, min_log_step_size=min_log_step_size,
+            max_log_step_size_change=max_log_step_size_change,
+        ))
+
+    def _update_group(self, group, params, curvature):
+        for p in params:
+            if "meta_trace" not in self.state[p]:
+                self.state[p]["meta_trace"] = torch.zeros_like(p)
+            self._init_block(group, p, "log_step_size", group["initial_step_size"], torch.log)
+        traces = [self.state[p]["meta_trace"] for p in params]
+        bound = group["max_log_step_size_change"]
+        floor = group["min_log_step_size"]
+        for block_state, meta_gradient in self._blocks(
+            group, params, [p.grad * h for p, h in zip(params, traces)]
+        ):
+            change = -group["meta_step_size"] * meta_gradient
+            if bound is not None:
+                change = change.clamp(-bound, bound)
+            log_step_size = block_state["log_step_size"]
+            log_step_size.add_(change)
+            if floor is not None:
+                log_step_size.clamp_(min=floor)
+        for p, h, c in zip(params, traces, curvature):
+            step_size = self._step_sizes_of(group, p)
+            change = step_size * p.grad
+            p.sub_(change)
+            h.mul_((1.0 - step_size * c).clamp_(min=0.0)).sub_(change)
+
+    def _step_sizes_of(self, group, p):
+        block_state = self._block_state(group, p)
+        if "log_step_size" not in block_state:
+            return torch.full_like(p, group["initial_step_size"]).log_().exp_()
+        return block_state["log_step_size"].exp()
+
+
+__all__ = ["IDBD"]
