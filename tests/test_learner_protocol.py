@@ -11,7 +11,7 @@ import metastep as ms
 from metastep._learner_protocol import (
     DEFAULT_DIVERGENCE_THRESHOLD,
     as_method,
-    diverged,
+    diverges,
     log10_step_sizes,
     step_sizes_or_nan,
 )
@@ -101,5 +101,5 @@ def test_log10_step_sizes_flattens_each_array_and_floors_at_the_smallest_normal(
 
 def test_divergence_is_a_squared_error_not_finite_or_above_the_threshold():
     squared_errors = jnp.array([1.0, DEFAULT_DIVERGENCE_THRESHOLD, 1e21, jnp.inf, jnp.nan])
-    np.testing.assert_array_equal(diverged(squared_errors), [False, False, True, True, True])
-    np.testing.assert_array_equal(diverged(squared_errors, 2.0), [False, True, True, True, True])
+    np.testing.assert_array_equal(diverges(squared_errors), [False, False, True, True, True])
+    np.testing.assert_array_equal(diverges(squared_errors, 2.0), [False, True, True, True, True])

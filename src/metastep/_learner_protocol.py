@@ -23,7 +23,7 @@ Optional, used when present:
 The glue that learners driven by an optax method share: :func:`as_method` (accept an optax
 transformation, pass extra arguments only to those that take them), :func:`step_sizes_or_nan`
 (NaN for optimizers that report no step sizes), :func:`log10_step_sizes` (the logarithms behind
-step-size statistics) and :func:`diverged` (the engine's divergence test).
+step-size statistics) and :func:`diverges` (the engine's divergence test).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def log10_step_sizes(step_sizes_tree: Any) -> list[jax.Array]:
     ]
 
 
-def diverged(squared_error: jax.Array, threshold: float = DEFAULT_DIVERGENCE_THRESHOLD):
+def diverges(squared_error: jax.Array, threshold: float = DEFAULT_DIVERGENCE_THRESHOLD):
     """The divergence test: a squared error that is not finite or exceeds ``threshold``."""
     return jnp.logical_not(jnp.isfinite(squared_error)) | (squared_error > threshold)
 
@@ -107,7 +107,7 @@ __all__ = [
     "Learner",
     "StepOutput",
     "as_method",
-    "diverged",
+    "diverges",
     "log10_step_sizes",
     "step_sizes_or_nan",
 ]

@@ -55,11 +55,11 @@ from metastep._engine_arguments import (
     real_array,
     select,
 )
+from metastep._learner_protocol import DEFAULT_DIVERGENCE_THRESHOLD, diverges
 from metastep._structure import Identity, rebuild, split
 from metastep.problems._base import Problem
 from metastep.results import RunResult, SweepResult, RunArraysResult
 
-DEFAULT_DIVERGENCE_THRESHOLD = 1e20
 # Work (lane-steps) above which a progress bar is shown when ``progress=None``.
 PROGRESS_MIN_WORK = 20_000_000
 # Bytes of one compiled chunk's stream blocks and records that a sweep aims to stay under.
@@ -106,10 +106,6 @@ class _Carry(NamedTuple):
     step: jax.Array  # uint32 steps done
 
 
-def _check_divergence(squared_error, threshold):
-    return jnp.logical_not(jnp.isfinite(squared_error)) | (squared_error > threshold)
-
-
 class _Lane(NamedTuple):
     """What one lane carries through a record bin, block after block."""
 
@@ -149,7 +145,7 @@ def _learner_scan(learner, lane: _Lane, xs, ys, threshold):
         state, output = learner.step(lane.learner_state, x, y)
         values = {"squared_error": jnp.square(output.error), **getattr(output, "metrics", {})}
         diverged_at = jnp.where(
-            (lane.diverged_at == 0) & _check_divergence(values["squared_error"], threshold),
+            (lane.diverged_at == 0) & diverges(values["squared_error"], threshold),
             lane.step + 1, lane.diverged_at,
         )
         sums = {name: total + jnp.where(diverged_at == 0, values[name], 0.0)
