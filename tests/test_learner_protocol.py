@@ -15,6 +15,7 @@ from metastep._learner_protocol import (
     log10_step_sizes,
     step_sizes_or_nan,
 )
+from metastep.experiments import _roster
 
 TINY_NETWORK = ms.deep.mlp((3, 4, 1))
 
@@ -33,7 +34,14 @@ STEP_SIZE_RECORDS = {
 }
 
 
-@pytest.mark.parametrize("build", LEARNERS.values(), ids=LEARNERS.keys())
+def roster_learner():
+    """The continual benchmarks' learner: a roster of methods side by side."""
+    methods = _roster.roster(["sgd", "idbd"], 1, {})
+    return _roster.RosterLearner(TINY_NETWORK, "squared", methods, {"sgd": 0.1, "idbd": 0.01})
+
+
+@pytest.mark.parametrize("build", [linear, deep, lambda _: roster_learner()],
+                         ids=["linear", "deep", "roster"])
 def test_the_learners_follow_the_protocol(build):
     assert isinstance(build(ms.sgd(0.1)), ms.Learner)
 

@@ -37,9 +37,8 @@ import numpy as np
 import optax
 
 import metastep as ms
-from metastep.engine import DEFAULT_DIVERGENCE_THRESHOLD
+from metastep._learner_protocol import StepOutput, diverges, log10_step_sizes
 from metastep.experiments._base import SweptMethod
-from metastep.learner import StepOutput
 
 FAMILIES = {
     "tuned": ("sgd", "adam", "rmsprop"),
@@ -171,10 +170,9 @@ class RosterLearner:
         for name, learner in self.learners.items():
             learners[name], output = learner.step(state.learners[name], x, y)
             squared_error = jnp.square(output.error)
-            broken = jnp.logical_not(jnp.isfinite(squared_error)) | (
-                squared_error > DEFAULT_DIVERGENCE_THRESHOLD)
             previous = state.diverged_at[name]
-            diverged_at[name] = jnp.where((previous == 0) & broken, step, previous)
+            diverged_at[name] = jnp.where((previous == 0) & diverges(squared_error), step,
+                                          previous)
             values = {"squared_error": squared_error, **output.metrics}
             for metric in self.metrics:
                 metrics[f"{name}/{metric}"] = jnp.where(diverged_at[name] == 0, values[metric],
@@ -186,12 +184,8 @@ class RosterLearner:
         # The mean of log α only: DeepLearner.record's quantiles cost seconds of compilation.
         record = {}
         for name in self.with_step_sizes:
-            learner = self.learners[name]
-            leaves = jax.tree.leaves(learner.step_sizes(state.learners[name]))
-            means = jnp.stack([
-                jnp.mean(jnp.log10(jnp.maximum(alpha, jnp.finfo(alpha.dtype).tiny)))
-                for alpha in leaves
-            ])
+            step_sizes = self.learners[name].step_sizes(state.learners[name])
+            means = jnp.stack([jnp.mean(logs) for logs in log10_step_sizes(step_sizes)])
             record[f"{name}/log10_step_size"] = jnp.where(state.diverged_at[name] == 0, means,
                                                           jnp.nan)
         return record
