@@ -134,7 +134,7 @@ def test_divergence_is_flagged_per_lane_and_leaves_other_lanes_alone(x64):
     alone = ms.run(idbd_learner(0.001), problem, steps=3_000, seed=1, record_every=500)
     np.testing.assert_allclose(grid.squared_error[0, 1], alone.squared_error, rtol=1e-10)
     diverging = ms.run(idbd_learner(100.0), problem, steps=3_000, seed=0, record_every=500)
-    assert diverging.diverged == grid.diverged_at[1, 0]
+    assert diverging.diverged_at == grid.diverged_at[1, 0]
     table = grid.to_pandas()
     rows = table[(table.meta_step_size == 100.0) & (table.seed == 0)]
     assert rows.diverged.tolist() == (rows.step >= grid.diverged_at[1, 0]).tolist()

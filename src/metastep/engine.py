@@ -494,13 +494,12 @@ def run(
     ) as bar:
         carry, records = _run_one_lane(learner, problem, plan, seeds, bar)
     squared_error, learner_records, info = jax.tree.map(lambda a: a[0, 0], records)
-    diverged_at = int(carry.diverged_at[0, 0])
     return RunResult(
         steps=plan.record_every * np.arange(1, plan.num_bins + 1),
         squared_error=squared_error,
         records=learner_records,
         info=info,
-        diverged=diverged_at if diverged_at else False,
+        diverged_at=int(carry.diverged_at[0, 0]),
         final_state=jax.tree.map(lambda a: a[0, 0], carry.learner_state),
     )
 
@@ -587,12 +586,11 @@ def run_arrays(
         return lane.learner_state, lane.diverged_at, outputs
 
     state, diverged_at, outputs = scan(xs, ys)
-    diverged_at = int(diverged_at)
     return RunArraysResult(
         predictions=np.asarray(outputs.prediction),
         errors=np.asarray(outputs.error),
         step_sizes=_to_numpy(outputs.step_sizes),
-        diverged=diverged_at if diverged_at else False,
+        diverged_at=int(diverged_at),
         final_state=state,
     )
 

@@ -21,7 +21,8 @@ class RunResult:
       records: everything ``learner.record`` returned at the end of each bin, and the bin mean
         of each entry of the step outputs' optional ``metrics`` dict (e.g. ``accuracy``).
       info: what the problem knew at the end of each bin (true weights, σ, α*, ...).
-      diverged: False, or the (1-based) count of steps done when divergence was detected.
+      diverged_at: the (1-based) count of steps done when divergence was detected, 0 if the
+        run did not diverge.
       final_state: the learner state at the end (of the last healthy bin if it diverged).
     """
 
@@ -29,12 +30,17 @@ class RunResult:
     squared_error: np.ndarray
     records: dict[str, Any]
     info: dict[str, np.ndarray]
-    diverged: bool | int
+    diverged_at: int
     final_state: Any = None
 
     @property
     def step_sizes(self):
         return self.records.get("step_sizes")
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run diverged."""
+        return self.diverged_at > 0
 
 
 @dataclass
@@ -114,10 +120,21 @@ class SweepResult:
 
 
 class RunArraysResult(NamedTuple):
-    """A run over explicit arrays, every step recorded."""
+    """A run over explicit arrays, every step recorded (the fields that :class:`RunResult` also
+    has mean the same, per step instead of per bin)."""
 
-    predictions: np.ndarray  # [T]
-    errors: np.ndarray  # [T]
+    predictions: np.ndarray  # [T] y, made before each update
+    errors: np.ndarray  # [T] δ = y* − y
     step_sizes: Any  # [T, n] for the linear learner
-    diverged: bool | int
+    diverged_at: int  # the (1-based) step at which divergence was detected, 0 if none
     final_state: Any
+
+    @property
+    def squared_error(self) -> np.ndarray:
+        """[T] δ², the squared error of each step."""
+        return np.square(self.errors)
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run diverged."""
+        return self.diverged_at > 0
