@@ -1,0 +1,191 @@
+"""``mst.Curvature`` equals ``ms.deep.extra_args`` for each source and loss on the same model and
+data: the loss, the gradient, the diagonal curvature (random estimates with the same signs) and
+the curvature-vector product, in float64."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import metastep as ms
+
+torch = pytest.importorskip("torch")
+mst = pytest.importorskip("metastep.torch")
+
+SIZES = (3, 5, 2)
+BATCH = 4
+
+
+def layer_arrays():
+    rng = np.random.default_rng(3)
+    return [(0.7 * rng.normal(size=(fan_out, fan_in)), 0.2 * rng.normal(size=fan_out))
+            for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:])]
+
+
+def torch_model():
+    layers = []
+    for w, b in layer_arrays():
+        linear = torch.nn.Linear(w.shape[1], w.shape[0], dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(w))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers += [linear, torch.nn.Tanh()]
+    return torch.nn.Sequential(*layers[:-1])
+
+
+def as_torch(tree):
+    """A JAX ``ms.deep.mlp`` pytree as tensors in ``model.parameters()`` order."""
+    return [torch.from_numpy(np.array(leaf.T if name == "kernel" else leaf))
+            for layer in tree for name, leaf in (("kernel", layer["kernel"]),
+                                                 ("bias", layer["bias"]))]
+
+
+def as_jax(tensors):
+    return [{"kernel": jnp.asarray(w.numpy().T), "bias": jnp.asarray(b.numpy())}
+            for w, b in zip(tensors[::2], tensors[1::2])]
+
+
+def batch(loss):
+    rng = np.random.default_rng(4)
+    inputs = rng.normal(size=(BATCH, SIZES[0]))
+    if loss == "squared":
+        return inputs, rng.normal(size=(BATCH, SIZES[-1]))
+    return inputs, rng.integers(0, SIZES[-1], size=BATCH)
+
+
+def jax_signs(source, key, params, outputs_shape):
+    """The Rademacher signs ``ms.deep.extra_args`` draws from ``key``, in torch's form."""
+    if source == "gauss_newton":
+        return torch.from_numpy(np.array(jax.random.rademacher(key, outputs_shape, jnp.float64)))
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    signs = [jax.random.rademacher(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves)]
+    return as_torch(jax.tree.unflatten(treedef, signs))
+
+
+def jax_signals(loss, source, params, inputs, targets, key, vectors):
+    """``ms.deep.extra_args`` and its product on ``vectors``, compiled as one function (faster
+    than op by op)."""
+
+    @jax.jit
+    def signals(params, inputs, targets, key, vectors):
+        value, outputs, grads, extra = ms.deep.extra_args(
+            ms.deep.mlp(SIZES, activation="tanh").apply, params, (inputs, targets),
+            loss=loss, curvature=source, key=None if source == "none" else key,
+        )
+        product = extra["curvature_vector_product"](vectors)
+        return value, outputs, grads, extra.get("curvature"), product
+
+    return signals(params, jnp.asarray(inputs), jnp.asarray(targets), key, vectors)
+
+
+# Each source and each loss in the fast cases; the product of "hvp" is that of "hutchinson".
+FAST_SIGNALS = [("gauss_newton", "squared"), ("gauss_newton", "cross_entropy"),
+                ("hutchinson", "squared"), ("none", "cross_entropy")]
+SLOW_SIGNALS = [("hutchinson", "cross_entropy"), ("hvp", "squared"), ("hvp", "cross_entropy"),
+                ("none", "squared")]
+
+
+@pytest.mark.parametrize("source, loss", FAST_SIGNALS + [
+    pytest.param(*case, marks=pytest.mark.slow) for case in SLOW_SIGNALS
+])
+def test_curvature_equals_extra_args(x64, source, loss):
+    inputs, targets = batch(loss)
+    model = torch_model()
+    params = as_jax([p.detach() for p in model.parameters()])
+    key = jax.random.PRNGKey(7)
+    rng = np.random.default_rng(5)
+    vectors = [torch.from_numpy(rng.normal(size=tuple(p.shape))) for p in model.parameters()]
+    value, outputs, grads, expected_diagonal, expected_product = jax_signals(
+        loss, source, params, inputs, targets, key, as_jax(vectors)
+    )
+    signs = None
+    if source in ("gauss_newton", "hutchinson"):
+        signs = jax_signs(source, key, params, outputs.shape)
+    curvature = mst.Curvature(model, loss=loss, source=source)
+    torch_value, diagonal = curvature(torch.from_numpy(inputs), torch.from_numpy(targets),
+                                      signs=signs)
+
+    np.testing.assert_allclose(torch_value.item(), float(value), rtol=1e-12)
+    np.testing.assert_allclose(curvature.outputs.numpy(), np.asarray(outputs), rtol=1e-12)
+    for p, expected in zip(model.parameters(), as_torch(grads)):
+        np.testing.assert_allclose(p.grad.numpy(), expected.numpy(), rtol=1e-10, atol=1e-14)
+    if source == "hvp":
+        assert diagonal is None
+    else:
+        for actual, expected in zip(diagonal, as_torch(expected_diagonal)):
+            np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-10, atol=1e-14)
+    for actual, expected in zip(curvature.vector_product(vectors), as_torch(expected_product)):
+        np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_one_squared_output_is_exact_without_signs(x64):
+    """Batch 1, one output: the Gauss-Newton diagonal ``(∂f/∂w)²`` itself, no draw."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4, dtype=torch.float64), torch.nn.Tanh(),
+                                torch.nn.Linear(4, 1, dtype=torch.float64))
+    inputs = torch.tensor([[0.3, -1.2, 0.8]], dtype=torch.float64)
+    _, diagonal = mst.Curvature(model)(inputs, torch.tensor([0.5], dtype=torch.float64))
+    jacobian = torch.autograd.grad(model(inputs).sum(), list(model.parameters()))
+    for actual, row in zip(diagonal, jacobian):
+        torch.testing.assert_close(actual, row * row, rtol=1e-14, atol=0)
+
+
+def test_generator_makes_the_draw_reproducible():
+    model = torch_model()
+    inputs, targets = (torch.from_numpy(a) for a in batch("squared"))
+    draws = []
+    for _ in range(2):
+        curvature = mst.Curvature(model, source="hutchinson",
+                                  generator=torch.Generator().manual_seed(11))
+        draws.append(curvature(inputs, targets)[1])
+    for first, second in zip(*draws):
+        assert torch.equal(first, second)
+
+
+def test_gradients_accumulate_as_backward_does():
+    """``.grad`` holds the sum over calls, as after ``loss.backward()`` twice."""
+    inputs, targets = (torch.from_numpy(a) for a in batch("squared"))
+    for source in ("gauss_newton", "hutchinson"):
+        model = torch_model()
+        curvature = mst.Curvature(model, source=source)
+        curvature(inputs, targets)
+        once = [p.grad.clone() for p in model.parameters()]
+        curvature(inputs, targets)
+        for p, single in zip(model.parameters(), once):
+            torch.testing.assert_close(p.grad, 2 * single)
+
+
+def test_frozen_parameters_get_none():
+    model = torch_model()
+    model[0].bias.requires_grad_(False)
+    inputs, targets = (torch.from_numpy(a) for a in batch("squared"))
+    curvature = mst.Curvature(model)
+    _, diagonal = curvature(inputs, targets)
+    assert [d is None for d in diagonal] == [False, True, False, False]
+    product = curvature.vector_product([torch.ones_like(p) for p in model.parameters()])
+    assert [v is None for v in product] == [False, True, False, False]
+
+
+@pytest.mark.parametrize("arguments, match", [
+    ({"loss": "hinge"}, "`loss` must be one of"),
+    ({"source": "fisher"}, "`source` must be one of"),
+])
+def test_invalid_arguments_are_named(arguments, match):
+    with pytest.raises(ValueError, match=match):
+        mst.Curvature(torch_model(), **arguments)
+
+
+def test_invalid_calls_are_named():
+    with pytest.raises(ValueError, match="`model` must be a torch.nn.Module"):
+        mst.Curvature(lambda x: x)
+    curvature = mst.Curvature(torch_model(), loss="cross_entropy")
+    with pytest.raises(ValueError, match="call the Curvature object first"):
+        curvature.vector_product([])
+    inputs = torch.zeros(BATCH, SIZES[0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="`targets` must hold integer class labels"):
+        curvature(inputs, torch.zeros(BATCH, dtype=torch.float64))
+    with pytest.raises(ValueError, match="`targets` of shape"):
+        mst.Curvature(torch_model())(inputs, torch.zeros(BATCH, dtype=torch.float64))
+    curvature(inputs, torch.zeros(BATCH, dtype=torch.int64))
+    with pytest.raises(ValueError, match="`vectors` must hold one tensor per parameter"):
+        curvature.vector_product([torch.zeros(1)])
