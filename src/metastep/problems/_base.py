@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
+
+from metastep.problems._common import steps_of_block
 
 
 class Sample(NamedTuple):
@@ -55,5 +56,4 @@ class Problem:
 
 def step_keys(key: jax.Array, first_step: jax.Array, num_steps: int) -> jax.Array:
     """Keys for steps ``first_step, ..., first_step + num_steps - 1``: ``fold_in(key, t)``."""
-    steps = first_step + jnp.arange(num_steps, dtype=jnp.uint32)
-    return jax.vmap(lambda t: jax.random.fold_in(key, t))(steps)
+    return jax.vmap(lambda t: jax.random.fold_in(key, t))(steps_of_block(first_step, num_steps))
