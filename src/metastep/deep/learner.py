@@ -1,6 +1,6 @@
 """The deep learner: a network trained online by a step-size method, run by the engine.
 
-Contract (the learner protocol of :mod:`metastep.learner`, which ``ms.run`` and ``ms.sweep`` use)::
+Contract (the learner protocol :class:`metastep.Learner`, which ``ms.run`` and ``ms.sweep`` use)::
 
     learner = ms.deep.DeepLearner(model, method, loss="squared", curvature="gauss_newton")
     state = learner.init(key)                      # DeepLearnerState
