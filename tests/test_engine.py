@@ -361,16 +361,16 @@ def test_seeds_are_unsigned_32_bit_and_never_wrap():
 
 def test_step_counter_passes_2_31_without_wrapping():
     """A lane that diverges past step 2³¹ reports that step, not a negative one."""
-    from metastep import engine
+    from metastep import _lanes
 
     learner = idbd_learner(100.0)  # diverges within a few hundred steps
     problem = drifting_problem(scale=3.0)
-    spec = engine._LaneSpec(lambda _: learner, lambda _: problem, config_axis=None,
-                            shared_stream=True)
-    carry = engine._init_lanes(spec, (), np.zeros(1, np.uint32))
+    spec = _lanes.LaneSpec(lambda _: learner, lambda _: problem, config_axis=None,
+                           shared_stream=True)
+    carry = _lanes.init_lanes(spec, (), np.zeros(1, np.uint32))
     start = 2**31 - 10
     carry = carry._replace(step=jnp.full_like(carry.step, start))
-    carry, _ = engine._run_lane_bins(spec, 1_000, 1_000, ("squared_error",), (), carry, 1e20, 1)
+    carry, _ = _lanes.run_lane_bins(spec, 1_000, 1_000, ("squared_error",), (), carry, 1e20, 1)
     assert int(carry.step[0, 0]) == start + 1_000
     assert start < int(carry.diverged_at[0, 0]) <= start + 1_000
     with pytest.raises(ValueError, match="`steps` must be < 2\\*\\*32"):
@@ -463,16 +463,16 @@ def test_block_size_does_not_change_a_sweep(x64, sweeps):
 
 
 def test_compiled_memory_does_not_grow_with_record_every():
-    from metastep import engine
+    from metastep import _lanes, engine
 
     learner, problem = idbd_learner(), drifting_problem()
-    spec = engine._LaneSpec(lambda _: learner, lambda _: problem, config_axis=None,
-                            shared_stream=True)
-    carry = engine._init_lanes(spec, (), np.zeros(1, np.uint32))
+    spec = _lanes.LaneSpec(lambda _: learner, lambda _: problem, config_axis=None,
+                           shared_stream=True)
+    carry = _lanes.init_lanes(spec, (), np.zeros(1, np.uint32))
 
     def temporary_bytes(record_every):
         block_steps = engine._block_plan(record_every, 2_000)
-        chunk = jax.jit(lambda carry: engine._run_lane_bins(
+        chunk = jax.jit(lambda carry: _lanes.run_lane_bins(
             spec, record_every, block_steps, ("squared_error",), (), carry, 1e20, 1))
         return chunk.lower(carry).compile().memory_analysis().temp_size_in_bytes
 

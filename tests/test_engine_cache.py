@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import metastep as ms
-from metastep import engine
+from metastep import _lanes, engine
 from metastep._structure import Identity, rebuild, recorded, split
 
 STEPS = dict(steps=600, record_every=200)
@@ -85,11 +85,11 @@ def test_objects_of_different_structure_never_share_a_program(name):
     reference = learner() if kind == "learner" else problem()
     assert split(other)[0] != split(reference)[0]
     run(learner(), problem())
-    programs = len(engine._PROGRAMS)
+    programs = len(_lanes.PROGRAMS)
     with counted_compilations() as compiled:
         run(other, problem()) if kind == "learner" else run(learner(), other)
     assert compiled  # a program of its own
-    assert len(engine._PROGRAMS) == programs + 1
+    assert len(_lanes.PROGRAMS) == programs + 1
 
 
 def test_equal_structures_share_a_program_and_differ_in_their_leaves():
@@ -112,9 +112,9 @@ def test_an_object_that_is_not_recorded_is_its_own_structure():
     with counted_compilations() as compiled:
         run(first, problem(scale=2.0))  # the same object: cached
     assert compiled == []
-    programs = len(engine._PROGRAMS)
+    programs = len(_lanes.PROGRAMS)
     run(second, problem())
-    assert len(engine._PROGRAMS) == programs + 1
+    assert len(_lanes.PROGRAMS) == programs + 1
 
 
 @recorded
@@ -158,8 +158,8 @@ def test_a_second_sweep_with_other_values_and_seeds_compiles_nothing():
 
 
 def test_the_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(engine, "CACHED_PROGRAMS", 2)
+    monkeypatch.setattr(_lanes, "CACHED_PROGRAMS", 2)
     engine.clear_cache()
     for period in (3, 4, 5):
-        engine._cached_program(("a key", period), lambda period=period: period)
-    assert list(engine._PROGRAMS) == [("a key", 4), ("a key", 5)]
+        _lanes.cached_program(("a key", period), lambda period=period: period)
+    assert list(_lanes.PROGRAMS) == [("a key", 4), ("a key", 5)]

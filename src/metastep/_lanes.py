@@ -1,0 +1,298 @@
+"""The engine's compiled core: the lane program and its cache (see :mod:`metastep.engine`).
+
+A *lane* is one learner on one problem's stream from one seed. The lane program runs
+configurations × seeds of them as one ``vmap``ped computation: :func:`init_lanes` draws their
+initial states, :func:`run_lane_bins` scans a chunk of record bins, each fed to the learners
+block by block (:func:`feed_bin`) and closed by :func:`end_bin` (the bin's records, the last
+healthy state). :func:`lane_program` wraps both in ``jax.jit`` for one :class:`LaneSpec`, with
+what the shapes fix (metric names, bytes per lane), and :func:`cached_program` keeps programs
+across calls, keyed by the callers (see the engine's module docstring).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metastep._learner_protocol import diverges
+from metastep.problems._base import Problem
+
+# Compiled lane programs kept (least recently used forgotten first).
+CACHED_PROGRAMS = 64
+
+# ---------------------------------------------------------------------------------------------
+# One lane, one record bin
+
+
+class Carry(NamedTuple):
+    problem_state: Any
+    learner_state: Any
+    diverged_at: jax.Array  # uint32, 0 while healthy
+    step: jax.Array  # uint32 steps done
+
+
+class Lane(NamedTuple):
+    """What one lane carries through a record bin, block after block."""
+
+    learner_state: Any
+    diverged_at: jax.Array
+    step: jax.Array
+    sums: dict[str, jax.Array]  # over the bin's healthy steps: squared error, step metrics
+
+
+def metric_names_of(learner, learner_state, x, y) -> tuple[str, ...]:
+    """The per-step values the engine sums per bin: the squared error and the step metrics."""
+    output = jax.eval_shape(learner.step, learner_state, x, y)[1]
+    return ("squared_error", *getattr(output, "metrics", {}))
+
+
+def zero_sums(names, shape=()) -> dict[str, jax.Array]:
+    return {name: jnp.zeros(shape, jnp.result_type(float)) for name in names}
+
+
+def learner_scan(learner, lane: Lane, xs, ys, threshold):
+    """Scan ``learner.step`` over a block; notes the step at which the error first diverges.
+
+    Adds to ``lane.sums`` the healthy steps' squared errors and the entries of the step output's
+    optional ``metrics`` dict (e.g. a classifier's accuracy). A diverged lane's state is not
+    frozen here (its NaNs stay in its own lane); :func:`end_bin` restores the last healthy
+    bin-end state, which costs one select per bin, not per step.
+    """
+
+    def body(lane: Lane, xy):
+        x, y = xy
+        state, output = learner.step(lane.learner_state, x, y)
+        values = {"squared_error": jnp.square(output.error), **getattr(output, "metrics", {})}
+        diverged_at = jnp.where(
+            (lane.diverged_at == 0) & diverges(values["squared_error"], threshold),
+            lane.step + 1, lane.diverged_at,
+        )
+        sums = {name: total + jnp.where(diverged_at == 0, values[name], 0.0)
+                for name, total in lane.sums.items()}
+        return Lane(state, diverged_at, lane.step + 1, sums), output
+
+    return jax.lax.scan(body, lane, (xs, ys))
+
+
+def split_seed(seed):
+    """The keys of a run: the problem's stream and the learner's initialization.
+
+    ``seed`` is a uint32 (see :func:`check_seed`): ``PRNGKey`` of a seed below 2³¹ is the same
+    whether the seed is given as int32, int64 or uint32.
+    """
+    return jax.random.split(jax.random.PRNGKey(seed))
+
+
+def feed_bin(generate, learn, problem_state, lane, record_every: int, block_steps: int,
+              last_step_info):
+    """Feed one record bin to the learner in blocks of at most ``block_steps`` steps.
+
+    Only one block of samples exists at a time, so memory does not grow with ``record_every``;
+    a problem's stream does not depend on how it is cut into blocks (step ``t`` draws from
+    ``fold_in(key, t)``), nor does the sequential scan of the learner. ``generate(problem_state,
+    num_steps)`` and ``learn(lane, samples)`` may be vmapped over lanes; ``last_step_info``
+    picks the info of a block's last step. Returns the problem state, the lane and the info of
+    the bin's last step.
+    """
+
+    def feed(problem_state, lane, num_steps):
+        problem_state, samples = generate(problem_state, num_steps)
+        return problem_state, learn(lane, samples), last_step_info(samples.info)
+
+    num_blocks, remainder = divmod(record_every, block_steps)
+    if num_blocks == 1 and not remainder:
+        return feed(problem_state, lane, block_steps)
+
+    def block_body(carry, _):
+        problem_state, lane, info = feed(*carry, block_steps)
+        return (problem_state, lane), info
+
+    (problem_state, lane), infos = jax.lax.scan(
+        block_body, (problem_state, lane), None, length=num_blocks
+    )
+    info = jax.tree.map(lambda a: a[-1], infos)
+    if remainder:
+        problem_state, lane, info = feed(problem_state, lane, remainder)
+    return problem_state, lane, info
+
+
+def end_bin(learner, start_state, lane: Lane, record_every):
+    """The end of one lane's bin: the last healthy state, and the bin's record (NaN once
+    diverged)."""
+    healthy = lane.diverged_at == 0
+    learner_state = jax.tree.map(lambda new, old: jnp.where(healthy, new, old),
+                                 lane.learner_state, start_state)
+    means = {name: total / record_every for name, total in lane.sums.items()}
+    record = {**learner.record(learner_state), **means}
+    record = jax.tree.map(
+        lambda a: jnp.where(healthy, a, jnp.nan) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+        record,
+    )
+    return learner_state, (record.pop("squared_error"), record)
+
+
+# ---------------------------------------------------------------------------------------------
+# The lane program: configurations × seeds in one compiled computation, cached by structure
+
+
+class LaneSpec(NamedTuple):
+    """How a lane program builds its learners and problems, from traced parameters.
+
+    ``build_learner(parameters)`` and ``build_problem(parameters)`` take one configuration's
+    parameters; ``config_axis`` is the configurations' axis of ``parameters`` (None: a single
+    configuration, unbatched). With ``shared_stream`` the lanes of a seed read one stream, drawn
+    once: ``build_problem`` is then called once for all configurations, so it may read its
+    parameters only when they are unbatched.
+    """
+
+    build_learner: Callable[[Any], Any]
+    build_problem: Callable[[Any], Problem]
+    config_axis: int | None
+    shared_stream: bool
+
+
+class Program(NamedTuple):
+    """A lane program (compiled by ``jax.jit`` on first use) and what its structure fixes."""
+
+    init: Callable  # (parameters, seeds [S]) -> Carry with leading [configurations, seeds]
+    run_bins: Callable  # (parameters, carry, threshold, num_bins) -> (carry, records)
+    metric_names: tuple[str, ...]
+    state_bytes: int  # one lane's learner and problem states
+    block_bytes: int  # one block of one lane's samples
+    record_bytes: int  # one lane's records of one bin
+
+    def lane_bytes(self, num_bins: int) -> int:
+        return self.state_bytes + self.block_bytes + num_bins * self.record_bytes
+
+
+def over_configs_and_seeds(function, config_axes, seed_axes, num_configs=None):
+    return jax.vmap(jax.vmap(function, in_axes=seed_axes), in_axes=config_axes,
+                    axis_size=num_configs)
+
+
+def init_lanes(spec: LaneSpec, parameters, seeds) -> Carry:
+    """The carry of configurations × ``seeds``: lane ``(c, s)`` from ``PRNGKey(seeds[s])``."""
+    axis = spec.config_axis
+    num_configs = 1 if axis is None else jax.tree.leaves(parameters)[0].shape[axis]
+    problem_keys, learner_keys = jax.vmap(split_seed)(seeds).swapaxes(0, 1)
+    learner_states = over_configs_and_seeds(
+        lambda p, key: spec.build_learner(p).init(key), (axis, None), (None, 0), num_configs,
+    )(parameters, learner_keys)
+    if spec.shared_stream:
+        problem_states = jax.vmap(spec.build_problem(parameters).init)(problem_keys)
+    else:
+        problem_states = over_configs_and_seeds(
+            lambda p, key: spec.build_problem(p).init(key), (axis, None), (None, 0), num_configs,
+        )(parameters, problem_keys)
+    lane_zeros = jnp.zeros((num_configs, len(seeds)), jnp.uint32)
+    return Carry(problem_states, learner_states, lane_zeros, lane_zeros)
+
+
+def run_lane_bins(spec: LaneSpec, record_every: int, block_steps: int, metric_names,
+                   parameters, carry: Carry, threshold, num_bins: int):
+    """``num_bins`` record bins of every lane: the carry, and records [bins, configs, seeds, ...]
+    (the mean squared error, the learner's records and the problem's info)."""
+    axis = spec.config_axis
+    sample_config_axis = None if spec.shared_stream else 0
+    time_axis = 1 if spec.shared_stream else 2
+
+    def generate(problem_states, num_steps):
+        if spec.shared_stream:
+            problem = spec.build_problem(parameters)
+            return jax.vmap(lambda state: problem.generate(state, num_steps))(problem_states)
+        return over_configs_and_seeds(
+            lambda p, state: spec.build_problem(p).generate(state, num_steps),
+            (axis, 0), (None, 0),
+        )(parameters, problem_states)
+
+    def learn(lanes: Lane, samples):
+        def lane_scan(p, lane, x, y):
+            return learner_scan(spec.build_learner(p), lane, x, y, threshold)[0]
+
+        return over_configs_and_seeds(
+            lane_scan, (axis, 0, sample_config_axis, sample_config_axis), (None, 0, 0, 0)
+        )(parameters, lanes, samples.x, samples.y)
+
+    def end_lane_bin(p, start_state, lane):
+        return end_bin(spec.build_learner(p), start_state, lane, record_every)
+
+    def bin_body(carry: Carry, _):
+        lanes = Lane(carry.learner_state, carry.diverged_at, carry.step,
+                      zero_sums(metric_names, carry.step.shape))
+        problem_states, lanes, info = feed_bin(
+            generate, learn, carry.problem_state, lanes, record_every, block_steps,
+            lambda info: jax.tree.map(lambda a: jnp.take(a, -1, axis=time_axis), info),
+        )
+        learner_states, (mean_squared_error, record) = over_configs_and_seeds(
+            end_lane_bin, (axis, 0, 0), (None, 0, 0)
+        )(parameters, carry.learner_state, lanes)
+        info = jax.tree.map(
+            lambda a: jnp.broadcast_to(a, mean_squared_error.shape + a.shape[time_axis:]), info,
+        )
+        new_carry = Carry(problem_states, learner_states, lanes.diverged_at, lanes.step)
+        return new_carry, (mean_squared_error, record, info)
+
+    return jax.lax.scan(bin_body, carry, None, length=num_bins)
+
+
+def nbytes(tree) -> int:
+    return sum(math.prod(a.shape) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(tree))
+
+
+def lane_program(spec: LaneSpec, learner, problem, record_every: int,
+                  block_steps: int) -> Program:
+    """The program of ``spec``'s lanes; ``learner`` and ``problem`` (one configuration's, built
+    with Python numbers) give the shapes, from ``jax.eval_shape``: nothing is compiled here."""
+    key = jax.random.PRNGKey(0)
+    learner_state = jax.eval_shape(learner.init, key)
+    problem_state = jax.eval_shape(problem.init, key)
+    block = jax.eval_shape(lambda state: problem.generate(state, block_steps)[1], problem_state)
+    x, y = (jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in (block.x, block.y))
+    metric_names = metric_names_of(learner, learner_state, x, y)
+    record = jax.eval_shape(learner.record, learner_state)
+    float_bytes = jnp.zeros((), jnp.result_type(float)).dtype.itemsize
+    return Program(
+        init=jax.jit(functools.partial(init_lanes, spec)),
+        run_bins=jax.jit(
+            functools.partial(run_lane_bins, spec, record_every, block_steps, metric_names),
+            static_argnums=3,
+        ),
+        metric_names=metric_names,
+        state_bytes=nbytes((learner_state, problem_state)),
+        block_bytes=nbytes(block),
+        record_bytes=nbytes(record) + nbytes(block) // block_steps
+        + len(metric_names) * float_bytes,
+    )
+
+
+# Compiled lane programs, least recently used first; a key holds the structures (and so keeps
+# alive the objects that it compares by identity, whose ids cannot then be reused).
+PROGRAMS: collections.OrderedDict[Any, Program] = collections.OrderedDict()
+# Keys whose floats could not be traced (a factory needed a concrete value).
+UNTRACEABLE: set = set()
+CONCRETIZATION_ERRORS = (jax.errors.ConcretizationTypeError,
+                          jax.errors.TracerArrayConversionError,
+                          jax.errors.TracerIntegerConversionError)
+
+
+def cached_program(key, make: Callable[[], Program]) -> Program:
+    program = PROGRAMS.get(key)
+    if program is None:
+        program = PROGRAMS[key] = make()
+        while len(PROGRAMS) > CACHED_PROGRAMS:
+            PROGRAMS.popitem(last=False)
+    PROGRAMS.move_to_end(key)
+    return program
+
+
+def clear_cache() -> None:
+    """Forget every compiled lane program (the next calls compile again)."""
+    PROGRAMS.clear()
+    UNTRACEABLE.clear()
