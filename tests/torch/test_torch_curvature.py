@@ -53,37 +53,38 @@ def batch(loss):
     return inputs, rng.integers(0, SIZES[-1], size=BATCH)
 
 
-def jax_signs(source, key, params, outputs_shape):
-    """The Rademacher signs ``ms.deep.extra_args`` draws from ``key``, in torch's form."""
-    if source == "gauss_newton":
-        return torch.from_numpy(np.array(jax.random.rademacher(key, outputs_shape, jnp.float64)))
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    signs = [jax.random.rademacher(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves)]
-    return as_torch(jax.tree.unflatten(treedef, signs))
-
-
-def jax_signals(loss, source, params, inputs, targets, key, vectors):
-    """``ms.deep.extra_args`` and its product on ``vectors``, compiled as one function (faster
-    than op by op)."""
+def jax_signals(loss, source, params, inputs, targets, vectors):
+    """``ms.deep.extra_args`` with its random signs and its product on ``vectors``, compiled as
+    one function (op by op, each operation compiles on its own: slower)."""
 
     @jax.jit
-    def signals(params, inputs, targets, key, vectors):
+    def signals(params, inputs, targets, vectors):
+        key = jax.random.PRNGKey(7)
         value, outputs, grads, extra = ms.deep.extra_args(
             ms.deep.mlp(SIZES, activation="tanh").apply, params, (inputs, targets),
             loss=loss, curvature=source, key=None if source == "none" else key,
         )
         product = extra["curvature_vector_product"](vectors)
-        return value, outputs, grads, extra.get("curvature"), product
+        # The signs extra_args draws from the key.
+        if source == "gauss_newton":
+            signs = jax.random.rademacher(key, outputs.shape, outputs.dtype)
+        else:
+            leaves, treedef = jax.tree.flatten(params)
+            signs = jax.tree.unflatten(treedef, [
+                jax.random.rademacher(k, leaf.shape, leaf.dtype)
+                for k, leaf in zip(jax.random.split(key, len(leaves)), leaves)
+            ])
+        return value, outputs, grads, extra.get("curvature"), product, signs
 
-    return signals(params, jnp.asarray(inputs), jnp.asarray(targets), key, vectors)
+    return signals(params, jnp.asarray(inputs), jnp.asarray(targets), vectors)
 
 
-# Each source and each loss in the fast cases; the product of "hvp" is that of "hutchinson".
+# Both losses and both random estimates in the fast cases: the product of "hvp" is that of
+# "hutchinson", and "none" is checked without JAX below.
 FAST_SIGNALS = [("gauss_newton", "squared"), ("gauss_newton", "cross_entropy"),
-                ("hutchinson", "squared"), ("none", "cross_entropy")]
+                ("hutchinson", "squared")]
 SLOW_SIGNALS = [("hutchinson", "cross_entropy"), ("hvp", "squared"), ("hvp", "cross_entropy"),
-                ("none", "squared")]
+                ("none", "squared"), ("none", "cross_entropy")]
 
 
 @pytest.mark.parametrize("source, loss", FAST_SIGNALS + [
@@ -93,18 +94,15 @@ def test_curvature_equals_extra_args(x64, source, loss):
     inputs, targets = batch(loss)
     model = torch_model()
     params = as_jax([p.detach() for p in model.parameters()])
-    key = jax.random.PRNGKey(7)
     rng = np.random.default_rng(5)
     vectors = [torch.from_numpy(rng.normal(size=tuple(p.shape))) for p in model.parameters()]
-    value, outputs, grads, expected_diagonal, expected_product = jax_signals(
-        loss, source, params, inputs, targets, key, as_jax(vectors)
+    value, outputs, grads, expected_diagonal, expected_product, signs = jax_signals(
+        loss, source, params, inputs, targets, as_jax(vectors)
     )
-    signs = None
-    if source in ("gauss_newton", "hutchinson"):
-        signs = jax_signs(source, key, params, outputs.shape)
+    signs = torch.from_numpy(np.array(signs)) if source == "gauss_newton" else as_torch(signs)
     curvature = mst.Curvature(model, loss=loss, source=source)
     torch_value, diagonal = curvature(torch.from_numpy(inputs), torch.from_numpy(targets),
-                                      signs=signs)
+                                      signs=signs if source != "none" else None)
 
     np.testing.assert_allclose(torch_value.item(), float(value), rtol=1e-12)
     np.testing.assert_allclose(curvature.outputs.numpy(), np.asarray(outputs), rtol=1e-12)
@@ -128,6 +126,20 @@ def test_one_squared_output_is_exact_without_signs(x64):
     jacobian = torch.autograd.grad(model(inputs).sum(), list(model.parameters()))
     for actual, row in zip(diagonal, jacobian):
         torch.testing.assert_close(actual, row * row, rtol=1e-14, atol=0)
+
+
+def test_none_is_the_gradient_and_zeros():
+    inputs, targets = (torch.from_numpy(a) for a in batch("cross_entropy"))
+    model, reference = torch_model(), torch_model()
+    curvature = mst.Curvature(model, loss="cross_entropy", source="none")
+    value, diagonal = curvature(inputs, targets)
+    expected = torch.nn.functional.cross_entropy(reference(inputs), targets)
+    expected.backward()
+    assert value.item() == expected.item()
+    for p, q, d, v in zip(model.parameters(), reference.parameters(), diagonal,
+                          curvature.vector_product(list(reference.parameters()))):
+        assert torch.equal(p.grad, q.grad)
+        assert torch.equal(d, torch.zeros_like(p)) and torch.equal(v, torch.zeros_like(p))
 
 
 def test_generator_makes_the_draw_reproducible():

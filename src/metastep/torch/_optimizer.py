@@ -165,16 +165,20 @@ class MetaStepOptimizer(torch.optim.Optimizer):
 
     # Blocks: a step size per weight, per parameter tensor, or one per group.
 
+    def _block_owner(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
+        """The parameter whose state holds the block values of ``p``."""
+        return group["params"][0] if group.get("granularity") == "scalar" else p
+
     def _block_state(self, group: dict[str, Any], p: torch.Tensor) -> dict[str, Any]:
-        """The state dict that holds the block values of ``p``."""
-        owner = group["params"][0] if group.get("granularity") == "scalar" else p
-        return self.state[owner]
+        """The state that holds the block values of ``p`` (empty before its first step; reading
+        it makes no state)."""
+        return self.state.get(self._block_owner(group, p), {})
 
     def _init_block(self, group: dict[str, Any], p: torch.Tensor, key: str, value: float,
                     transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         """``transform(value)`` in the block shape of ``p`` (its dtype, computed in it), unless
         the block already has it."""
-        block_state = self._block_state(group, p)
+        block_state = self.state[self._block_owner(group, p)]
         if key in block_state:
             return
         if group.get("granularity", "weight") == "weight":

@@ -125,7 +125,7 @@ class Autostep(MetaStepOptimizer):
             h.mul_(1.0 - step_size * c).sub_(change)
 
     def _step_sizes_of(self, group, p):
-        state = self.state[p]
+        state = self.state.get(p, {})
         if "step_size" not in state:
             return torch.full_like(p, group["initial_step_size"])
         return state["step_size"]

@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.func import functional_call, jvp, vjp
 
 LOSSES = ("squared", "cross_entropy")
 SOURCES = ("gauss_newton", "hutchinson", "hvp", "none")
@@ -81,6 +80,24 @@ def _gauss_newton_cotangent(outputs: torch.Tensor, signs: torch.Tensor,
     # L s = √p ⊙ s − p (√p · s): L Lᵀ = diag p − p pᵀ.
     projection = (roots * signs).sum(dim=1, keepdim=True)
     return (roots * signs - probabilities * projection) / root_batch
+
+
+def _vector_jacobian_product(outputs, inputs, cotangents) -> tuple[torch.Tensor, ...]:
+    """``Jᵀ u``, zeros for inputs the outputs do not depend on."""
+    return torch.autograd.grad(outputs, inputs, cotangents, retain_graph=True, allow_unused=True,
+                               materialize_grads=True)
+
+
+def _jacobian_vector_product(outputs: torch.Tensor, inputs: list[torch.Tensor],
+                             tangents: list[torch.Tensor]) -> torch.Tensor:
+    """``J v`` by reverse mode twice: ``Jᵀ u`` is linear in a dummy ``u``, and its
+    vector-Jacobian product with ``v`` in ``u`` is ``J v``."""
+    dummy = torch.zeros_like(outputs, requires_grad=True)
+    pulled = torch.autograd.grad(outputs, inputs, dummy, create_graph=True, allow_unused=True,
+                                 materialize_grads=True)
+    (product,) = torch.autograd.grad(pulled, dummy, tangents, allow_unused=True,
+                                     materialize_grads=True)
+    return product
 
 
 class Curvature:
@@ -174,29 +191,22 @@ class Curvature:
         vectors = list(vectors)
         if len(vectors) != len(list(self.model.parameters())):
             raise ValueError("`vectors` must hold one tensor per parameter of the model")
-        named = self._learned()
-        learned_vectors = [v for v, p in zip(vectors, self.model.parameters()) if p.requires_grad]
+        learned = [p for _, p in self._learned()]
+        tangents = [v.to(p.dtype) for v, p in zip(vectors, self.model.parameters())
+                    if p.requires_grad]
         if self.source == "none":
-            return self._all_parameters([torch.zeros_like(v) for v in learned_vectors])
+            return self._all_parameters([torch.zeros_like(v) for v in tangents])
         inputs, targets = self._batch
-        names = [name for name, _ in named]
-        primals = tuple(p.detach() for _, p in named)
-        tangents = tuple(v.to(p.dtype) for v, p in zip(learned_vectors, primals))
-
-        def outputs_of(*params):
-            return functional_call(self.model, dict(zip(names, params)), (inputs,))
-
-        def loss_of(*params):
-            return loss_value(outputs_of(*params), targets, self.loss)
-
         with torch.enable_grad():
+            outputs = self.model(inputs)
             if self.source == "gauss_newton":
-                outputs, output_tangent = jvp(outputs_of, primals, tangents)
-                _, pullback = vjp(outputs_of, *primals)
-                product = pullback(_output_hessian_product(outputs, output_tangent, self.loss))
+                output_tangent = _jacobian_vector_product(outputs, learned, tangents)
+                cotangent = _output_hessian_product(outputs.detach(), output_tangent, self.loss)
+                product = _vector_jacobian_product(outputs, learned, cotangent)
             else:
-                gradient_of = torch.func.grad(loss_of, argnums=tuple(range(len(primals))))
-                _, product = jvp(gradient_of, primals, tangents)
+                gradients = torch.autograd.grad(loss_value(outputs, targets, self.loss), learned,
+                                                create_graph=True)
+                product = _vector_jacobian_product(gradients, learned, tangents)
         return self._all_parameters([t.detach() for t in product])
 
 

@@ -65,7 +65,7 @@ class DeltaDelta(MetaStepOptimizer):
             p.add_(last)
 
     def _step_sizes_of(self, group, p):
-        state = self.state[p]
+        state = self.state.get(p, {})
         if "step_size" not in state:
             return torch.full_like(p, group["initial_step_size"])
         return state["step_size"]

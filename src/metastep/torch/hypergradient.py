@@ -159,7 +159,7 @@ class AdamHD(_Hypergradient):
 
     def _scale(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
         """``sqrt(v̂ + ε)`` (``sqrt(ε)`` before the first step)."""
-        state = self.state[p]
+        state = self.state.get(p, {})
         if "step" not in state:
             return torch.full_like(p, group["eps"]).sqrt_()
         correction = _bias_correction(group["normalizer_rate"], state["step"], p.dtype)

@@ -82,7 +82,7 @@ class SMD(MetaStepOptimizer):
                                 curvature_vector_product: Callable | None) -> list[list[Any]]:
         """``C v`` per group and parameter: exact through the product, else ``c ⊙ v``."""
         traces = [
-            self.state[p]["meta_trace"] if "meta_trace" in self.state[p] else torch.zeros_like(p)
+            self.state[p]["meta_trace"] if p in self.state else torch.zeros_like(p)
             for p in self._parameters()
         ]
         if curvature_vector_product is not None:
