@@ -152,7 +152,12 @@ class RayExecutor:
                               configure_logging=False)
             except (ConnectionError, RuntimeError, ValueError) as error:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-                raise ExecutorError(f"cannot start or reach {where}: {error}") from error
+                hint = "" if not address or os.environ.get("RAY_AUTH_MODE") else (
+                    " (a cluster started by `ray start` of Ray >= 2.59 asks for its token: "
+                    "export RAY_AUTH_MODE=token, with the token in ~/.ray/auth_token or "
+                    "RAY_AUTH_TOKEN)"
+                )
+                raise ExecutorError(f"cannot start or reach {where}: {error}{hint}") from error
         resources = self.ray.cluster_resources()
         self.gpus_per_shard = (
             (1 if resources.get("GPU", 0) > 0 else 0) if gpus_per_shard is None

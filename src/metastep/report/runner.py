@@ -139,15 +139,16 @@ def shards_to_compute(run_dir: RunDirectory, experiment: str, shards: list[Shard
     return to_compute, replaced
 
 
-def record_where(run_dir: RunDirectory, experiment: str, executor, ran_on: dict[str, Any]) -> None:
-    """Note in the experiment's ``config.json`` entry the executor of this run and where each
-    shard it computed ran."""
+def record_where(run_dir: RunDirectory, experiment: str, executor: dict[str, Any], shard: str,
+                 where: dict[str, Any]) -> None:
+    """Note in the experiment's ``config.json`` entry the executor of this run and where a
+    shard ran (as soon as it is stored: a driver killed later loses nothing)."""
 
     def change(config: dict[str, Any]) -> None:
         entry = config.get("experiments", {}).get(experiment)
         if entry is not None:
-            entry["executor"] = to_json_value(executor.describe())
-            entry.setdefault("ran_on", {}).update(to_json_value(ran_on))
+            entry["executor"] = to_json_value(executor)
+            entry.setdefault("ran_on", {})[shard] = to_json_value(where)
 
     run_dir.update_config(change)
 
@@ -183,19 +184,15 @@ def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget
                                                 metastep.__version__) for shard in shards}
     to_compute, replaced = shards_to_compute(run_dir, experiment.name, shards, provenances)
     stored_work = sum(shard.work for shard in shards) - sum(shard.work for shard in to_compute)
-    ran_on = {}
+    described = executor.describe()
     with progress_bar(
         sum(shard.work for shard in shards), initial=stored_work, unit="lane-steps",
         desc=experiment.name if title is None else title, enabled=progress,
     ) as bar:
-        try:
-            for shard, table, where in executor.completed(experiment, budget, to_compute, bar):
-                table = check_table(experiment, shard, table)
-                run_dir.write_shard(experiment.name, shard.name, table, provenances[shard.name])
-                ran_on[shard.name] = where
-        finally:
-            if to_compute:
-                record_where(run_dir, experiment.name, executor, ran_on)
+        for shard, table, where in executor.completed(experiment, budget, to_compute, bar):
+            table = check_table(experiment, shard, table)
+            run_dir.write_shard(experiment.name, shard.name, table, provenances[shard.name])
+            record_where(run_dir, experiment.name, described, shard.name, where)
         bar.set_postfix_str("done")
     return ExperimentRun(
         experiment=experiment.name,
