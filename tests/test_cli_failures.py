@@ -193,3 +193,15 @@ def test_ctrl_c_exits_130_every_time_and_the_run_resumes(tmp_path):
                               text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr
     assert not list(directory.rglob(f"*{storage.TEMPORARY_SUFFIX}"))
+
+
+def test_executor_arguments_that_cannot_work_are_one_line(tmp_path, toy, capsys, monkeypatch):
+    out = str(tmp_path / "run")
+    assert main([*TOY_RUN, out, "--ray-address", "127.0.0.1:6379"]) == 1
+    assert capsys.readouterr().err.rstrip().endswith(
+        "metastep: --ray-address needs --executor ray")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert main([*TOY_RUN, out, "--executor", "ray"]) == 1
+    errors = capsys.readouterr().err
+    assert "Traceback" not in errors
+    assert errors.rstrip().endswith('pip install -e ".[cluster]" (or pip install ray)')
