@@ -42,6 +42,7 @@ class SmokeRun:
     def __init__(self, path):
         self.path = path
         self.directory = RunDirectory(path)
+        self.built_figures = {}
 
     def tables(self, name: str) -> dict:
         """The stored smoke tables of experiment ``name``: shard name -> table."""
@@ -50,6 +51,14 @@ class SmokeRun:
         run_experiment(self.directory, experiment, budget, progress=False)
         return {shard.name: self.directory.read_shard(name, shard.name)
                 for shard in experiment.shards(budget)}
+
+    def figures(self, name: str) -> dict:
+        """The smoke figures of experiment ``name``, made once per test session."""
+        if name not in self.built_figures:
+            experiment = get(name)
+            self.built_figures[name] = experiment.figures(self.tables(name),
+                                                          experiment.budget("smoke"))
+        return self.built_figures[name]
 
 
 @pytest.fixture(scope="session")

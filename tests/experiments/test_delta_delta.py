@@ -1,12 +1,11 @@
-"""The delta-delta experiment: a smoke run, and the talk's signatures at a small budget."""
+"""The delta-delta experiment: its smoke tables, and the talk's signatures at a small budget
+(test_every_experiment checks the tables, summary and figures every experiment owes)."""
 
 import jax
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
-from metastep.experiments import delta_delta, get, lookup
-from metastep.experiments._base import is_finite_number
+from metastep.experiments import delta_delta, get
 
 EXPERIMENT = get("delta-delta")
 
@@ -20,32 +19,11 @@ def smoke_tables(smoke_run):
     return smoke_run.tables(EXPERIMENT.name)
 
 
-def test_smoke_tables_are_tidy(smoke_tables):
+def test_smoke_tables_hold_every_case_and_step_of_the_window(smoke_tables):
     budget = EXPERIMENT.budget("smoke")
-    for name, table in smoke_tables.items():
-        assert {"method", "seed", "step"} <= set(table.columns), name
-        assert set(table["seed"]) == set(budget.seed_list), name
     trajectories = smoke_tables["trajectories"]
     assert len(trajectories) == len(delta_delta.STEP_SIZES) * budget.seeds * 50
     assert set(smoke_tables["delta-delta"]["case"]) == set(delta_delta.STEP_SIZES)
-
-
-def test_smoke_summary_has_finite_published_numbers(smoke_tables):
-    summary = EXPERIMENT.summarize(smoke_tables, EXPERIMENT.budget("smoke"))
-    for published in EXPERIMENT.published:
-        assert is_finite_number(lookup(summary, published.key)), published.key
-
-
-def test_smoke_figures_have_labelled_axes(smoke_tables):
-    figures = EXPERIMENT.figures(smoke_tables, EXPERIMENT.budget("smoke"))
-    assert set(figures) == {"weight-trajectories", "sign-agreement", "delta-delta-step-sizes"}
-    for name, figure in figures.items():
-        assert isinstance(figure, Figure)
-        for axes in figure.axes:
-            if axes.get_subplotspec().is_last_row():
-                assert axes.get_xlabel(), name
-            if axes.get_subplotspec().is_first_col():
-                assert axes.get_ylabel(), name
 
 
 def test_optimal_step_size_is_the_kalman_gain():

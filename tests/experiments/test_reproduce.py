@@ -1,17 +1,17 @@
 """``metastep reproduce`` at the smoke budget, checked for every registered experiment.
 
 A new experiment module is covered here as soon as it is registered: the run directory must hold
-its tidy results, figures (PNG and SVG), finite published numbers and its report section.
+its results, summary, figures (PNG and SVG) and its report section. (test_every_experiment checks
+what each experiment's tables, summary and figures hold.)
 """
 
-import math
 import re
 
 import pandas as pd
 import pytest
 
 from metastep.cli import main
-from metastep.experiments import BUDGET_NAMES, EXPERIMENTS, lookup
+from metastep.experiments import BUDGET_NAMES, EXPERIMENTS
 from metastep.experiments._base import FILE_NAME
 from metastep.report.storage import TEMPORARY_SUFFIX, read_json
 
@@ -53,16 +53,12 @@ def test_experiment_results(run_directory, name):
     for shard in entry["shards"]:
         table = pd.read_parquet(run_directory / "results" / name / f"{shard}.parquet")
         assert list(table.columns[:2]) == ["experiment", "method"], shard
-        assert {"seed", "step"} <= set(table.columns), shard
         assert set(table["experiment"]) == {name}, shard
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_experiment_summary_and_figures(run_directory, name):
-    summary = read_json(run_directory / "summary.json")[name]
-    for published in EXPERIMENTS[name].published:
-        value = lookup(summary, published.key)
-        assert isinstance(value, (int, float)) and math.isfinite(value), published.key
+def test_experiment_summary_figures_and_report_section(run_directory, name):
+    assert read_json(run_directory / "summary.json")[name]
     figures = sorted((run_directory / "figures" / name).iterdir())
     stems = {path.stem for path in figures}
     assert stems and all(FILE_NAME.fullmatch(stem) for stem in stems)
@@ -80,33 +76,6 @@ def test_reproduce_again_computes_nothing(run_directory, capsys):
     for name in EXPERIMENTS:
         (line,) = [line for line in lines if line.startswith(f"{name}:")]
         assert "(0 shards computed" in line
-
-
-# The keys that issue 3 requires of summary.json, each a finite number (or a list of them).
-REQUIRED_SUMMARY_KEYS = [
-    "switching-2d.optimum.alpha",
-    "switching-2d.optimum.mse",
-    "switching-2d.idbd.final_alpha",
-    "weight-flipping.lms.best_mse",
-    "weight-flipping.lms.best_alpha",
-    "weight-flipping.idbd.best_mse",
-    "weight-flipping.idbd.best_theta",
-    "weight-flipping.oracle.best_mse",
-    "weight-flipping.exp2.relevant_alpha",
-    "weight-flipping.exp2.irrelevant_alpha_max",
-    "scale-sensitivity.idbd.best_theta_span_decades",
-    "scale-sensitivity.sgd.best_alpha_span_decades",
-    *(f"noisy-tracking.{preset}.optimal_mse" for preset in ("talk", "paper")),
-    *(f"noisy-tracking.{preset}.{method}.mse" for preset in ("talk", "paper")
-      for method in ("idbd", "autostep", "rmsprop", "sgd")),
-]
-
-
-@pytest.mark.parametrize("key", REQUIRED_SUMMARY_KEYS)
-def test_summary_has_the_required_keys(run_directory, key):
-    value = lookup(read_json(run_directory / "summary.json"), key)
-    values = value if isinstance(value, list) else [value]
-    assert values and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values), value
 
 
 def test_report_html_is_small_with_its_overview_first(run_directory):

@@ -1,17 +1,14 @@
-"""The scale-sensitivity experiment: tidy tables, finite summary, and Degris et al.'s claim (IDBD's
-best θ moves with the target scale, SGD's best α and Autostep's best μ do not) at the smoke
-budget, where it already holds."""
+"""The scale-sensitivity experiment: its tables, and Degris et al.'s claim (IDBD's best θ moves
+with the target scale, SGD's best α and Autostep's best μ do not) at the smoke budget, where it
+already holds (test_every_experiment checks the tables, summary and figures every experiment
+owes)."""
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
-from metastep.experiments import get, lookup, scale_sensitivity
-from metastep.experiments._base import is_finite_number
+from metastep.experiments import get, scale_sensitivity
 
 EXPERIMENT = get("scale-sensitivity")
-REQUIRED_KEYS = ("idbd.best_theta_span_decades", "sgd.best_alpha_span_decades",
-                 "autostep.best_mu_span_decades")
 
 
 @pytest.fixture(scope="module")
@@ -24,31 +21,16 @@ def smoke_summary(smoke_tables):
     return EXPERIMENT.summarize(smoke_tables, EXPERIMENT.budget("smoke"))
 
 
-def test_smoke_tables_are_tidy(smoke_tables):
+def test_smoke_tables_hold_every_scale_and_grid_value(smoke_tables):
     budget = EXPERIMENT.budget("smoke")
-    assert set(smoke_tables) == set(scale_sensitivity.METHODS)
-    for method, table in smoke_tables.items():
-        parameter = scale_sensitivity.METHODS[method].parameter
+    methods = scale_sensitivity.budget_methods(budget)
+    assert set(smoke_tables) == set(methods)
+    for name, table in smoke_tables.items():
+        parameter = methods[name].parameter
         assert {"method", "scale", parameter, "seed", "step", "squared_error",
-                "diverged"} <= set(table.columns), method
-        assert set(table["scale"]) == set(scale_sensitivity.SCALES), method
-        assert set(table["seed"]) == set(budget.seed_list), method
-        grid = scale_sensitivity.parameter_grid(method, budget.settings["points_per_decade"])
-        np.testing.assert_allclose(np.sort(table[parameter].unique()), grid)
-
-
-def test_smoke_summary_has_finite_required_and_published_numbers(smoke_summary):
-    for key in REQUIRED_KEYS + tuple(published.key for published in EXPERIMENT.published):
-        assert is_finite_number(lookup(smoke_summary, key)), key
-
-
-def test_smoke_figures_have_labelled_axes(smoke_tables):
-    figures = EXPERIMENT.figures(smoke_tables, EXPERIMENT.budget("smoke"))
-    assert set(figures) == {"error-vs-hyperparameter", "best-hyperparameter-vs-scale"}
-    for name, figure in figures.items():
-        assert isinstance(figure, Figure)
-        assert figure.axes[0].get_ylabel(), name
-        assert all(axes.get_xlabel() for axes in figure.axes), name
+                "diverged"} <= set(table.columns), name
+        assert set(table["scale"]) == set(scale_sensitivity.SCALES), name
+        np.testing.assert_allclose(np.sort(table[parameter].unique()), methods[name].grid)
 
 
 def test_best_theta_moves_with_scale_and_best_alpha_and_mu_do_not(smoke_summary):
@@ -78,7 +60,7 @@ def test_curves_are_scale_equivariant(smoke_tables):
     """Same streams at every scale: SGD's and Autostep's normalized errors are the same curve;
     IDBD's at scale s and θ is its curve at scale 1 and θ s² (two decades per factor 10)."""
     for method in ("sgd", "autostep"):
-        parameter = scale_sensitivity.METHODS[method].parameter
+        parameter = scale_sensitivity.methods(1)[method].parameter
         curves = normalized_curves(smoke_tables[method], parameter)
         for scale in (0.1, 10.0):
             assert_same_where_learning(curves[scale], curves[1.0], err_msg=method)

@@ -9,7 +9,8 @@ It declares:
 * ``shards(budget)``: the independent units of work, each a :class:`Shard` whose ``compute()``
   returns one tidy table. Building the list computes nothing; the runner calls ``compute`` for
   the shards not yet stored, and stores each table as it comes, so an interrupted run loses at
-  most the shard in progress;
+  most the shard in progress. :meth:`Shard.of_call` makes a shard of a function and its
+  arguments (a :class:`SweptMethod`, a problem, seeds, ...), which ``config.json`` records;
 * ``summarize(tables, budget)``: the headline numbers (a nested dict of numbers), from the stored
   tables alone (``tables`` maps shard name -> table); finite at every ``published`` key, at
   every budget (NaN and inf are stored as null);
@@ -46,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from metastep.learner import LinearLearner
 from metastep.problems import Problem
 
 BUDGET_NAMES = ("smoke", "quick", "full")
@@ -199,6 +201,19 @@ class SweptMethod:
     def config(self) -> dict[str, Any]:
         """What ``config.json`` records of the method: its name, grid and constants."""
         return {"method": self.name, self.parameter: list(self.grid), **self.constants}
+
+    def linear_learners(self, num_features: int) -> Callable[..., LinearLearner]:
+        """``make_learner`` for ``ms.sweep`` over ``{parameter: grid}``: the linear learner of
+        ``num_features`` weights at the swept value."""
+
+        def make_learner(**swept: Any) -> LinearLearner:
+            return LinearLearner(self.transformation(swept[self.parameter]), num_features)
+
+        return make_learner
+
+
+# The parameters' symbols spelled out, for summary keys (``best_theta``).
+SYMBOL_NAMES = {"α": "alpha", "θ": "theta", "μ": "mu", "η": "eta", "β": "beta"}
 
 
 # What a reference number is: a paper's or talk's own number ("published"), a number of an

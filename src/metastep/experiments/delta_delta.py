@@ -32,7 +32,6 @@ Shards, top to bottom below:
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +40,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 import metastep as ms
-from metastep.experiments._base import Budget, Experiment, Published, Shard, sweep_table
+from metastep.experiments._base import (
+    Budget,
+    Experiment,
+    Published,
+    Shard,
+    SweptMethod,
+    sweep_table,
+)
 from metastep.methods import delta_delta, sgd
 from metastep.problems import Problem, Sample, steady_state_gain, steady_state_variance
 from metastep.problems._base import step_keys
@@ -111,24 +117,29 @@ def lms(step_size):
     return ms.LinearLearner(sgd(step_size), 1)
 
 
-def delta_delta_learner(initial_step_size):
-    return ms.LinearLearner(
-        delta_delta(META_STEP_SIZE, initial_step_size, min_step_size=MIN_STEP_SIZE), 1
-    )
+def delta_delta_from(initial_step_size, meta_step_size, min_step_size):
+    """The ΔΔ rule from ``initial_step_size`` (the swept value)."""
+    return delta_delta(meta_step_size, initial_step_size, min_step_size=min_step_size)
+
+
+# The ΔΔ rule from each of the three step sizes.
+DELTA_DELTA = SweptMethod("delta-delta", "ΔΔ", "initial_step_size", "α₀",
+                          tuple(STEP_SIZES.values()), delta_delta_from,
+                          {"meta_step_size": META_STEP_SIZE, "min_step_size": MIN_STEP_SIZE})
+DELTA_DELTA_RECORDS = 1_000  # records per run
 
 
 # ---------------------------------------------------------------------------------------------
 # Shard 1: the weight and its changes under each fixed α, step by step
 
 
-def trajectories(budget: Budget) -> pd.DataFrame:
+def trajectories(problem: Problem, step_sizes: dict[str, float], seeds: list[int],
+                 window: int) -> pd.DataFrame:
     """``step`` t counts updates done: ``weight`` is w_t, ``delta`` is Δ_t (NaN at t = 0)."""
-    window = budget.settings["window"]
-    problem = tracking_problem()
     tables = []
-    for seed in budget.seed_list:
+    for seed in seeds:
         samples = problem.sample(jax.random.PRNGKey(seed), window)
-        for case, step_size in STEP_SIZES.items():
+        for case, step_size in step_sizes.items():
             trace = ms.run_arrays(lms(step_size), samples.x, samples.y)
             weights = trace.predictions.astype(np.float64)  # x ≡ 1: the prediction is w_t
             tables.append(pd.DataFrame({
@@ -155,11 +166,11 @@ def agreement_grid(budget: Budget) -> list[float]:
     return sorted(set(grid.tolist()) | set(STEP_SIZES.values()))
 
 
-def sign_agreement(budget: Budget) -> pd.DataFrame:
+def sign_agreement(problem: Problem, step_sizes: list[float], seeds: list[int],
+                   steps: int) -> pd.DataFrame:
     """One row per (α, seed): ``sign_agreement`` and ``squared_error`` over the second half."""
-    steps = budget.settings["agreement_steps"]
-    result = ms.sweep(lms, tracking_problem(), {"step_size": agreement_grid(budget)},
-                      seeds=budget.seeds, steps=steps, record_every=1)
+    result = ms.sweep(lms, problem, {"step_size": step_sizes}, seeds=seeds, steps=steps,
+                      record_every=1)
     weights = result.records["weights"][..., 0].astype(np.float64)  # [α, seed, t]: w after t
     deltas = np.diff(weights, axis=-1, prepend=0.0)
     products = (deltas[..., 1:] * deltas[..., :-1])[..., steps // 2:]  # past the approach
@@ -178,37 +189,33 @@ def sign_agreement(budget: Budget) -> pd.DataFrame:
 # Shard 3: the ΔΔ rule adapting α from each start
 
 
-def delta_delta_run(budget: Budget) -> pd.DataFrame:
+def delta_delta_run(problem: Problem, method: SweptMethod, seeds: list[int], steps: int,
+                    record_every: int) -> pd.DataFrame:
     """``step_size`` is the α of the last update of each record bin."""
-    result = ms.sweep(delta_delta_learner, tracking_problem(),
-                      {"initial_step_size": list(STEP_SIZES.values())}, seeds=budget.seeds,
-                      steps=budget.steps, record_every=budget.record_every(1_000))
-    table = sweep_table(result, "delta-delta", meta_step_size=META_STEP_SIZE,
-                        min_step_size=MIN_STEP_SIZE)
+    result = ms.sweep(method.linear_learners(1), problem, {method.parameter: list(method.grid)},
+                      seeds=seeds, steps=steps, record_every=record_every)
+    table = sweep_table(result, method.name, **method.constants)
     case_of = {step_size: case for case, step_size in STEP_SIZES.items()}
-    table.insert(1, "case", table["initial_step_size"].map(case_of))
+    table.insert(1, "case", table[method.parameter].map(case_of))
     return table.rename(columns={"mean_step_size": "step_size"})
 
 
 def shards(budget: Budget) -> list[Shard]:
-    problem = tracking_problem().params
+    problem = tracking_problem()
     window, agreement_steps = budget.settings["window"], budget.settings["agreement_steps"]
-    record_every = budget.record_every(1_000)
     grid = agreement_grid(budget)
     return [
-        Shard("trajectories", functools.partial(trajectories, budget),
-              {"problem": problem, "method": "lms", "step_sizes": STEP_SIZES, "steps": window,
-               "seeds": budget.seed_list},
-              work=len(STEP_SIZES) * budget.seeds * window),
-        Shard("sign-agreement", functools.partial(sign_agreement, budget),
-              {"problem": problem, "method": "lms", "step_size": grid, "steps": agreement_steps,
-               "measured_over": "second half", "seeds": budget.seed_list},
-              work=len(grid) * budget.seeds * agreement_steps),
-        Shard("delta-delta", functools.partial(delta_delta_run, budget),
-              {"problem": problem, "method": "delta-delta", "meta_step_size": META_STEP_SIZE,
-               "min_step_size": MIN_STEP_SIZE, "initial_step_size": STEP_SIZES,
-               "steps": budget.steps, "record_every": record_every, "seeds": budget.seed_list},
-              work=len(STEP_SIZES) * budget.seeds * budget.steps),
+        Shard.of_call("trajectories", trajectories, work=len(STEP_SIZES) * budget.seeds * window,
+                      problem=problem, step_sizes=STEP_SIZES, seeds=budget.seed_list,
+                      window=window),
+        Shard.of_call("sign-agreement", sign_agreement,
+                      work=len(grid) * budget.seeds * agreement_steps,
+                      problem=problem, step_sizes=grid, seeds=budget.seed_list,
+                      steps=agreement_steps),
+        Shard.of_call("delta-delta", delta_delta_run,
+                      work=len(STEP_SIZES) * budget.seeds * budget.steps,
+                      problem=problem, method=DELTA_DELTA, seeds=budget.seed_list,
+                      steps=budget.steps, record_every=budget.record_every(DELTA_DELTA_RECORDS)),
     ]
 
 

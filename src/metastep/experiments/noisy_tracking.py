@@ -97,19 +97,11 @@ BUDGETS = {
 # Shards: one sweep per (preset, method)
 
 
-def learner_maker(method: SweptMethod) -> Callable[..., ms.LinearLearner]:
-    def make_learner(**hyperparameter):  # the one grid parameter, under its name
-        (value,) = hyperparameter.values()
-        return ms.LinearLearner(method.transformation(value), 1)
-
-    return make_learner
-
-
 def method_sweep(preset: str, problem: Problem, method: SweptMethod, seeds: list[int],
                  steps: int, record_every: int) -> pd.DataFrame:
     """One row per (configuration, seed, record): ``squared_error`` (bin mean), ``step_size``
     (the α of the bin's last update), and the regime's ``sigma``, α* and optimal MSE."""
-    result = ms.sweep(learner_maker(method), problem, {method.parameter: list(method.grid)},
+    result = ms.sweep(method.linear_learners(1), problem, {method.parameter: list(method.grid)},
                       seeds=seeds, steps=steps, record_every=record_every)
     table = sweep_table(result, method.name, preset=preset)
     table = table.rename(columns={"mean_step_size": "step_size"})

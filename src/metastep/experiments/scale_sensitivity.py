@@ -24,16 +24,22 @@ the choice of the best parameter, and counted. One shard per method: ``idbd``, `
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 import metastep as ms
-from metastep.experiments._base import Budget, Experiment, Published, Shard, sweep_table
+from metastep.experiments._base import (
+    SYMBOL_NAMES,
+    Budget,
+    Experiment,
+    Published,
+    Shard,
+    SweptMethod,
+    sweep_table,
+)
+from metastep.problems import Problem
 
 # ---------------------------------------------------------------------------------------------
 # The problem, the methods and their grids
@@ -45,86 +51,64 @@ AUTOSTEP_TAU = 1e4  # Mahmood et al.'s default
 NO_LEARNING_MSE = 5.0  # normalized: the five relevant weights, each ±s, with weights at 0
 
 
-class MethodSweep(NamedTuple):
-    """One method's hyperparameter sweep."""
-
-    make_learner: Callable  # hyperparameter (by keyword ``parameter``) -> learner
-    parameter: str  # the grid column
-    symbol: str  # for the figures
-    key: str  # for the summary keys
-    decades: tuple[int, int]  # the grid spans 10**low .. 10**high
-
-
-def idbd(meta_step_size):
-    return ms.LinearLearner(ms.idbd(meta_step_size, INITIAL_STEP_SIZE), NUM_INPUTS)
-
-
-def sgd(learning_rate):
-    return ms.LinearLearner(ms.sgd(learning_rate), NUM_INPUTS)
-
-
-def autostep(meta_step_size):
-    return ms.LinearLearner(ms.autostep(meta_step_size, INITIAL_STEP_SIZE, AUTOSTEP_TAU),
-                            NUM_INPUTS)
-
-
-METHODS = {
-    # The best θ is ≈ 0.02 at s = 1 and moves as 1/s²: this range holds it at every scale, with
-    # the flat region of no adaptation below and the divergence above.
-    "idbd": MethodSweep(idbd, "meta_step_size", "θ", "theta", (-7, 2)),
-    # LMS diverges past α ≈ 0.1 (Σ α x² ≈ 20 α ≥ 2).
-    "sgd": MethodSweep(sgd, "learning_rate", "α", "alpha", (-4, 0)),
-    # Autostep's error explodes (without overflowing) for μ ≥ 1.
-    "autostep": MethodSweep(autostep, "meta_step_size", "μ", "mu", (-5, 1)),
-}
-METHOD_TITLES = {"idbd": "IDBD", "sgd": "SGD (LMS)", "autostep": "Autostep"}
-
 BUDGETS = {
     "smoke": Budget(steps=2_000, seeds=2, settings={"points_per_decade": 1}),
     "quick": Budget(steps=50_000, seeds=5, settings={"points_per_decade": 4}),
     "full": Budget(steps=200_000, seeds=30, settings={"points_per_decade": 4}),
 }
+RECORDS = 10  # per run: the error is averaged over all of them
 
 
-def parameter_grid(method: str, points_per_decade: int) -> list[float]:
-    low, high = METHODS[method].decades
-    exponents = np.arange(low * points_per_decade, high * points_per_decade + 1)
-    return (10.0 ** (exponents / points_per_decade)).tolist()
+def methods(points_per_decade: int) -> dict[str, SweptMethod]:
+    """The three sweeps, each over ``10^(k / points_per_decade)`` between two powers of ten."""
+
+    def decades(low: int, high: int) -> tuple[float, ...]:
+        exponents = np.arange(low * points_per_decade, high * points_per_decade + 1)
+        return tuple((10.0 ** (exponents / points_per_decade)).tolist())
+
+    return {method.name: method for method in (
+        # The best θ is ≈ 0.02 at s = 1 and moves as 1/s²: this range holds it at every scale,
+        # with the flat region of no adaptation below and the divergence above.
+        SweptMethod("idbd", "IDBD", "meta_step_size", "θ", decades(-7, 2), ms.idbd,
+                    {"initial_step_size": INITIAL_STEP_SIZE}),
+        # LMS diverges past α ≈ 0.1 (Σ α x² ≈ 20 α ≥ 2).
+        SweptMethod("sgd", "SGD (LMS)", "learning_rate", "α", decades(-4, 0), ms.sgd),
+        # Autostep's error explodes (without overflowing) for μ ≥ 1.
+        SweptMethod("autostep", "Autostep", "meta_step_size", "μ", decades(-5, 1), ms.autostep,
+                    {"initial_step_size": INITIAL_STEP_SIZE, "tau": AUTOSTEP_TAU}),
+    )}
+
+
+def budget_methods(budget: Budget) -> dict[str, SweptMethod]:
+    """The sweeps at the budget's ``points_per_decade``."""
+    return methods(budget.settings["points_per_decade"])
 
 
 # ---------------------------------------------------------------------------------------------
 # Shards: one per method, a sweep per scale
 
 
-def method_sweep(budget: Budget, method: str) -> pd.DataFrame:
+def method_sweep(problems: list[Problem], method: SweptMethod, seeds: list[int], steps: int,
+                 record_every: int) -> pd.DataFrame:
     """One row per (scale, hyperparameter, seed, record): the squared error, mean over the bin."""
-    sweep = METHODS[method]
-    grid = parameter_grid(method, budget.settings["points_per_decade"])
     tables = []
-    for scale in SCALES:
-        result = ms.sweep(sweep.make_learner, ms.problems.weight_flipping(scale=scale),
-                          {sweep.parameter: grid}, seeds=budget.seeds, steps=budget.steps,
-                          record_every=budget.record_every(10))
-        tables.append(sweep_table(result, method, scale=scale))
+    for problem in problems:
+        result = ms.sweep(method.linear_learners(NUM_INPUTS), problem,
+                          {method.parameter: list(method.grid)}, seeds=seeds, steps=steps,
+                          record_every=record_every)
+        tables.append(sweep_table(result, method.name, scale=problem.params["scale"]))
     return pd.concat(tables, ignore_index=True)
 
 
 def shards(budget: Budget) -> list[Shard]:
-    problem = ms.problems.weight_flipping().params
-    fixed = {"idbd": {"initial_step_size": INITIAL_STEP_SIZE},
-             "sgd": {},
-             "autostep": {"initial_step_size": INITIAL_STEP_SIZE, "tau": AUTOSTEP_TAU}}
-    result = []
-    for method, sweep in METHODS.items():
-        grid = parameter_grid(method, budget.settings["points_per_decade"])
-        result.append(Shard(
-            method, functools.partial(method_sweep, budget, method),
-            {"problem": {**problem, "scale": list(SCALES)}, "method": method,
-             sweep.parameter: grid, **fixed[method], "steps": budget.steps,
-             "record_every": budget.record_every(10), "seeds": budget.seed_list},
-            work=len(SCALES) * len(grid) * budget.seeds * budget.steps,
-        ))
-    return result
+    problems = [ms.problems.weight_flipping(scale=scale) for scale in SCALES]
+    return [
+        Shard.of_call(name, method_sweep,
+                      work=len(SCALES) * len(method.grid) * budget.seeds * budget.steps,
+                      problems=problems, method=method, seeds=budget.seed_list,
+                      steps=budget.steps, record_every=budget.record_every(RECORDS))
+        for name, method in budget_methods(budget).items()
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,20 +147,21 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict:
     summary = {"scales": list(SCALES),
                # θ has units of 1/s²: the span that exact scale-equivariance predicts.
                "theory_idbd_span_decades": float(np.log10(max(SCALES) ** 2 / min(SCALES) ** 2))}
-    for method, sweep in METHODS.items():
-        curves = error_curves(tables[method], sweep.parameter)
+    for name, method in budget_methods(budget).items():
+        key = SYMBOL_NAMES[method.symbol]
+        curves = error_curves(tables[name], method.parameter)
         best = best_parameters(curves)
-        entry = {f"best_{sweep.key}_span_decades": span_decades(best)}
+        entry = {f"best_{key}_span_decades": span_decades(best)}
         for scale, parameter in best.items():
             at_scale = curves.loc[scale]
             entry[scale_key(scale)] = {
-                f"best_{sweep.key}": parameter,
+                f"best_{key}": parameter,
                 "best_mse": float(at_scale.loc[parameter, "mse"]),
                 "best_normalized_mse": float(at_scale.loc[parameter, "normalized_mse"]),
                 "diverged_configurations": int((at_scale["diverged_seeds"] > 0).sum()),
                 "configurations": len(at_scale),
             }
-        summary[method] = entry
+        summary[name] = entry
     return summary
 
 
@@ -195,8 +180,7 @@ MSE_AXIS_BOTTOM = 0.5  # room for the legend under the curves (the best error is
 DIVERGED_HEIGHTS = {0.1: 9.2, 1.0: 8.0, 10.0: 7.0}
 
 
-def draw_curves(axes, curves: pd.DataFrame, method: str):
-    sweep = METHODS[method]
+def draw_curves(axes, curves: pd.DataFrame, method: SweptMethod):
     best = best_parameters(curves)
     for scale, curve in curves.groupby(level="scale"):
         curve = curve.droplevel("scale")
@@ -206,7 +190,7 @@ def draw_curves(axes, curves: pd.DataFrame, method: str):
         parameter = best[scale]
         axes.plot(parameter, curve.loc[parameter, "normalized_mse"], "*", color=style["color"],
                   markeredgecolor="k", markersize=13, zorder=5,
-                  label=f"best {sweep.symbol} at ±{scale:g}: {parameter:.2g}")
+                  label=f"best {method.symbol} at ±{scale:g}: {parameter:.2g}")
         diverged = curve.index[curve["diverged_seeds"] > 0]
         if len(diverged):
             axes.plot(diverged, np.full(len(diverged), DIVERGED_HEIGHTS[scale]), "x",
@@ -218,8 +202,8 @@ def draw_curves(axes, curves: pd.DataFrame, method: str):
     axes.set_yscale("log")
     axes.set_ylim(MSE_AXIS_BOTTOM, MSE_AXIS_TOP)
     axes.set_yticks([0.5, 1, 2, 3, 5, 10], labels=["0.5", "1", "2", "3", "5", "10"])
-    axes.set_xlabel(f"{METHOD_TITLES[method]}'s {sweep.symbol} (log scale)")
-    axes.set_title(f"{METHOD_TITLES[method]}: best {sweep.symbol} moves "
+    axes.set_xlabel(f"{method.title}'s {method.symbol} (log scale)")
+    axes.set_title(f"{method.title}: best {method.symbol} moves "
                    f"{span_decades(best):.2g} decades")
     # The stars' legend in the panel (below the curves); the styles' legend under the figure.
     handles, labels = axes.get_legend_handles_labels()
@@ -229,11 +213,11 @@ def draw_curves(axes, curves: pd.DataFrame, method: str):
             if i not in stars]
 
 
-def curves_figure(tables: dict[str, pd.DataFrame]) -> Figure:
+def curves_figure(tables: dict[str, pd.DataFrame], methods: dict[str, SweptMethod]) -> Figure:
     figure = Figure(figsize=(14, 5), layout="constrained")
-    panels = figure.subplots(1, len(METHODS), sharey=True)
-    for axes, (method, sweep) in zip(panels, METHODS.items()):
-        styles = draw_curves(axes, error_curves(tables[method], sweep.parameter), method)
+    panels = figure.subplots(1, len(methods), sharey=True)
+    for axes, (name, method) in zip(panels, methods.items()):
+        styles = draw_curves(axes, error_curves(tables[name], method.parameter), method)
     figure.legend(*zip(*styles), loc="outside lower center", ncols=len(styles))
     panels[0].set_ylabel("normalized MSE = MSE / scale² (log scale)")
     figure.suptitle("Weight flipping with targets ±0.1, ±1, ±10: error averaged over the run "
@@ -250,15 +234,16 @@ METHOD_STYLES = {
 }
 
 
-def best_parameter_figure(tables: dict[str, pd.DataFrame]) -> Figure:
+def best_parameter_figure(tables: dict[str, pd.DataFrame],
+                          methods: dict[str, SweptMethod]) -> Figure:
     figure = Figure(figsize=(6.5, 4.5), layout="constrained")
     axes = figure.subplots()
     scales = np.asarray(SCALES)
-    for method, sweep in METHODS.items():
-        best = best_parameters(error_curves(tables[method], sweep.parameter))
+    for name, method in methods.items():
+        best = best_parameters(error_curves(tables[name], method.parameter))
         relative = best.to_numpy() / best.loc[1.0]
-        axes.plot(best.index, relative, **METHOD_STYLES[method],
-                  label=f"{METHOD_TITLES[method]}: best {sweep.symbol} "
+        axes.plot(best.index, relative, **METHOD_STYLES[name],
+                  label=f"{method.title}: best {method.symbol} "
                   f"({span_decades(best):.2g} decades)")
     axes.plot(scales, scales**-2.0, "k:", label="∝ 1 / scale² (θ's units)")
     axes.set_xscale("log")
@@ -273,8 +258,9 @@ def best_parameter_figure(tables: dict[str, pd.DataFrame]) -> Figure:
 
 
 def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure]:
-    return {"error-vs-hyperparameter": curves_figure(tables),
-            "best-hyperparameter-vs-scale": best_parameter_figure(tables)}
+    methods = budget_methods(budget)
+    return {"error-vs-hyperparameter": curves_figure(tables, methods),
+            "best-hyperparameter-vs-scale": best_parameter_figure(tables, methods)}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,7 +42,15 @@ from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 
 import metastep as ms
-from metastep.experiments._base import Budget, Experiment, Published, Shard, sweep_table
+from metastep.experiments._base import (
+    Budget,
+    Experiment,
+    Published,
+    Shard,
+    SweptMethod,
+    sweep_table,
+)
+from metastep.problems import Problem
 
 # ---------------------------------------------------------------------------------------------
 # The problem, the grids and the methods' settings
@@ -67,12 +75,13 @@ TOO_LARGE_META_STEP_SIZE = 1e-2
 # (α1, α2) at the start of the IDBD runs: the corners and the centre of [0.01, 0.5]².
 STARTS = ((0.01, 0.01), (0.5, 0.5), (0.01, 0.5), (0.5, 0.01), (0.25, 0.25))
 # Base step sizes η: α settles near (1.3 η, 0.8 η) for RMSprop and (0.8 η, 0.5 η) for Adam,
-# so these span the plotted square.
-RMSPROP_LEARNING_RATES = (0.03, 0.1, 0.2)
-ADAM_LEARNING_RATES = (0.03, 0.1, 0.3)
-# The rates of Degris et al.'s form (ms.rmsprop's and ms.adam's defaults), stated for config.json.
-RMSPROP_SETTINGS = {"normalizer_rate": 0.01, "eps": 1e-8}
-ADAM_SETTINGS = {"momentum_rate": 0.1, "normalizer_rate": 0.001, "eps": 1e-8}
+# so these span the plotted square. Their rates are Degris et al.'s (ms.rmsprop's and ms.adam's
+# defaults), stated for config.json.
+RMSPROP = SweptMethod("rmsprop", "RMSprop", "learning_rate", "η", (0.03, 0.1, 0.2), ms.rmsprop,
+                      {"normalizer_rate": 0.01, "eps": 1e-8})
+ADAM = SweptMethod("adam", "Adam", "learning_rate", "η", (0.03, 0.1, 0.3), ms.adam,
+                   {"momentum_rate": 0.1, "normalizer_rate": 0.001, "eps": 1e-8})
+SURFACE_RECORDS = 10  # per run: the surface's error is averaged over all of them
 FINAL_FRACTION = 0.1  # an end point: the last 10% of the records
 
 BUDGETS = {
@@ -90,18 +99,10 @@ def lms(alpha1, alpha2):
     return ms.LinearLearner(ms.sgd(jnp.stack([alpha1, alpha2])), NUM_FEATURES)
 
 
-def idbd_from_start(meta_step_size, start):
-    """IDBD with θ = ``meta_step_size`` from the per-weight step sizes ``STARTS[start]``."""
-    initial = jnp.asarray(STARTS)[jnp.asarray(start).astype(jnp.int32)]
+def idbd_from_start(meta_step_size, start, starts=STARTS):
+    """IDBD with θ = ``meta_step_size`` from the per-weight step sizes ``starts[start]``."""
+    initial = jnp.asarray(starts)[jnp.asarray(start).astype(jnp.int32)]
     return ms.LinearLearner(ms.idbd(meta_step_size, initial), NUM_FEATURES)
-
-
-def rmsprop(learning_rate):
-    return ms.LinearLearner(ms.rmsprop(learning_rate, **RMSPROP_SETTINGS), NUM_FEATURES)
-
-
-def adam(learning_rate):
-    return ms.LinearLearner(ms.adam(learning_rate, **ADAM_SETTINGS), NUM_FEATURES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,22 +113,15 @@ def surface_grid(spacing: float) -> list[float]:
     return np.round(np.arange(0.0, SURFACE_MAX + spacing / 2, spacing), 6).tolist()
 
 
-def surface_seeds(budget: Budget) -> list[int]:
-    """The surface's seeds: the budget's, at most ``surface_seeds`` of them (the surface has
-    hundreds of configurations, and common streams make its differences precise)."""
-    return budget.seed_list[:budget.settings["surface_seeds"]]
-
-
-def lms_surface(budget: Budget, alpha1: list[float], alpha2: list[float]) -> pd.DataFrame:
+def lms_surface(problems: dict[str, Problem], alpha1: list[float], alpha2: list[float],
+                seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
     """One row per (variant, α1, α2, seed, record): LMS's squared error, mean over the bin."""
     tables = []
-    for variant, flip_probability in VARIANTS.items():
-        problem = ms.problems.switching_2d(FLIP_EVERY, flip_probability)
-        result = ms.sweep(lms, problem, {"alpha1": alpha1, "alpha2": alpha2},
-                          seeds=surface_seeds(budget), steps=budget.steps,
-                          record_every=budget.record_every(10))
+    for variant, problem in problems.items():
+        result = ms.sweep(lms, problem, {"alpha1": alpha1, "alpha2": alpha2}, seeds=seeds,
+                          steps=steps, record_every=record_every)
         tables.append(sweep_table(result, "lms", variant=variant,
-                                  flip_probability=flip_probability))
+                                  flip_probability=problem.params["flip_probability"]))
     return pd.concat(tables, ignore_index=True).drop(columns="mean_step_size")
 
 
@@ -135,66 +129,66 @@ def lms_surface(budget: Budget, alpha1: list[float], alpha2: list[float]) -> pd.
 # Shards 3 to 5: the step-size vectors of the adaptive methods over time
 
 
-def trajectory_table(result, method: str, **constants) -> pd.DataFrame:
+def trajectory_table(result, method: str) -> pd.DataFrame:
     """``sweep_table`` with the two step sizes of each record as ``alpha1``, ``alpha2``."""
-    table = sweep_table(result, method, **constants).drop(columns="mean_step_size")
+    table = sweep_table(result, method).drop(columns="mean_step_size")
     step_sizes = result.step_sizes.reshape(-1, NUM_FEATURES)  # rows in to_pandas order
     table["alpha1"], table["alpha2"] = step_sizes[:, 0], step_sizes[:, 1]
     return table
 
 
-def trajectories(budget: Budget, method: str) -> pd.DataFrame:
-    problem = ms.problems.switching_2d(FLIP_EVERY, VARIANTS["may_switch"])
-    schedule = {"seeds": budget.seeds, "steps": budget.steps,
-                "record_every": budget.record_every(budget.settings["trajectory_records"])}
-    if method == "idbd":
-        grid = {"meta_step_size": IDBD_META_STEP_SIZES, "start": list(range(len(STARTS)))}
-        table = trajectory_table(ms.sweep(idbd_from_start, problem, grid, **schedule), "idbd")
-        starts = np.asarray(STARTS)[table["start"].to_numpy()]
-        table.insert(3, "start_alpha1", starts[:, 0])
-        table.insert(4, "start_alpha2", starts[:, 1])
-        return table
-    make_learner, learning_rates = {"rmsprop": (rmsprop, RMSPROP_LEARNING_RATES),
-                                    "adam": (adam, ADAM_LEARNING_RATES)}[method]
-    return trajectory_table(ms.sweep(make_learner, problem, {"learning_rate": learning_rates},
-                                     **schedule), method)
+def idbd_trajectories(problem: Problem, meta_step_sizes: tuple[float, ...],
+                      starts: tuple[tuple[float, float], ...], seeds: list[int], steps: int,
+                      record_every: int) -> pd.DataFrame:
+    """IDBD's step sizes over time, for each meta step size from each start."""
+    grid = {"meta_step_size": meta_step_sizes, "start": list(range(len(starts)))}
+    result = ms.sweep(functools.partial(idbd_from_start, starts=starts), problem, grid,
+                      seeds=seeds, steps=steps, record_every=record_every)
+    table = trajectory_table(result, "idbd")
+    start_alphas = np.asarray(starts)[table["start"].to_numpy()]
+    table.insert(3, "start_alpha1", start_alphas[:, 0])
+    table.insert(4, "start_alpha2", start_alphas[:, 1])
+    return table
+
+
+def method_trajectories(problem: Problem, method: SweptMethod, seeds: list[int], steps: int,
+                        record_every: int) -> pd.DataFrame:
+    """The step sizes of ``method`` over time, for each value of its grid."""
+    result = ms.sweep(method.linear_learners(NUM_FEATURES), problem,
+                      {method.parameter: method.grid}, seeds=seeds, steps=steps,
+                      record_every=record_every)
+    return trajectory_table(result, method.name)
 
 
 def shards(budget: Budget) -> list[Shard]:
-    surface = surface_grid(budget.settings["surface_spacing"])
-    seeds = surface_seeds(budget)
-    problems = {variant: ms.problems.switching_2d(FLIP_EVERY, p).params
+    settings = budget.settings
+    surface = surface_grid(settings["surface_spacing"])
+    # The surface has hundreds of configurations, and common streams make its differences
+    # precise: at most ``surface_seeds`` seeds.
+    surface_seeds = budget.seed_list[:settings["surface_seeds"]]
+    problems = {variant: ms.problems.switching_2d(FLIP_EVERY, p)
                 for variant, p in VARIANTS.items()}
-    surface_records = budget.record_every(10)
-    trajectory_records = budget.record_every(budget.settings["trajectory_records"])
-
-    def surface_shard(name, alpha1, alpha2):
-        return Shard(
-            name, functools.partial(lms_surface, budget, alpha1, alpha2),
-            {"problems": problems, "method": "lms (fixed per-weight α)", "alpha1": alpha1,
-             "alpha2": alpha2, "steps": budget.steps, "record_every": surface_records,
-             "seeds": seeds},
-            work=len(VARIANTS) * len(alpha1) * len(alpha2) * len(seeds) * budget.steps,
-        )
-
-    def trajectory_shard(method, parameters, num_configs):
-        return Shard(
-            method, functools.partial(trajectories, budget, method),
-            {"problem": problems["may_switch"], "method": method, **parameters,
-             "steps": budget.steps, "record_every": trajectory_records,
-             "seeds": budget.seed_list},
-            work=num_configs * budget.seeds * budget.steps,
-        )
-
+    surface_schedule = {"seeds": surface_seeds, "steps": budget.steps,
+                        "record_every": budget.record_every(SURFACE_RECORDS)}
+    schedule = {"seeds": budget.seed_list, "steps": budget.steps,
+                "record_every": budget.record_every(settings["trajectory_records"])}
+    lane_steps = budget.seeds * budget.steps
     return [
-        surface_shard("surface", surface, surface),
-        surface_shard("near-optimum", list(NEAR_OPTIMUM_ALPHA1), list(NEAR_OPTIMUM_ALPHA2)),
-        trajectory_shard("idbd", {"meta_step_size": IDBD_META_STEP_SIZES, "starts": STARTS},
-                         len(IDBD_META_STEP_SIZES) * len(STARTS)),
-        trajectory_shard("rmsprop", {"learning_rate": RMSPROP_LEARNING_RATES, **RMSPROP_SETTINGS},
-                         len(RMSPROP_LEARNING_RATES)),
-        trajectory_shard("adam", {"learning_rate": ADAM_LEARNING_RATES, **ADAM_SETTINGS},
-                         len(ADAM_LEARNING_RATES)),
+        Shard.of_call("surface", lms_surface,
+                      work=len(VARIANTS) * len(surface) ** 2 * len(surface_seeds) * budget.steps,
+                      problems=problems, alpha1=surface, alpha2=surface, **surface_schedule),
+        Shard.of_call("near-optimum", lms_surface,
+                      work=(len(VARIANTS) * len(NEAR_OPTIMUM_ALPHA1) * len(NEAR_OPTIMUM_ALPHA2)
+                            * len(surface_seeds) * budget.steps),
+                      problems=problems, alpha1=list(NEAR_OPTIMUM_ALPHA1),
+                      alpha2=list(NEAR_OPTIMUM_ALPHA2), **surface_schedule),
+        Shard.of_call("idbd", idbd_trajectories,
+                      work=len(IDBD_META_STEP_SIZES) * len(STARTS) * lane_steps,
+                      problem=problems["may_switch"], meta_step_sizes=IDBD_META_STEP_SIZES,
+                      starts=STARTS, **schedule),
+        *(Shard.of_call(method.name, method_trajectories, work=len(method.grid) * lane_steps,
+                        problem=problems["may_switch"], method=method, **schedule)
+          for method in (RMSPROP, ADAM)),
     ]
 
 
@@ -413,8 +407,8 @@ def trajectories_figure(tables: dict[str, pd.DataFrame]) -> Figure:
         role = {REFERENCE_META_STEP_SIZE: " (the talk's)",
                 TOO_LARGE_META_STEP_SIZE: " (too large)"}.get(theta, "")
         axes.set_title(f"IDBD, θ = {theta:g}{role}")
-    for axes, method, learning_rates in ((panels[3], "rmsprop", RMSPROP_LEARNING_RATES),
-                                         (panels[4], "adam", ADAM_LEARNING_RATES)):
+    for axes, method, learning_rates in ((panels[3], "rmsprop", RMSPROP.grid),
+                                         (panels[4], "adam", ADAM.grid)):
         draw_surface(axes, tables["surface"], "may_switch", best)
         name = "RMSprop" if method == "rmsprop" else "Adam"
         for (eta,), path, diverged in mean_paths(tables[method], ["learning_rate"]):

@@ -35,9 +35,6 @@ Figures: ``asymptotic-mse`` (Fig. 3) and ``exp2-step-sizes`` (Exp. 2).
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import jax.numpy as jnp
 import numpy as np
@@ -46,7 +43,16 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
 
 import metastep as ms
-from metastep.experiments._base import Budget, Experiment, Published, Shard, sweep_table
+from metastep.experiments._base import (
+    SYMBOL_NAMES,
+    Budget,
+    Experiment,
+    Published,
+    Shard,
+    SweptMethod,
+    sweep_table,
+)
+from metastep.problems import Problem
 
 # ---------------------------------------------------------------------------------------------
 # The problem, the methods and their sweeps
@@ -72,120 +78,71 @@ PUBLISHED_RELEVANT_ALPHA, PUBLISHED_RELEVANT_SPREAD = 0.13, 0.015
 PUBLISHED_IRRELEVANT_BOUND = 0.007
 
 
-def lms(learning_rate):
-    return ms.LinearLearner(ms.sgd(learning_rate), NUM_INPUTS)
-
-
-def oracle_sgd(learning_rate):
-    """Fixed α on the relevant inputs, 0 on the irrelevant ones: fixed step sizes at their best."""
-    per_input = jnp.concatenate(
-        [learning_rate * jnp.ones(NUM_RELEVANT), jnp.zeros(NUM_INPUTS - NUM_RELEVANT)]
-    )
-    return ms.LinearLearner(ms.sgd(per_input), NUM_INPUTS)
-
-
-def idbd(meta_step_size):
-    return ms.LinearLearner(ms.idbd(meta_step_size, INITIAL_STEP_SIZE), NUM_INPUTS)
-
-
-def autostep(meta_step_size):
-    return ms.LinearLearner(
-        ms.autostep(meta_step_size, INITIAL_STEP_SIZE, AUTOSTEP_TAU), NUM_INPUTS
-    )
-
-
-def rmsprop(learning_rate):
-    return ms.LinearLearner(ms.rmsprop(learning_rate, RMSPROP_NORMALIZER_RATE), NUM_INPUTS)
-
-
-def adam(learning_rate):
-    return ms.LinearLearner(
-        ms.adam(learning_rate, ADAM_MOMENTUM_RATE, ADAM_NORMALIZER_RATE), NUM_INPUTS
-    )
-
-
-def adam_no_momentum(learning_rate):
-    return ms.LinearLearner(
-        ms.adam(learning_rate, NO_MOMENTUM_RATE, ADAM_NORMALIZER_RATE), NUM_INPUTS
-    )
-
-
-@dataclass(frozen=True)
-class Method:
-    """A method of Fig. 3 and its sweep.
-
-    ``parameter`` is the keyword of ``make_learner`` that is swept (the table's column),
-    ``symbol`` its name in the summary (``best_<symbol>``); ``name`` and ``label`` (with the
-    fixed hyperparameters) name the method in the figures.
-    """
-
-    name: str
-    label: str
-    make_learner: Callable
-    parameter: str
-    symbol: str
-    grid: tuple[float, ...]
-    constants: dict = field(default_factory=dict)
-    color: str = "k"
-    linestyle: str = "-"
+def oracle_sgd(learning_rate, irrelevant_step_size):
+    """SGD with ``learning_rate`` on the relevant inputs and ``irrelevant_step_size`` on the
+    others: at 0, fixed per-input step sizes at their best."""
+    return ms.sgd(jnp.concatenate([
+        learning_rate * jnp.ones(NUM_RELEVANT),
+        irrelevant_step_size * jnp.ones(NUM_INPUTS - NUM_RELEVANT),
+    ]))
 
 
 # Grids: past each method's best on both sides, and for LMS and IDBD into divergence, as in the
 # paper ("both diverge past their plotted ranges"); dense near the published optima.
 ETA_GRID = (0.001, 0.003, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.15, 0.2, 0.3)
-METHODS = {
-    "lms": Method(
-        name="LMS", label="LMS (α on every input)", make_learner=lms,
-        parameter="learning_rate", symbol="alpha",
-        grid=(0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05,
-              0.06, 0.07, 0.08, 0.09, 0.1),
-        color="tab:blue",
+METHODS = {method.name: method for method in (
+    SweptMethod(
+        "lms", "LMS", "learning_rate", "α",
+        (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05,
+         0.06, 0.07, 0.08, 0.09, 0.1),
+        ms.sgd, label="LMS (α on every input)", color="tab:blue",
     ),
-    "idbd": Method(
-        name="IDBD", label=f"IDBD (θ; α₀ = {INITIAL_STEP_SIZE})", make_learner=idbd,
-        parameter="meta_step_size", symbol="theta",
-        grid=(1e-4, 2e-4, 5e-4, 0.001, 0.002, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025,
-              0.03, 0.04, 0.05),
-        constants={"initial_step_size": INITIAL_STEP_SIZE}, color="tab:red",
+    SweptMethod(
+        "idbd", "IDBD", "meta_step_size", "θ",
+        (1e-4, 2e-4, 5e-4, 0.001, 0.002, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025,
+         0.03, 0.04, 0.05),
+        ms.idbd, {"initial_step_size": INITIAL_STEP_SIZE},
+        label=f"IDBD (θ; α₀ = {INITIAL_STEP_SIZE})", color="tab:red",
     ),
-    "oracle": Method(
-        name="oracle SGD", label="oracle SGD (α on the 5 relevant inputs, 0 on the rest)",
-        make_learner=oracle_sgd, parameter="learning_rate", symbol="alpha",
-        grid=(0.01, 0.02, 0.05, 0.08, 0.1, 0.11, 0.12, 0.13, 0.14, 0.15, 0.16, 0.18, 0.2, 0.25,
-              0.3, 0.35),
-        constants={"irrelevant_step_size": 0.0}, color="k",
+    SweptMethod(
+        "oracle", "oracle SGD", "learning_rate", "α",
+        (0.01, 0.02, 0.05, 0.08, 0.1, 0.11, 0.12, 0.13, 0.14, 0.15, 0.16, 0.18, 0.2, 0.25,
+         0.3, 0.35),
+        oracle_sgd, {"irrelevant_step_size": 0.0},
+        label="oracle SGD (α on the 5 relevant inputs, 0 on the rest)", color="k",
     ),
-    "autostep": Method(
-        name="Autostep", label=f"Autostep (μ; α₀ = {INITIAL_STEP_SIZE}, τ = 10⁴)",
-        make_learner=autostep, parameter="meta_step_size", symbol="mu",
-        grid=(1e-4, 3e-4, 0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0),
-        constants={"initial_step_size": INITIAL_STEP_SIZE, "tau": AUTOSTEP_TAU},
-        color="tab:purple",
+    SweptMethod(
+        "autostep", "Autostep", "meta_step_size", "μ",
+        (1e-4, 3e-4, 0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0),
+        ms.autostep, {"initial_step_size": INITIAL_STEP_SIZE, "tau": AUTOSTEP_TAU},
+        label=f"Autostep (μ; α₀ = {INITIAL_STEP_SIZE}, τ = 10⁴)", color="tab:purple",
     ),
-    "rmsprop": Method(
-        name="RMSprop", label=f"RMSprop (η; γ_g = {RMSPROP_NORMALIZER_RATE})",
-        make_learner=rmsprop, parameter="learning_rate", symbol="eta", grid=ETA_GRID,
-        constants={"normalizer_rate": RMSPROP_NORMALIZER_RATE}, color="tab:green",
+    SweptMethod(
+        "rmsprop", "RMSprop", "learning_rate", "η", ETA_GRID,
+        ms.rmsprop, {"normalizer_rate": RMSPROP_NORMALIZER_RATE},
+        label=f"RMSprop (η; γ_g = {RMSPROP_NORMALIZER_RATE})", color="tab:green",
     ),
-    "adam": Method(
-        name="Adam", label=f"Adam (η; γ_m = {ADAM_MOMENTUM_RATE}, γ_g = {ADAM_NORMALIZER_RATE})",
-        make_learner=adam, parameter="learning_rate", symbol="eta", grid=ETA_GRID,
-        constants={"momentum_rate": ADAM_MOMENTUM_RATE, "normalizer_rate": ADAM_NORMALIZER_RATE},
+    SweptMethod(
+        "adam", "Adam", "learning_rate", "η", ETA_GRID,
+        ms.adam, {"momentum_rate": ADAM_MOMENTUM_RATE, "normalizer_rate": ADAM_NORMALIZER_RATE},
+        label=f"Adam (η; γ_m = {ADAM_MOMENTUM_RATE}, γ_g = {ADAM_NORMALIZER_RATE})",
         color="tab:orange",
     ),
     # Momentum averages the gradient over about 10 examples, across flips of the target: this
     # variant shows how much of Adam's error is its momentum.
-    "adam_no_momentum": Method(
-        name="Adam, no momentum",
+    SweptMethod(
+        "adam_no_momentum", "Adam, no momentum", "learning_rate", "η", ETA_GRID,
+        ms.adam, {"momentum_rate": NO_MOMENTUM_RATE, "normalizer_rate": ADAM_NORMALIZER_RATE},
         label=f"Adam without momentum (η; γ_m = {NO_MOMENTUM_RATE}, γ_g = "
         f"{ADAM_NORMALIZER_RATE})",
-        make_learner=adam_no_momentum, parameter="learning_rate", symbol="eta", grid=ETA_GRID,
-        constants={"momentum_rate": NO_MOMENTUM_RATE, "normalizer_rate": ADAM_NORMALIZER_RATE},
         color="tab:brown", linestyle="--",
     ),
-}
-SYMBOLS = {"alpha": "α", "theta": "θ", "mu": "μ", "eta": "η"}
+)}
+# Exp. 2: IDBD at Sutton's θ only.
+EXP2_METHOD = SweptMethod("idbd", "IDBD", "meta_step_size", "θ", (EXP2_META_STEP_SIZE,),
+                          ms.idbd, {"initial_step_size": INITIAL_STEP_SIZE})
 
+EXP1_RECORDS = 30  # Exp. 1: 30 bins (1,000 examples each at 30,000)
 BUDGETS = {
     "smoke": Budget(steps=3_000, seeds=2, settings={"exp2_steps": 20_000}),
     "quick": Budget(steps=30_000, seeds=10, settings={"exp2_steps": 250_000}),
@@ -193,14 +150,9 @@ BUDGETS = {
 }
 
 
-def record_every(budget: Budget) -> int:
-    """Exp. 1 records: 30 bins (1,000 examples each at 30,000)."""
-    return budget.record_every(30)
-
-
 def measured_records(budget: Budget) -> int:
     """How many of the last records make up the measured window (the last third)."""
-    num_records = budget.steps // record_every(budget)
+    num_records = budget.steps // budget.record_every(EXP1_RECORDS)
     return max(1, round(num_records * (1 - BURN_IN_FRACTION)))
 
 
@@ -208,14 +160,14 @@ def measured_records(budget: Budget) -> int:
 # Shards 1-7: one sweep per method (Fig. 3)
 
 
-def fig3_sweep(name: str, budget: Budget) -> pd.DataFrame:
+def fig3_sweep(problem: Problem, method: SweptMethod, seeds: list[int], steps: int,
+               record_every: int) -> pd.DataFrame:
     """One row per (configuration, seed, record): the bin's ``squared_error`` and the mean step
     size of the relevant and of the irrelevant inputs at the end of the bin."""
-    method = METHODS[name]
-    result = ms.sweep(method.make_learner, ms.problems.weight_flipping(),
-                      {method.parameter: list(method.grid)}, seeds=budget.seeds,
-                      steps=budget.steps, record_every=record_every(budget))
-    table = sweep_table(result, name, **method.constants)
+    result = ms.sweep(method.linear_learners(NUM_INPUTS), problem,
+                      {method.parameter: list(method.grid)}, seeds=seeds, steps=steps,
+                      record_every=record_every)
+    table = sweep_table(result, method.name, **method.constants)
     step_sizes = result.step_sizes  # [C, S, R, n], in the row order of the table
     relevant, irrelevant = step_sizes[..., :NUM_RELEVANT], step_sizes[..., NUM_RELEVANT:]
     table["mean_step_size_relevant"] = relevant.mean(axis=-1).reshape(-1)
@@ -227,20 +179,21 @@ def fig3_sweep(name: str, budget: Budget) -> pd.DataFrame:
 # Shard 8: IDBD's step sizes over 250,000 examples (Exp. 2)
 
 
-def exp2_trajectories(budget: Budget) -> pd.DataFrame:
+def exp2_trajectories(problem: Problem, method: SweptMethod, seeds: list[int], steps: int,
+                      record_every: int) -> pd.DataFrame:
     """One row per (seed, record, input): α_i used by the last update of the bin, and w_i."""
-    steps = budget.settings["exp2_steps"]
-    result = ms.sweep(idbd, ms.problems.weight_flipping(),
-                      {"meta_step_size": [EXP2_META_STEP_SIZE]}, seeds=budget.seeds, steps=steps,
-                      record_every=budget.record_every(EXP2_RECORDS, steps))
-    seeds, records = len(result.seeds), len(result.steps)
-    seed_index, record_index, input_index = np.indices((seeds, records, NUM_INPUTS)).reshape(3, -1)
+    result = ms.sweep(method.linear_learners(NUM_INPUTS), problem,
+                      {method.parameter: list(method.grid)}, seeds=seeds, steps=steps,
+                      record_every=record_every)
+    num_seeds, records = len(result.seeds), len(result.steps)
+    seed_index, record_index, input_index = np.indices(
+        (num_seeds, records, NUM_INPUTS)).reshape(3, -1)
     step_count = result.steps[record_index]
     diverged_at = result.diverged_at[0, seed_index]
     return pd.DataFrame({
-        "method": "idbd",
-        "meta_step_size": EXP2_META_STEP_SIZE,
-        "initial_step_size": INITIAL_STEP_SIZE,
+        "method": method.name,
+        method.parameter: method.grid[0],
+        **method.constants,
         "seed": result.seeds[seed_index],
         "step": step_count,
         "input": input_index + 1,
@@ -252,23 +205,17 @@ def exp2_trajectories(budget: Budget) -> pd.DataFrame:
 
 
 def shards(budget: Budget) -> list[Shard]:
-    problem = ms.problems.weight_flipping().params
-    exp1 = {"problem": problem, "steps": budget.steps, "record_every": record_every(budget),
-            "measured_records": measured_records(budget), "seeds": budget.seed_list}
+    problem = ms.problems.weight_flipping()
     exp2_steps = budget.settings["exp2_steps"]
-    fig3_shards = [
-        Shard(name, functools.partial(fig3_sweep, name, budget),
-              {**exp1, "method": name, method.parameter: list(method.grid), **method.constants},
-              work=len(method.grid) * budget.seeds * budget.steps)
-        for name, method in METHODS.items()
-    ]
-    return fig3_shards + [
-        Shard("exp2-step-sizes", functools.partial(exp2_trajectories, budget),
-              {"problem": problem, "method": "idbd", "meta_step_size": EXP2_META_STEP_SIZE,
-               "initial_step_size": INITIAL_STEP_SIZE, "steps": exp2_steps,
-               "record_every": budget.record_every(EXP2_RECORDS, exp2_steps),
-               "seeds": budget.seed_list},
-              work=budget.seeds * exp2_steps),
+    return [
+        *(Shard.of_call(name, fig3_sweep, work=len(method.grid) * budget.seeds * budget.steps,
+                        problem=problem, method=method, seeds=budget.seed_list,
+                        steps=budget.steps, record_every=budget.record_every(EXP1_RECORDS))
+          for name, method in METHODS.items()),
+        Shard.of_call("exp2-step-sizes", exp2_trajectories, work=budget.seeds * exp2_steps,
+                      problem=problem, method=EXP2_METHOD, seeds=budget.seed_list,
+                      steps=exp2_steps,
+                      record_every=budget.record_every(EXP2_RECORDS, exp2_steps)),
     ]
 
 
@@ -308,7 +255,7 @@ def asymptotic_mse(table: pd.DataFrame, name: str, budget: Budget) -> pd.DataFra
 def method_summary(configs: pd.DataFrame, name: str) -> dict:
     """Best of the sweep (stable configurations only), what diverged, and the largest value of
     the parameter at which no seed diverged or blew up."""
-    symbol = METHODS[name].symbol
+    symbol = SYMBOL_NAMES[METHODS[name].symbol]
     stable = configs[configs["stable"]]
     diverging = configs.index[~configs["stable"]]
     reliable = configs.index[configs["unstable_seeds"] == 0]
@@ -369,7 +316,7 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict:
     configs = {name: asymptotic_mse(tables[name], name, budget) for name in METHODS}
     summary = {
         "protocol": {"steps": budget.steps,
-                     "measured_steps": measured_records(budget) * record_every(budget),
+                     "measured_steps": measured_records(budget) * budget.record_every(EXP1_RECORDS),
                      "seeds": budget.seeds},
         **{name: method_summary(configs[name], name) for name in METHODS},
         "exp2": exp2_summary(tables["exp2-step-sizes"]),
@@ -407,7 +354,7 @@ def plot_sweep(axes, configs: pd.DataFrame, name: str, seeds: int, mark_unstable
                            for value, count in diverged["diverged_seeds"].items())
         axes.plot(diverged.index, np.full(len(diverged), MSE_AXIS_TOP * 0.97), "x",
                   color=method.color, markersize=7, clip_on=False,
-                  label=f"{method.name} diverged at {SYMBOLS[method.symbol]} = {counts}")
+                  label=f"{method.title} diverged at {method.symbol} = {counts}")
     unstable = configs[configs["stable"] & (configs["unstable_seeds"] > 0)]
     if mark_unstable and len(unstable):
         counts = ", ".join(f"{value:g} ({count}/{seeds})"
@@ -415,8 +362,7 @@ def plot_sweep(axes, configs: pd.DataFrame, name: str, seeds: int, mark_unstable
         axes.plot(unstable.index, np.full(len(unstable), MSE_AXIS_TOP * 0.97), "^",
                   color=method.color, markerfacecolor="none", markersize=6, clip_on=False,
                   label=f"{method.name}: seeds with MSE > {BLOW_UP_MSE:g} (blowing up) at "
-                  f"{SYMBOLS[method.symbol]} = "
-                  f"{counts}")
+                  f"{method.symbol} = {counts}")
 
 
 def mse_figure(tables: dict[str, pd.DataFrame], budget: Budget) -> Figure:
@@ -428,7 +374,7 @@ def mse_figure(tables: dict[str, pd.DataFrame], budget: Budget) -> Figure:
         plot_sweep(sutton, configs[name], name, budget.seeds, mark_unstable=True)
     for value, name in ((3.5, "lms"), (1.5, "idbd")):
         sutton.axhline(value, color=METHODS[name].color, linestyle=":", linewidth=1,
-                       label=f"Sutton 1992: best {METHODS[name].name} ≈ {value}")
+                       label=f"Sutton 1992: best {METHODS[name].title} ≈ {value}")
     for name in METHODS:
         plot_sweep(everything, configs[name], name, budget.seeds, mark_unstable=False)
     for axes in (sutton, everything):
@@ -446,7 +392,7 @@ def mse_figure(tables: dict[str, pd.DataFrame], budget: Budget) -> Figure:
     sutton.set_ylabel(MSE_LABEL)
     sutton.set_title("Sutton 1992 Fig. 3: LMS against α, IDBD against θ", fontsize=10)
     everything.set_title("Every method against its own parameter", fontsize=10)
-    measured = budget.steps - measured_records(budget) * record_every(budget)
+    measured = budget.steps - measured_records(budget) * budget.record_every(EXP1_RECORDS)
     figure.suptitle(f"Weight flipping: MSE over examples {measured + 1:,}–{budget.steps:,}, "
                     f"mean ± SE over {budget.seeds} seeds (× = some seeds diverged)")
     return figure
