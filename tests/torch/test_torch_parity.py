@@ -64,6 +64,10 @@ MORE_CASES = {
         lambda: ms.adam_hypergradient(1e-5, 1e-2, 0.2, 0.01, 1e-6),
         lambda p: mst.AdamHD(p, 1e-5, 1e-2, 0.2, 0.01, 1e-6),
     ),
+    "adam_hd_tensor": (
+        lambda: ms.adam_hypergradient(1e-5, 1e-2, granularity="tensor"),
+        lambda p: mst.AdamHD(p, 1e-5, 1e-2, granularity="tensor"),
+    ),
     "smd": (lambda: ms.smd(0.01, 0.05, 1.0, 0.5), lambda p: mst.SMD(p, 0.01, 0.05, 1.0, 0.5)),
     "smd_tensor": (
         lambda: ms.smd(0.01, 0.05, 0.9, granularity="tensor"),
