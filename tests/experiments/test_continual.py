@@ -1,7 +1,6 @@
-"""The continual benchmarks' shared machinery: the roster's grids, record intervals, the
-plasticity metrics and summary on hand-made tables, a diverging method inside the roster, and
-permuted-fashion without its data. (``test_reproduce`` runs each continual experiment at its smoke
-budget.)"""
+"""The continual benchmarks' shared machinery: the roster's grids, the plasticity metrics and
+summary on hand-made tables, a diverging method inside the roster, and permuted-fashion without
+its data. (``test_reproduce`` runs each continual experiment at its smoke budget.)"""
 
 import functools
 import math
@@ -13,7 +12,6 @@ import pytest
 import metastep as ms
 from metastep.cli import main
 from metastep.experiments import _continual, _plasticity, _roster, permuted_fashion
-from metastep.experiments._base import Budget
 from metastep.experiments._continual import Benchmark
 from metastep.problems.fashion import FASHION_MNIST_ENV
 from metastep.report.storage import read_json
@@ -33,19 +31,6 @@ def test_grids_are_centred_on_the_library_defaults():
         _roster.roster(["adam", "lbfgs"], 3, {"adam": 1e-3})
     (sgd,) = _roster.roster(["sgd"], 1, {})  # ms.sgd's default
     assert sgd.grid == (0.01,)
-
-
-@pytest.mark.parametrize("steps, switch_every, records_per_task, expected", [
-    (25_000, 5_000, 5, 1_000),
-    (1_000, 5_000, 5, 1_000),  # shorter than a task: the bins still divide the run
-    (123_000, 10_000, 4, 1_000),  # --steps not a multiple of the task length
-    (7, 5, 2, 1),
-])
-def test_record_interval_divides_the_run_and_the_task(steps, switch_every, records_per_task,
-                                                      expected):
-    interval = Budget(steps, 1).record_every(records_per_task, period=switch_every)
-    assert interval == expected
-    assert steps % interval == 0 and switch_every % interval == 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -58,11 +58,14 @@ def brute_force_interval(steps, records, period=None):
     return max(d for d in range(1, limit + 1) if steps % d == 0 and span % d == 0)
 
 
-@pytest.mark.parametrize("steps, records, period", [
-    (30_000, 30, None), (3_000, 30, None), (7, 3, None), (1, 5, None), (4_000, 10, 1_000),
-    (123_000, 4, 10_000), (1_000, 5, 5_000), (7, 2, 5), (999, 7, 37),
+@pytest.mark.parametrize("steps, records, period, expected", [
+    (30_000, 30, None, 1_000), (3_000, 30, None, 100), (7, 3, None, 1), (1, 5, None, 1),
+    (4_000, 10, 1_000, 100), (25_000, 5, 5_000, 1_000),
+    (1_000, 5, 5_000, 1_000),  # shorter than a period: the bins still divide the run
+    (123_000, 4, 10_000, 1_000),  # --steps not a multiple of the period
+    (7, 2, 5, 1), (999, 7, 37, 1), (1_110, 2, 30, 15),
 ])
-def test_the_record_interval_divides_the_run_and_the_period(steps, records, period):
+def test_the_record_interval_divides_the_run_and_the_period(steps, records, period, expected):
     interval = Budget(steps, 1).record_every(records, period=period)
-    assert interval == brute_force_interval(steps, records, period)
+    assert interval == expected == brute_force_interval(steps, records, period)
     assert Budget(1, 1).record_every(records, steps, period=period) == interval
