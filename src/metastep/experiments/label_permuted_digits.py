@@ -33,7 +33,9 @@ LOSS = "cross_entropy"
 # The centres of the tuned sweeps: Adam's and RMSprop's usual default, SGD's usual best region.
 TUNED_CENTRES = {"sgd": 10**-1.5, "adam": 1e-3, "rmsprop": 1e-3}
 
-# A 64-64-10 network at quick, UPGD's hidden sizes (300, 150) at full; ``points`` per grid.
+# Per budget: the task length, the hidden layers (64 at quick, UPGD's 300 and 150 at full), the
+# grid points per method, the records per task, the roster (ROSTER: every method) and, at full,
+# the seeds per shard.
 BUDGETS = {
     "smoke": Budget(steps=400, seeds=1, settings={
         "switch_every": 200, "hidden": [16], "points": 3, "records_per_task": 2,

@@ -6,7 +6,8 @@ in [0, 1]), one drawn at random per step, and every 5,000 steps a new random per
 pixels: UPGD's input-permuted MNIST protocol (Elsayed & Mahmood 2024) with Fashion-MNIST, which
 Debian ships, in place of MNIST. The network is UPGD's, an MLP 784-300-150-10 with ReLU units,
 trained online with cross-entropy, batch 1; the metric is the online accuracy, measured before
-each update. The roster is that of ``_roster``.
+each update. The roster is that of every continual benchmark
+(``metastep.experiments._roster``).
 
 The data are read from IDX files (plain or gzipped): from ``$METASTEP_FASHION_MNIST`` if set, else
 from Debian's ``/usr/share/datasets/fashion-mnist/`` (``apt-get install dataset-fashion-mnist``).
@@ -41,6 +42,8 @@ LOSS = "cross_entropy"
 # The centres of the tuned sweeps: Adam's and RMSprop's usual default, SGD's usual best region.
 TUNED_CENTRES = {"sgd": 10**-1.5, "adam": 1e-3, "rmsprop": 1e-3}
 
+# Per budget: the task length, the hidden layers, the grid points per method, the records per
+# task, the roster (ROSTER: every method) and, at full, the seeds per shard.
 BUDGETS = {
     "smoke": Budget(steps=200, seeds=1, settings={
         "switch_every": 100, "hidden": [16], "points": 3, "records_per_task": 2,

@@ -41,6 +41,8 @@ LOSS = "squared"
 TUNED_CENTRES = {"sgd": 10**-2.5, "adam": 10**-2.5, "rmsprop": 10**-2.5}
 PAPER_STEP_SIZES = {"sgd_1e-2": 1e-2, "sgd_1e-3": 1e-3}
 
+# Per budget: the task length, the grid points per method, the records per task, the roster
+# (ROSTER: every method) and, at full, the seeds per shard.
 BUDGETS = {
     "smoke": Budget(steps=400, seeds=1, settings={
         "switch_every": 200, "points": 3, "records_per_task": 2,
