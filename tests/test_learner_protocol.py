@@ -77,14 +77,15 @@ def test_a_plain_optax_optimizer_reports_nan_step_sizes(kind):
     """optax has no step sizes to report: NaN in the output and in the step-size records; a
     metastep method reports its own on the same learner."""
     x, y = jnp.array([1.0, -2.0, 0.5]), jnp.array(1.5)
-    for method, has_step_sizes in ((optax.sgd(0.1), False), (ms.sgd(0.1), True)):
-        learner = LEARNERS[kind](method)
-        state, output = jax.jit(learner.step)(learner.init(jax.random.PRNGKey(0)), x, y)
-        record = jax.jit(learner.record)(state)
-        step_sizes = [output.step_sizes, *(record[name] for name in STEP_SIZE_RECORDS[kind])]
-        for leaf in jax.tree.leaves(step_sizes):
-            assert np.all(np.isfinite(leaf)) == has_step_sizes
-            assert np.all(np.isnan(leaf)) != has_step_sizes
+    learner = LEARNERS[kind](optax.sgd(0.1))
+    state, output = jax.jit(learner.step)(learner.init(jax.random.PRNGKey(0)), x, y)
+    record = jax.jit(learner.record)(state)
+    for leaf in jax.tree.leaves([output.step_sizes, [record[r] for r in STEP_SIZE_RECORDS[kind]]]):
+        assert np.all(np.isnan(leaf))
+    learner = LEARNERS[kind](ms.sgd(0.1))
+    _, output = jax.jit(learner.step)(learner.init(jax.random.PRNGKey(0)), x, y)
+    for leaf in jax.tree.leaves(output.step_sizes):
+        np.testing.assert_allclose(leaf, 0.1, rtol=1e-6)
 
 
 def test_two_step_size_states_for_the_same_weights_still_raise():
