@@ -50,7 +50,7 @@ from metastep.experiments._continual_figures import (
     step_size_figure,
 )
 from metastep.experiments._plasticity import summarize_problem
-from metastep.experiments._roster import FAMILY, GAUSS_NEWTON, RosterLearner
+from metastep.experiments._roster import FAMILY, RosterLearner, curvature
 
 # The opening of the classification benchmarks' explanations: the question they answer.
 ACCURACY_QUESTION = """
@@ -115,11 +115,6 @@ class Benchmark:
                         for method in self.methods},
             "other_hyperparameters": "the defaults of metastep and optax.contrib",
         }
-
-
-def curvature(method: SweptMethod) -> str:
-    """The curvature signals that ``method`` reads in the roster (``ms.deep.DeepLearner``)."""
-    return "gauss_newton" if method.name in GAUSS_NEWTON else "none"
 
 
 def mlp_title(sizes: Sequence[int]) -> str:

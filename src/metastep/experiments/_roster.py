@@ -63,6 +63,11 @@ def mechanic_adam(base_learning_rate=MECHANIC_BASE_LEARNING_RATE):
     return optax.contrib.mechanize(optax.adam(base_learning_rate))
 
 
+def curvature(method: SweptMethod) -> str:
+    """The curvature signals that ``method`` reads in the roster (``ms.deep.DeepLearner``)."""
+    return "gauss_newton" if method.name in GAUSS_NEWTON else "none"
+
+
 def centred_grid(centre: float, spacing: float, points: int) -> tuple[float, ...]:
     """``points`` values (odd), ``spacing`` decades apart, ``centre`` in the middle."""
     if points < 1 or points % 2 == 0:
@@ -149,7 +154,7 @@ class RosterLearner:
         self.learners = {
             method.name: ms.deep.DeepLearner(
                 model, method.transformation(values[method.name]), loss=loss,
-                curvature="gauss_newton" if method.name in GAUSS_NEWTON else "none")
+                curvature=curvature(method))
             for method in methods
         }
         self.with_step_sizes = [method.name for method in methods
