@@ -172,24 +172,44 @@ class Program(NamedTuple):
         return self.state_bytes + self.block_bytes + num_bins * self.record_bytes
 
 
-def over_configs_and_seeds(function, config_axes, seed_axes, num_configs=None):
-    return jax.vmap(jax.vmap(function, in_axes=seed_axes), in_axes=config_axes,
-                    axis_size=num_configs)
+def map_lanes(function, in_axes, axis_size=None, single: bool = False):
+    """``jax.vmap`` over an axis of lanes, or with ``single`` (one lane) ``function`` itself on
+    the inputs' only lane: the same operations without a batch axis of size one (which XLA
+    compiles into slower loops). ``in_axes``: 0 or None per argument."""
+    if not single:
+        return jax.vmap(function, in_axes=in_axes, axis_size=axis_size)
+
+    def one_lane(*args):
+        args = [arg if axis is None else jax.tree.map(lambda a: a[0], arg)
+                for arg, axis in zip(args, in_axes)]
+        return jax.tree.map(lambda a: a[None], function(*args))
+
+    return one_lane
+
+
+def over_configs_and_seeds(function, config_axes, seed_axes, num_configs=None,
+                           single: bool = False):
+    return map_lanes(map_lanes(function, seed_axes, single=single), config_axes, num_configs,
+                     single)
 
 
 def init_lanes(spec: LaneSpec, parameters, seeds) -> Carry:
     """The carry of configurations × ``seeds``: lane ``(c, s)`` from ``PRNGKey(seeds[s])``."""
     axis = spec.config_axis
     num_configs = 1 if axis is None else jax.tree.leaves(parameters)[0].shape[axis]
-    problem_keys, learner_keys = jax.vmap(split_seed)(seeds).swapaxes(0, 1)
+    single = axis is None and len(seeds) == 1
+    problem_keys, learner_keys = map_lanes(split_seed, (0,), single=single)(seeds).swapaxes(0, 1)
     learner_states = over_configs_and_seeds(
         lambda p, key: spec.build_learner(p).init(key), (axis, None), (None, 0), num_configs,
+        single,
     )(parameters, learner_keys)
     if spec.shared_stream:
-        problem_states = jax.vmap(spec.build_problem(parameters).init)(problem_keys)
+        problem_init = spec.build_problem(parameters).init
+        problem_states = map_lanes(problem_init, (0,), single=single)(problem_keys)
     else:
         problem_states = over_configs_and_seeds(
             lambda p, key: spec.build_problem(p).init(key), (axis, None), (None, 0), num_configs,
+            single,
         )(parameters, problem_keys)
     lane_zeros = jnp.zeros((num_configs, len(seeds)), jnp.uint32)
     return Carry(problem_states, learner_states, lane_zeros, lane_zeros)
@@ -200,16 +220,18 @@ def run_lane_bins(spec: LaneSpec, record_every: int, block_steps: int, metric_na
     """``num_bins`` record bins of every lane: the carry, and records [bins, configs, seeds, ...]
     (the mean squared error, the learner's records and the problem's info)."""
     axis = spec.config_axis
+    single = axis is None and carry.step.shape == (1, 1)
     sample_config_axis = None if spec.shared_stream else 0
     time_axis = 1 if spec.shared_stream else 2
 
     def generate(problem_states, num_steps):
         if spec.shared_stream:
             problem = spec.build_problem(parameters)
-            return jax.vmap(lambda state: problem.generate(state, num_steps))(problem_states)
+            return map_lanes(lambda state: problem.generate(state, num_steps), (0,),
+                             single=single)(problem_states)
         return over_configs_and_seeds(
             lambda p, state: spec.build_problem(p).generate(state, num_steps),
-            (axis, 0), (None, 0),
+            (axis, 0), (None, 0), single=single,
         )(parameters, problem_states)
 
     def learn(lanes: Lane, samples):
@@ -217,7 +239,8 @@ def run_lane_bins(spec: LaneSpec, record_every: int, block_steps: int, metric_na
             return learner_scan(spec.build_learner(p), lane, x, y, threshold)[0]
 
         return over_configs_and_seeds(
-            lane_scan, (axis, 0, sample_config_axis, sample_config_axis), (None, 0, 0, 0)
+            lane_scan, (axis, 0, sample_config_axis, sample_config_axis), (None, 0, 0, 0),
+            single=single,
         )(parameters, lanes, samples.x, samples.y)
 
     def end_lane_bin(p, start_state, lane):
@@ -231,7 +254,7 @@ def run_lane_bins(spec: LaneSpec, record_every: int, block_steps: int, metric_na
             lambda info: jax.tree.map(lambda a: jnp.take(a, -1, axis=time_axis), info),
         )
         learner_states, (mean_squared_error, record) = over_configs_and_seeds(
-            end_lane_bin, (axis, 0, 0), (None, 0, 0)
+            end_lane_bin, (axis, 0, 0), (None, 0, 0), single=single
         )(parameters, carry.learner_state, lanes)
         info = jax.tree.map(
             lambda a: jnp.broadcast_to(a, mean_squared_error.shape + a.shape[time_axis:]), info,
