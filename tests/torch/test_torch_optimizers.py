@@ -265,3 +265,32 @@ def test_importing_the_jax_core_leaves_torch_out():
     code = ("import sys, metastep, metastep.deep, metastep.experiments, metastep.report, "
             "metastep.cli; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["idbd", "metaoptimize"])
+def test_torch_compile_of_the_step_matches_eager(name):
+    """``torch.compile`` traces the step (it recompiles once, when the state appears)."""
+    make = OPTIMIZERS[name][0]
+    data = stream(6)
+    eager, compiled = mlp(), mlp()
+    train(eager, [make(eager.parameters())], data)
+    optimizer = make(compiled.parameters())
+    step = torch.compile(lambda curvature: optimizer.step(curvature=curvature))
+    curvature = mst.Curvature(compiled)
+    for x, y in data:
+        optimizer.zero_grad()
+        step(curvature(x, y)[1])
+    for a, b in zip(eager.parameters(), compiled.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("granularity", ["weight", "tensor", "scalar"])
+def test_a_zero_dimensional_parameter_in_every_granularity(granularity):
+    p = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    optimizer = mst.IDBD([p], 0.1, 0.1, granularity=granularity)
+    for gradient in (0.5, -0.25):
+        p.grad = torch.tensor(gradient, dtype=torch.float64)
+        optimizer.step(curvature=[torch.tensor(1.0, dtype=torch.float64)])
+    (step_sizes,) = mst.step_sizes(optimizer)
+    assert step_sizes.shape == () and step_sizes.item() != 0.1  # it learned

@@ -172,7 +172,8 @@ class MetaStepOptimizer(torch.optim.Optimizer):
     def _block_state(self, group: dict[str, Any], p: torch.Tensor) -> dict[str, Any]:
         """The state that holds the block values of ``p`` (empty before its first step; reading
         it makes no state)."""
-        return self.state.get(self._block_owner(group, p), {})
+        owner = self._block_owner(group, p)
+        return self.state[owner] if owner in self.state else {}
 
     def _init_block(self, group: dict[str, Any], p: torch.Tensor, key: str, value: float,
                     transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
@@ -184,8 +185,17 @@ class MetaStepOptimizer(torch.optim.Optimizer):
         if group.get("granularity", "weight") == "weight":
             block = torch.full_like(p, value)
         else:
-            block = torch.tensor(value, dtype=p.dtype, device=p.device)
+            # One element, not 0-d: torch.compile (2.13) drops in-place updates of 0-d tensors.
+            block = torch.full((1,), value, dtype=p.dtype, device=p.device)
         block_state[key] = block if transform is None else transform(block)
+
+    def _block_value(self, group: dict[str, Any], p: torch.Tensor, key: str) -> Any:
+        """The block tensor of ``p`` under ``key``, shaped to broadcast with ``p`` (a 0-d view of
+        a shared value), or None before the block's first step."""
+        block = self._block_state(group, p).get(key)
+        if block is None or group.get("granularity", "weight") == "weight":
+            return block
+        return block.view(())
 
     def _blocks(self, group: dict[str, Any], params: list[torch.Tensor],
                 per_weight: list[torch.Tensor]) -> list[tuple[dict[str, Any], torch.Tensor]]:

@@ -55,10 +55,10 @@ class _Hypergradient(MetaStepOptimizer):
                 learned.clamp_(min=group["min_step_size"])
 
     def _learned(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
-        block_state = self._block_state(group, p)
-        if "learned_step_size" not in block_state:
+        learned = self._block_value(group, p, "learned_step_size")
+        if learned is None:
             return torch.full_like(p, group["initial_step_size"])
-        return block_state["learned_step_size"]
+        return learned
 
 
 class SGDHD(_Hypergradient):

@@ -81,10 +81,10 @@ class IDBD(MetaStepOptimizer):
             h.mul_((1.0 - step_size * c).clamp_(min=0.0)).sub_(change)
 
     def _step_sizes_of(self, group, p):
-        block_state = self._block_state(group, p)
-        if "log_step_size" not in block_state:
+        log_step_size = self._block_value(group, p, "log_step_size")
+        if log_step_size is None:
             return torch.full_like(p, group["initial_step_size"]).log_().exp_()
-        return block_state["log_step_size"].exp()
+        return log_step_size.exp()
 
 
 __all__ = ["IDBD"]

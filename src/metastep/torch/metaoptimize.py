@@ -221,10 +221,10 @@ class MetaOptimize(MetaStepOptimizer):
         log_step_size.add_(-group["meta_step_size"] * direction)
 
     def _step_sizes_of(self, group, p):
-        block_state = self._block_state(group, p)
-        if "log_step_size" not in block_state:
+        log_step_size = self._block_value(group, p, "log_step_size")
+        if log_step_size is None:
             return torch.full_like(p, group["initial_step_size"]).log_().exp_()
-        return block_state["log_step_size"].exp()
+        return log_step_size.exp()
 
 
 __all__ = ["BASE_OPTIONS", "MetaOptimize"]

@@ -113,10 +113,10 @@ class SMD(MetaStepOptimizer):
             v.mul_(decay).sub_(gain * (p.grad + decay * product))
 
     def _step_sizes_of(self, group, p):
-        block_state = self._block_state(group, p)
-        if "gain" not in block_state:
+        gain = self._block_value(group, p, "gain")
+        if gain is None:
             return torch.full_like(p, group["initial_step_size"])
-        return block_state["gain"]
+        return gain
 
 
 __all__ = ["SMD"]
