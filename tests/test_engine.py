@@ -444,6 +444,23 @@ def test_block_size_does_not_change_a_run(x64):
     np.testing.assert_array_equal(blocks.info["true_weights"], whole.info["true_weights"])
 
 
+def test_blocks_are_whole_iterations_of_the_unrolled_scan():
+    """A run's cheap learner scan takes up to 8 steps per loop iteration, which may round each
+    step differently: every block is a multiple of them, so blocks do not change the rounding."""
+    from metastep import _lanes, engine
+
+    assert [_lanes.unroll_for(r) for r in (1_000, 1_500, 6, 999)] == [8, 4, 2, 1]
+    assert engine._block_plan(1_500, 750) == 748
+    assert engine._block_plan(1_500, 3) == 4
+    assert engine._block_plan(1_000, None) == 1_000
+    learner = idbd_learner()
+    state, x = learner.init(), jnp.ones(4)
+    lane = _lanes.LaneSpec(None, None, config_axis=None, shared_stream=True)
+    assert _lanes.scan_unroll(lane, learner, state, x, x[0], 1_000) == 8
+    sweep = lane._replace(config_axis=0)
+    assert _lanes.scan_unroll(sweep, learner, state, x, x[0], 1_000) == 1
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sweeps", ["learner", "problem"])
 def test_block_size_does_not_change_a_sweep(x64, sweeps):

@@ -5,8 +5,9 @@ configurations × seeds of them as one ``vmap``ped computation: :func:`init_lane
 initial states, :func:`run_lane_bins` scans a chunk of record bins, each fed to the learners
 block by block (:func:`feed_bin`) and closed by :func:`end_bin` (the bin's records, the last
 healthy state). :func:`lane_program` wraps both in ``jax.jit`` for one :class:`LaneSpec`, with
-what the shapes fix (metric names, bytes per lane), and :func:`cached_program` keeps programs
-across calls, keyed by the callers (see the engine's module docstring).
+what the shapes fix (metric names, bytes per lane, the unrolling of a cheap single lane's scan:
+:func:`scan_unroll`), and :func:`cached_program` keeps programs across calls, keyed by the
+callers (see the engine's module docstring).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from metastep.problems._base import Problem
 
 # Compiled lane programs kept (least recently used forgotten first).
 CACHED_PROGRAMS = 64
+# The most steps per loop iteration of a single lane's scan when its step is cheap (a power of
+# two; see scan_unroll).
+SINGLE_LANE_UNROLL = 8
+CHEAP_STEP_OPERATIONS = 100  # a linear learner: 16 to 70; a small network: 120 and more
 
 # ---------------------------------------------------------------------------------------------
 # One lane, one record bin
@@ -57,13 +62,14 @@ def zero_sums(names, shape=()) -> dict[str, jax.Array]:
     return {name: jnp.zeros(shape, jnp.result_type(float)) for name in names}
 
 
-def learner_scan(learner, lane: Lane, xs, ys, threshold):
+def learner_scan(learner, lane: Lane, xs, ys, threshold, unroll: int = 1):
     """Scan ``learner.step`` over a block; notes the step at which the error first diverges.
 
     Adds to ``lane.sums`` the healthy steps' squared errors and the entries of the step output's
     optional ``metrics`` dict (e.g. a classifier's accuracy). A diverged lane's state is not
     frozen here (its NaNs stay in its own lane); :func:`end_bin` restores the last healthy
-    bin-end state, which costs one select per bin, not per step.
+    bin-end state, which costs one select per bin, not per step. ``unroll``: steps per loop
+    iteration (the same operations, fewer iterations; see :func:`scan_unroll`).
     """
 
     def body(lane: Lane, xy):
@@ -78,7 +84,7 @@ def learner_scan(learner, lane: Lane, xs, ys, threshold):
                 for name, total in lane.sums.items()}
         return Lane(state, diverged_at, lane.step + 1, sums), output
 
-    return jax.lax.scan(body, lane, (xs, ys))
+    return jax.lax.scan(body, lane, (xs, ys), unroll=unroll)
 
 
 def split_seed(seed):
@@ -216,9 +222,10 @@ def init_lanes(spec: LaneSpec, parameters, seeds) -> Carry:
 
 
 def run_lane_bins(spec: LaneSpec, record_every: int, block_steps: int, metric_names,
-                   parameters, carry: Carry, threshold, num_bins: int):
+                  parameters, carry: Carry, threshold, num_bins: int, unroll: int = 1):
     """``num_bins`` record bins of every lane: the carry, and records [bins, configs, seeds, ...]
-    (the mean squared error, the learner's records and the problem's info)."""
+    (the mean squared error, the learner's records and the problem's info). ``unroll``: as for
+    :func:`learner_scan`."""
     axis = spec.config_axis
     single = axis is None and carry.step.shape == (1, 1)
     sample_config_axis = None if spec.shared_stream else 0
@@ -236,7 +243,7 @@ def run_lane_bins(spec: LaneSpec, record_every: int, block_steps: int, metric_na
 
     def learn(lanes: Lane, samples):
         def lane_scan(p, lane, x, y):
-            return learner_scan(spec.build_learner(p), lane, x, y, threshold)[0]
+            return learner_scan(spec.build_learner(p), lane, x, y, threshold, unroll)[0]
 
         return over_configs_and_seeds(
             lane_scan, (axis, 0, sample_config_axis, sample_config_axis), (None, 0, 0, 0),
@@ -269,8 +276,42 @@ def nbytes(tree) -> int:
     return sum(math.prod(a.shape) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(tree))
 
 
+def unroll_for(record_every: int) -> int:
+    """The steps per iteration of an unrolled scan in bins of ``record_every`` steps: the largest
+    power of two up to :data:`SINGLE_LANE_UNROLL` that divides it (every block is a multiple)."""
+    unroll = SINGLE_LANE_UNROLL
+    while record_every % unroll:
+        unroll //= 2
+    return unroll
+
+
+def scan_unroll(spec: LaneSpec, learner, learner_state, x, y, record_every: int) -> int:
+    """Steps per loop iteration of the learner's scan: :func:`unroll_for` for a single lane whose
+    step is cheap (at most :data:`CHEAP_STEP_OPERATIONS` operations), where the loop's own cost
+    per iteration would otherwise dominate (about a third of a linear learner's run); else 1 (a
+    costly step, or many lanes, hide it, and unrolling multiplies compile time). Unrolling may
+    round differently (XLA may fuse operations of consecutive steps)."""
+    if spec.config_axis is not None:
+        return 1
+    operations = count_operations(jax.make_jaxpr(learner.step)(learner_state, x, y).jaxpr)
+    return unroll_for(record_every) if operations <= CHEAP_STEP_OPERATIONS else 1
+
+
+def count_operations(jaxpr) -> int:
+    """The equations of ``jaxpr``, those of the jaxprs nested in them included."""
+    count = 0
+    for equation in jaxpr.eqns:
+        count += 1
+        for value in equation.params.values():
+            for inner in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(inner, "jaxpr", inner)
+                if hasattr(inner, "eqns"):
+                    count += count_operations(inner)
+    return count
+
+
 def lane_program(spec: LaneSpec, learner, problem, record_every: int,
-                  block_steps: int) -> Program:
+                 block_steps: int) -> Program:
     """The program of ``spec``'s lanes; ``learner`` and ``problem`` (one configuration's, built
     with Python numbers) give the shapes, from ``jax.eval_shape``: nothing is compiled here."""
     key = jax.random.PRNGKey(0)
@@ -284,7 +325,9 @@ def lane_program(spec: LaneSpec, learner, problem, record_every: int,
     return Program(
         init=jax.jit(functools.partial(init_lanes, spec)),
         run_bins=jax.jit(
-            functools.partial(run_lane_bins, spec, record_every, block_steps, metric_names),
+            functools.partial(run_lane_bins, spec, record_every, block_steps, metric_names,
+                              unroll=scan_unroll(spec, learner, learner_state, x, y,
+                                                 record_every)),
             static_argnums=3,
         ),
         metric_names=metric_names,

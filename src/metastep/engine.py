@@ -161,14 +161,21 @@ def _block_plan(record_every: int, block_steps: int | None) -> int:
 
     By default ``record_every`` up to :data:`BLOCK_STEPS`; above, the largest divisor of
     ``record_every`` between a quarter of :data:`BLOCK_STEPS` and :data:`BLOCK_STEPS` (a bin is
-    then one compiled block repeated), else :data:`BLOCK_STEPS` and a shorter last block.
+    then one compiled block repeated), else :data:`BLOCK_STEPS` and a shorter last block. Either
+    is rounded down to a multiple of the steps that an unrolled scan takes per iteration
+    (:func:`metastep._lanes.unroll_for`), so that each step's place in an iteration, and so its
+    rounding, does not depend on the blocks.
     """
     if block_steps is not None:
-        return min(check_count("block_steps", block_steps), record_every)
-    if record_every <= BLOCK_STEPS:
-        return record_every
-    divisors = (d for d in range(BLOCK_STEPS, BLOCK_STEPS // 4 - 1, -1) if record_every % d == 0)
-    return next(divisors, BLOCK_STEPS)
+        block_steps = min(check_count("block_steps", block_steps), record_every)
+    elif record_every <= BLOCK_STEPS:
+        block_steps = record_every
+    else:
+        divisors = (d for d in range(BLOCK_STEPS, BLOCK_STEPS // 4 - 1, -1)
+                    if record_every % d == 0)
+        block_steps = next(divisors, BLOCK_STEPS)
+    unroll = _lanes.unroll_for(record_every)
+    return max(unroll, block_steps - block_steps % unroll)
 
 
 def _bins_per_chunk(num_bins: int, record_every: int, chunk_steps: int | None) -> int:
@@ -228,7 +235,8 @@ def run(
       divergence_threshold: squared error above which the run counts as diverged.
       chunk_steps: steps per compiled chunk (default: about 1/20 of the run, at least 100,000).
       block_steps: steps of the stream generated and scanned at a time inside a record bin,
-        which bounds memory whatever ``record_every`` (default: up to :data:`BLOCK_STEPS`); the
+        which bounds memory whatever ``record_every`` (default: up to :data:`BLOCK_STEPS`;
+        rounded down to a multiple of the steps of an unrolled loop iteration, at most 8); the
         results do not depend on it.
       progress: show a progress bar (default: only for long runs, and not while a
         :func:`progress_listener` is active).
