@@ -14,8 +14,9 @@ Conventions (the JAX methods' of docs/methods.md#notation-and-conventions, in Py
 * A step updates the parameters that have a gradient; the state of a parameter is made at its
   first step. ``granularity="tensor"`` shares one step size per parameter tensor,
   ``"scalar"`` one per param group (the JAX methods' one for all weights, when there is one
-  group). The shared value lives in the state of the group's first parameter, and a group with
-  ``"scalar"`` granularity steps all its parameters or none.
+  group). A shared value is a one-element tensor, in the state of the parameter (for
+  ``"scalar"``: the group's first one), and a group with ``"scalar"`` granularity steps all its
+  parameters or none.
 * The state keeps the dtype and device of its parameter; step counts are int64 tensors under the
   key ``"step"``, which ``load_state_dict`` leaves as they are.
 """
