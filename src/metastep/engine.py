@@ -121,6 +121,10 @@ def _report_progress(bar, lane_steps: int) -> None:
         callback(lane_steps)
 
 
+# ---------------------------------------------------------------------------------------------
+# The plan of a call and the host loop that runs a lane program's chunks
+
+
 class _Plan(NamedTuple):
     """A call's schedule, checked: record bins, blocks within a bin, bins per compiled call."""
 
@@ -151,6 +155,7 @@ def _run_lanes(program: _lanes.Program, plan: _Plan, parameters, seeds, bar, rea
         _report_progress(bar, real_lanes * bins * plan.record_every)
     # Records come time-major: [bins, configs, seeds, ...].
     return carry, jax.tree.map(lambda a: np.moveaxis(a, 0, 2), _concatenate(parts, axis=0))
+
 
 # ---------------------------------------------------------------------------------------------
 # Planning (block and chunk sizes) and host-side helpers
