@@ -198,6 +198,36 @@ def test_invalid_calls_are_named():
         curvature(inputs, torch.zeros(BATCH, dtype=torch.float64))
     with pytest.raises(ValueError, match="`targets` of shape"):
         mst.Curvature(torch_model())(inputs, torch.zeros(BATCH, dtype=torch.float64))
-    curvature(inputs, torch.zeros(BATCH, dtype=torch.int64))
+    labels = torch.zeros(BATCH, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"`signs` must have the outputs' shape \(4, 2\)"):
+        curvature(inputs, labels, signs=torch.ones(BATCH))
+    with pytest.raises(ValueError, match="`signs` must hold one tensor per learned parameter"):
+        mst.Curvature(torch_model(), source="hutchinson")(
+            inputs, torch.zeros(BATCH, SIZES[-1], dtype=torch.float64), signs=[torch.ones(1)]
+        )
+    curvature(inputs, labels)
     with pytest.raises(ValueError, match="`vectors` must hold one tensor per parameter"):
         curvature.vector_product([torch.zeros(1)])
+
+
+@pytest.mark.parametrize("source", ["gauss_newton", "hutchinson"])
+def test_a_parameter_the_outputs_do_not_use_gets_zeros(source):
+    class WithUnused(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = torch.nn.Linear(3, 2, dtype=torch.float64)
+            self.unused = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+
+        def forward(self, inputs):
+            return torch.tanh(self.used(inputs))
+
+    model = WithUnused()
+    inputs, targets = (torch.from_numpy(a) for a in batch("squared"))
+    curvature = mst.Curvature(model, source=source)
+    _, diagonal = curvature(inputs, targets)
+    product = curvature.vector_product([torch.ones_like(p) for p in model.parameters()])
+    names = [name for name, _ in model.named_parameters()]
+    unused = names.index("unused")
+    assert torch.equal(diagonal[unused], torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(product[unused], torch.zeros(2, dtype=torch.float64))
+    assert diagonal[names.index("used.weight")].abs().sum() > 0

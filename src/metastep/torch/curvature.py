@@ -122,8 +122,8 @@ class Curvature:
         self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self.outputs: torch.Tensor | None = None  # the model's outputs on the last batch
 
-    def _learned(self) -> list[tuple[str, torch.Tensor]]:
-        return [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+    def _learned(self) -> list[torch.Tensor]:
+        return [p for p in self.model.parameters() if p.requires_grad]
 
     def _all_parameters(self, learned: Sequence[torch.Tensor | None]) -> list[Any]:
         """Values for the learned parameters, spread over ``model.parameters()`` (None
@@ -147,7 +147,7 @@ class Curvature:
             ``"hutchinson"``.
         """
         self._batch = (inputs, targets)
-        learned = [p for _, p in self._learned()]
+        learned = self._learned()
         with torch.enable_grad():
             outputs = self.model(inputs)
             self.outputs = outputs.detach()
@@ -170,15 +170,21 @@ class Curvature:
                 signs = torch.ones_like(outputs)
             else:
                 signs = self._rademacher(outputs.shape, outputs)
+        elif tuple(signs.shape) != tuple(outputs.shape):
+            raise ValueError(f"`signs` must have the outputs' shape {tuple(outputs.shape)}, got "
+                             f"{tuple(signs.shape)}")
         cotangent = _gauss_newton_cotangent(outputs.detach(), signs.to(outputs.dtype), self.loss)
-        projected = torch.autograd.grad(outputs, learned, cotangent, retain_graph=True)
+        projected = _vector_jacobian_product(outputs, learned, cotangent)
         return [j * j for j in projected]
 
     def _hutchinson_diagonal(self, value, learned, signs):
-        gradients = torch.autograd.grad(value, learned, create_graph=True)
+        gradients = torch.autograd.grad(value, learned, create_graph=True, allow_unused=True,
+                                        materialize_grads=True)
         if signs is None:
             signs = [self._rademacher(p.shape, p) for p in learned]
-        products = torch.autograd.grad(gradients, learned, list(signs))
+        elif [tuple(z.shape) for z in signs] != [tuple(p.shape) for p in learned]:
+            raise ValueError("`signs` must hold one tensor per learned parameter, of its shape")
+        products = _vector_jacobian_product(gradients, learned, list(signs))
         for p, gradient in zip(learned, gradients):
             p.grad = gradient.detach() if p.grad is None else p.grad + gradient.detach()
         return [z * hz for z, hz in zip(signs, products)]
@@ -191,7 +197,7 @@ class Curvature:
         vectors = list(vectors)
         if len(vectors) != len(list(self.model.parameters())):
             raise ValueError("`vectors` must hold one tensor per parameter of the model")
-        learned = [p for _, p in self._learned()]
+        learned = self._learned()
         tangents = [v.to(p.dtype) for v, p in zip(vectors, self.model.parameters())
                     if p.requires_grad]
         if self.source == "none":
@@ -205,7 +211,8 @@ class Curvature:
                 product = _vector_jacobian_product(outputs, learned, cotangent)
             else:
                 gradients = torch.autograd.grad(loss_value(outputs, targets, self.loss), learned,
-                                                create_graph=True)
+                                                create_graph=True, allow_unused=True,
+                                                materialize_grads=True)
                 product = _vector_jacobian_product(gradients, learned, tangents)
         return self._all_parameters([t.detach() for t in product])
 
