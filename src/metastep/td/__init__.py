@@ -1,0 +1,31 @@
+"""Temporal-difference learning: linear TD(λ) learners and their meta-learned step sizes.
+
+- :class:`TDLearner`: linear TD(λ), accumulating traces, step sizes from any method (``ms.sgd``
+  for plain TD(λ), :func:`tidbd`, :func:`autotidbd`, ``ms.adam``, ...);
+- :func:`tidbd` (Kearney et al. 2018) and :func:`autotidbd` (Kearney et al. 2019): optax
+  transformations for :class:`TDLearner`;
+- :class:`SwiftTD` (Javed, Sharifnassab & Sutton 2024): true online TD(λ) with its own step sizes.
+
+A TD problem's stream gives the target of each step as a :class:`TDTarget` (reward, per-step
+discount, true value); ``ms.run_arrays(learner, xs, rewards)`` takes plain rewards with the
+learner's constant discount. See docs/td.md.
+"""
+
+from metastep.td.autotidbd import AutoTIDBDState, autotidbd
+from metastep.td.learner import SIDE_SIGNALS, TDLearner, TDLearnerState, TDTarget
+from metastep.td.swifttd import SwiftTD, SwiftTDState
+from metastep.td.tidbd import FORMS, TIDBDState, tidbd
+
+__all__ = [
+    "FORMS",
+    "SIDE_SIGNALS",
+    "AutoTIDBDState",
+    "SwiftTD",
+    "SwiftTDState",
+    "TDLearner",
+    "TDLearnerState",
+    "TDTarget",
+    "TIDBDState",
+    "autotidbd",
+    "tidbd",
+]
