@@ -2,6 +2,7 @@
 summary on hand-made tables, a diverging method inside the roster, and permuted-fashion without
 its data. (``test_reproduce`` runs each continual experiment at its smoke budget.)"""
 
+import dataclasses
 import functools
 import math
 
@@ -167,3 +168,43 @@ def test_reproduce_skips_permuted_fashion_without_its_data(no_fashion_data, tmp_
     # Asked for by name, the experiment that cannot run is an error.
     assert main(["run", "permuted-fashion", "--budget", "smoke", "--out",
                  str(tmp_path / "run-one")]) == 1
+
+
+def split_table(experiment_module, seeds: int, **split) -> tuple[list[str], pd.DataFrame]:
+    """The shard names and the joined table of a continual experiment at the smoke budget with
+    ``seeds`` seeds and the budget settings ``split``, sorted by method, point, seed, step."""
+    budget = experiment_module.EXPERIMENT.budget("smoke", seeds=seeds)
+    budget = dataclasses.replace(budget, settings={**budget.settings, **split})
+    (benchmark,) = experiment_module.benchmarks(budget)
+    tables = {shard.name: shard.compute()
+              for shard in experiment_module.EXPERIMENT.shards(budget)}
+    table = _continual.benchmark_table(tables, benchmark)
+    return list(tables), table.sort_values(SPLIT_KEYS, ignore_index=True)
+
+
+SPLIT_KEYS = ["method", "point", "seed", "step"]
+
+
+def test_shards_of_one_family_each_give_the_table_of_the_whole_roster(smoke_run):
+    """The finer shards of a cluster, a family of methods each, change no result: a method trains
+    alone in its lane, so their tables, joined, equal the roster run as one shard, bit for bit."""
+    from metastep.experiments import permuted_digits
+
+    (whole,) = smoke_run.tables("permuted-digits").values()
+    whole = whole.drop(columns="experiment").sort_values(SPLIT_KEYS, ignore_index=True)
+    names, split = split_table(permuted_digits, 1, method_groups="family")
+    assert names == ["tuned-seeds-0-0", "meta-seeds-0-0"]
+    pd.testing.assert_frame_equal(whole, split, check_exact=True)
+
+
+@pytest.mark.slow
+def test_shards_of_one_seed_each_give_the_table_of_a_seed_block_to_rounding():
+    """Seeds run as lanes of one vectorized program; a block of another size vectorizes
+    differently, so one-seed shards equal a two-seed shard to float32 rounding, not bit for bit
+    (the full budgets are defined with one seed per shard: the same on any executor)."""
+    from metastep.experiments import permuted_digits
+
+    whole_names, whole = split_table(permuted_digits, 2)
+    names, split = split_table(permuted_digits, 2, seeds_per_shard=1)
+    assert (whole_names, names) == (["seeds-0-1"], ["seeds-0-0", "seeds-1-1"])
+    pd.testing.assert_frame_equal(whole, split, rtol=1e-5, atol=1e-5)

@@ -24,7 +24,9 @@ centre of a ``tuned`` sweep), ``seed``, ``step``, ``task``, the metrics as bin m
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -174,33 +176,54 @@ def roster_sweep(benchmark: Benchmark, seeds: Sequence[int], steps: int,
     return table
 
 
+def method_groups(benchmark: Benchmark, grouping: str | None) -> list[tuple[str, tuple]]:
+    """The roster cut into the groups of methods that each shard trains: ``None`` keeps it
+    whole (one program: fastest on one machine); ``"family"`` gives a group per family of
+    :data:`metastep.experiments._roster.FAMILIES` (more, smaller shards for a cluster). A method
+    trains alone in its lane, so the cut changes no result."""
+    if grouping is None:
+        return [("", benchmark.methods)]
+    if grouping != "family":
+        raise ValueError(f"`method_groups` must be 'family' or absent, got {grouping!r}")
+    families = dict.fromkeys(FAMILY[method.name] for method in benchmark.methods)
+    return [(f"{family}-", tuple(m for m in benchmark.methods if FAMILY[m.name] == family))
+            for family in families]
+
+
 def roster_shards(benchmark: Benchmark, budget: Budget) -> list[Shard]:
-    """The shards of a benchmark: one per block of ``seeds_per_shard`` seeds (default: all),
-    about ``records_per_task`` records per task."""
+    """The shards of a benchmark: one per group of methods (setting ``method_groups``, default:
+    the whole roster) and block of ``seeds_per_shard`` seeds (default: all), about
+    ``records_per_task`` records per task."""
     settings = budget.settings
     record_every = budget.record_every(settings["records_per_task"],
                                        period=benchmark.switch_every)
     block = settings.get("seeds_per_shard", budget.seeds)
     prefix = f"{benchmark.name}-" if benchmark.name else ""
     shards = []
-    for first in range(0, budget.seeds, block):
-        seeds = budget.seed_list[first:first + block]
-        lane_steps = benchmark.points * len(seeds) * budget.steps
-        shards.append(Shard.of_call(
-            f"{prefix}seeds-{seeds[0]}-{seeds[-1]}", roster_sweep,
-            work=len(benchmark.methods) * lane_steps,
-            engine_lane_steps=lane_steps,  # a lane runs the roster
-            benchmark=benchmark, seeds=seeds, steps=budget.steps, record_every=record_every,
-        ))
+    for group, methods in method_groups(benchmark, settings.get("method_groups")):
+        part = dataclasses.replace(benchmark, methods=methods)
+        for first in range(0, budget.seeds, block):
+            seeds = budget.seed_list[first:first + block]
+            lane_steps = benchmark.points * len(seeds) * budget.steps
+            shards.append(Shard.of_call(
+                f"{prefix}{group}seeds-{seeds[0]}-{seeds[-1]}", roster_sweep,
+                work=len(methods) * lane_steps,
+                engine_lane_steps=lane_steps,  # a lane runs the group's roster
+                benchmark=part, seeds=seeds, steps=budget.steps, record_every=record_every,
+            ))
     return shards
 
 
 def benchmark_table(tables: Mapping[str, pd.DataFrame], benchmark: Benchmark) -> pd.DataFrame:
-    """The stored shards of ``benchmark``, as one table."""
-    prefix = f"{benchmark.name}-seeds-" if benchmark.name else "seeds-"
-    return pd.concat([table for name, table in tables.items() if name.startswith(prefix)],
-                     ignore_index=True)
-
+    """The stored shards of ``benchmark``, as one table (rows by method in roster order, then
+    as each shard stored them)."""
+    prefix = f"{benchmark.name}-" if benchmark.name else ""
+    names = [name for name in tables if name.startswith(prefix)
+             and re.fullmatch(r"([a-z]+-)?seeds-\d+-\d+", name[len(prefix):])]
+    table = pd.concat([tables[name] for name in names], ignore_index=True)
+    order = {method.name: index for index, method in enumerate(benchmark.methods)}
+    return table.sort_values("method", key=lambda column: column.map(order), kind="stable",
+                              ignore_index=True)
 
 
 def benchmark_figures(table: pd.DataFrame, benchmark: Benchmark,

@@ -33,9 +33,9 @@ LOSS = "cross_entropy"
 # The centres of the tuned sweeps: Adam's and RMSprop's usual default, SGD's usual best region.
 TUNED_CENTRES = {"sgd": 10**-1.5, "adam": 1e-3, "rmsprop": 1e-3}
 
-# Per budget: the task length, the hidden layers (64 at quick, UPGD's 300 and 150 at full), the
-# grid points per method, the records per task, the roster (ROSTER: every method) and, at full,
-# the seeds per shard.
+# Per budget: the task length, the hidden layers (64 at quick, UPGD's 300 and 150 at full), the grid
+# points per method, the records per task, the roster (ROSTER: every method) and, at full, the split
+# into shards (one seed and one family of methods each: a cluster gets many units of work).
 BUDGETS = {
     "smoke": Budget(steps=400, seeds=1, settings={
         "switch_every": 200, "hidden": [16], "points": 3, "records_per_task": 2,
@@ -45,7 +45,8 @@ BUDGETS = {
         "methods": list(ROSTER)}),
     "full": Budget(steps=1_000_000, seeds=10, settings={
         "switch_every": SWITCH_EVERY, "hidden": [300, 150], "points": 7,
-        "records_per_task": 2, "methods": list(ROSTER), "seeds_per_shard": 5}),
+        "records_per_task": 2, "methods": list(ROSTER), "seeds_per_shard": 1,
+        "method_groups": "family"}),
 }
 
 

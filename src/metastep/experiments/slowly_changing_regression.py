@@ -41,8 +41,9 @@ LOSS = "squared"
 TUNED_CENTRES = {"sgd": 10**-2.5, "adam": 10**-2.5, "rmsprop": 10**-2.5}
 PAPER_STEP_SIZES = {"sgd_1e-2": 1e-2, "sgd_1e-3": 1e-3}
 
-# Per budget: the task length, the grid points per method, the records per task, the roster
-# (ROSTER: every method) and, at full, the seeds per shard.
+# Per budget: the task length, the grid points per method, the records per task, the roster (ROSTER:
+# every method) and, at full, the split into shards (one seed and one family of methods each: a
+# cluster gets many units of work).
 BUDGETS = {
     "smoke": Budget(steps=400, seeds=1, settings={
         "switch_every": 200, "points": 3, "records_per_task": 2,
@@ -52,7 +53,8 @@ BUDGETS = {
         "methods": list(ROSTER)}),
     "full": Budget(steps=1_000_000, seeds=30, settings={
         "switch_every": SLOW_PERIOD, "points": 7, "records_per_task": 4,
-        "methods": list(ROSTER), "seeds_per_shard": 10}),
+        "methods": list(ROSTER), "seeds_per_shard": 1,
+        "method_groups": "family"}),
 }
 
 
