@@ -1,0 +1,158 @@
+"""TD(λ), TIDBD and AutoTIDBD step by step against float64 NumPy transcriptions of the papers'
+algorithm boxes (written per transition φ → φ', as the papers write them), on random
+non-stationary data with episode ends; and their reductions."""
+
+import numpy as np
+import pytest
+
+import metastep as ms
+from metastep import td
+from td.td_data import run_td, td_data, transitions
+
+LAMBDA = 0.9
+ALPHA0 = 0.05
+
+
+def td_lambda_reference(xs, rewards, discounts, lam, alpha):
+    """TD(λ), accumulating traces, fixed α (Sutton & Barto 2018, §12.2)."""
+    w, z = np.zeros(xs.shape[1]), np.zeros(xs.shape[1])
+    predictions = []
+    for phi, gamma_into_phi, phi_next, reward, gamma in transitions(xs, rewards, discounts):
+        predictions.append(w @ phi_next)
+        delta = reward + gamma * w @ phi_next - w @ phi
+        z = gamma_into_phi * lam * z + phi
+        w = w + alpha * delta * z
+    return np.array(predictions)
+
+
+def td0_reference(xs, rewards, discounts, alpha):
+    """TD(0): w ← w + α δ φ."""
+    w = np.zeros(xs.shape[1])
+    predictions = []
+    for phi, _, phi_next, reward, gamma in transitions(xs, rewards, discounts):
+        predictions.append(w @ phi_next)
+        w = w + alpha * (reward + gamma * w @ phi_next - w @ phi) * phi
+    return np.array(predictions)
+
+
+def tidbd_reference(xs, rewards, discounts, lam, theta, alpha0, form):
+    """Kearney et al. (2018), semi-gradient and full-gradient TIDBD(λ)."""
+    n = xs.shape[1]
+    w, z, h = np.zeros(n), np.zeros(n), np.zeros(n)
+    beta = np.full(n, np.log(alpha0))
+    predictions, step_sizes = [], []
+    for phi, gamma_into_phi, phi_next, reward, gamma in transitions(xs, rewards, discounts):
+        predictions.append(w @ phi_next)
+        delta = reward + gamma * w @ phi_next - w @ phi
+        z = gamma_into_phi * lam * z + phi
+        if form == "semi_gradient":
+            beta = beta + theta * delta * phi * h
+            alpha = np.exp(beta)
+            w = w + alpha * delta * z
+            h = h * np.maximum(1 - alpha * phi * z, 0) + alpha * delta * z
+        else:
+            beta = beta - theta * delta * (gamma * phi_next - phi) * h
+            alpha = np.exp(beta)
+            w = w + alpha * delta * z
+            h = h * np.maximum(1 + alpha * z * (gamma * phi_next - phi), 0) + alpha * delta * z
+        step_sizes.append(alpha)
+    return np.array(predictions), np.array(step_sizes)
+
+
+def autotidbd_reference(xs, rewards, discounts, lam, theta, alpha0, tau):
+    """Kearney et al. (2019), AutoTIDBD(λ) (full gradient), Autostep's normalizer and bound."""
+    n = xs.shape[1]
+    w, z, h, v = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    beta = np.full(n, np.log(alpha0))
+    predictions, step_sizes = [], []
+    for phi, gamma_into_phi, phi_next, reward, gamma in transitions(xs, rewards, discounts):
+        predictions.append(w @ phi_next)
+        delta = reward + gamma * w @ phi_next - w @ phi
+        z = gamma_into_phi * lam * z + phi
+        d = gamma * phi_next - phi
+        meta_gradient = delta * d * h
+        v = np.maximum(np.abs(meta_gradient),
+                       v - np.exp(beta) * d * z * (np.abs(meta_gradient) - v) / tau)
+        beta = beta - theta * np.divide(meta_gradient, v, out=np.zeros(n), where=v != 0)
+        beta = beta - np.log(max(-np.sum(np.exp(beta) * d * z), 1.0))
+        alpha = np.exp(beta)
+        w = w + alpha * delta * z
+        h = h * np.maximum(1 + alpha * z * d, 0) + alpha * delta * z
+        step_sizes.append(alpha)
+    return np.array(predictions), np.array(step_sizes)
+
+
+def assert_close(actual, expected):
+    assert np.all(np.isfinite(expected))
+    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12)
+
+
+CASES = {
+    "tidbd-semi": (lambda: td.tidbd(0.05, ALPHA0, "semi_gradient"),
+                   lambda *d: tidbd_reference(*d, LAMBDA, 0.05, ALPHA0, "semi_gradient")),
+    "tidbd-full": (lambda: td.tidbd(0.05, ALPHA0, "full_gradient"),
+                   lambda *d: tidbd_reference(*d, LAMBDA, 0.05, ALPHA0, "full_gradient")),
+    "autotidbd": (lambda: td.autotidbd(0.05, ALPHA0, tau=100.0),
+                  lambda *d: autotidbd_reference(*d, LAMBDA, 0.05, ALPHA0, 100.0)),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_numpy_transcription(x64, name):
+    make_method, reference = CASES[name]
+    data = td_data(seed=len(name))
+    learner = td.TDLearner(make_method(), data[0].shape[1], discount=0.9, trace_decay=LAMBDA)
+    predictions, _, step_sizes = run_td(learner, *data)
+    expected_predictions, expected_step_sizes = reference(*data)
+    # The check means something only if the step sizes moved, and episodes ended.
+    assert np.ptp(np.log(expected_step_sizes)) > 0.3
+    assert np.sum(data[2] == 0) > 20
+    assert_close(predictions, expected_predictions)
+    assert_close(step_sizes, expected_step_sizes)
+
+
+@pytest.mark.parametrize("method", [lambda: td.tidbd(0.0, ALPHA0),
+                                    lambda: td.tidbd(0.0, ALPHA0, "full_gradient"),
+                                    lambda: ms.sgd(ALPHA0)])
+def test_zero_meta_step_size_is_td_lambda(x64, method):
+    data = td_data(seed=7)
+    learner = td.TDLearner(method(), data[0].shape[1], discount=0.9, trace_decay=LAMBDA)
+    predictions, _, step_sizes = run_td(learner, *data)
+    assert_close(predictions, td_lambda_reference(*data, LAMBDA, ALPHA0))
+    np.testing.assert_allclose(step_sizes, ALPHA0, rtol=1e-12)
+
+
+def test_zero_trace_decay_is_td0(x64):
+    data = td_data(seed=8)
+    learner = td.TDLearner(ms.sgd(ALPHA0), data[0].shape[1], discount=0.9, trace_decay=0.0)
+    assert_close(run_td(learner, *data)[0], td0_reference(*data, ALPHA0))
+    # TIDBD with λ = 0 is TIDBD(0): the transcription with λ = 0.
+    learner = td.TDLearner(td.tidbd(0.05, ALPHA0), data[0].shape[1], 0.9, 0.0)
+    predictions, _, step_sizes = run_td(learner, *data)
+    expected = tidbd_reference(*data, 0.0, 0.05, ALPHA0, "semi_gradient")
+    assert_close(predictions, expected[0])
+    assert_close(step_sizes, expected[1])
+
+
+def test_terminal_reward_is_credited(x64):
+    # One episode of two steps: x0 → x1, then a terminal transition with reward 1 into x0.
+    xs = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    learner = td.TDLearner(ms.sgd(0.5), 2, discount=1.0, trace_decay=0.0)
+    predictions, errors, _ = run_td(learner, xs, np.array([0.0, 0.0, 1.0]),
+                                    np.array([1.0, 1.0, 0.0]))
+    np.testing.assert_array_equal(errors, [0.0, 0.0, 1.0])
+    state = learner.init()
+    for x, r, g in zip(xs, [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]):
+        state, _ = learner.step(state, x, td.TDTarget(r, g, 0.0))
+    np.testing.assert_allclose(state.weights, [0.0, 0.5])
+    np.testing.assert_allclose(state.trace, [1.0, 0.0])  # the trace restarted at x0
+
+
+@pytest.mark.parametrize("method", [lambda: ms.adam(0.01), lambda: ms.rmsprop(0.01)])
+def test_optax_baselines_run(x64, method):
+    data = td_data(seed=9)
+    learner = td.TDLearner(method(), data[0].shape[1], discount=0.9, trace_decay=LAMBDA)
+    predictions, errors, _ = run_td(learner, *data)
+    assert np.all(np.isfinite(predictions))
+    # Learning happened: the late TD errors are smaller than the early ones.
+    assert np.mean(errors[-300:] ** 2) < np.mean(errors[:100] ** 2)
