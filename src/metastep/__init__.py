@@ -20,7 +20,7 @@ The map, from data to report:
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
 
-from metastep import deep, methods, problems
+from metastep import deep, methods, problems, td
 from metastep.engine import run, run_arrays, sweep
 from metastep._learner_protocol import Learner, StepOutput
 from metastep.learner import LinearLearner, LinearLearnerState
@@ -72,4 +72,5 @@ __all__ = [
     "step_sizes",
     "summarize",
     "sweep",
+    "td",
 ]

@@ -136,6 +136,10 @@ def end_bin(learner, start_state, lane: Lane, record_every):
     learner_state = jax.tree.map(lambda new, old: jnp.where(healthy, new, old),
                                  lane.learner_state, start_state)
     means = {name: total / record_every for name, total in lane.sums.items()}
+    # An optional hook: e.g. a TD learner records the root of a mean squared value error.
+    bin_records = getattr(learner, "bin_records", None)
+    if callable(bin_records):
+        means = bin_records(means)
     record = {**learner.record(learner_state), **means}
     record = jax.tree.map(
         lambda a: jnp.where(healthy, a, jnp.nan) if jnp.issubdtype(a.dtype, jnp.floating) else a,
@@ -318,7 +322,8 @@ def lane_program(spec: LaneSpec, learner, problem, record_every: int,
     learner_state = jax.eval_shape(learner.init, key)
     problem_state = jax.eval_shape(problem.init, key)
     block = jax.eval_shape(lambda state: problem.generate(state, block_steps)[1], problem_state)
-    x, y = (jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in (block.x, block.y))
+    # One step's x and y (y may be a pytree: a TD stream's reward, discount and true value).
+    x, y = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), (block.x, block.y))
     metric_names = metric_names_of(learner, learner_state, x, y)
     record = jax.eval_shape(learner.record, learner_state)
     float_bytes = jnp.zeros((), jnp.result_type(float)).dtype.itemsize

@@ -18,7 +18,9 @@ Optional, used when present:
   :func:`metastep.run_arrays`) with a ``ValueError``;
 * ``check_problem(problem)``: rejects a problem before anything runs (from :func:`metastep.run`
   and :func:`metastep.sweep`) with a ``ValueError``;
-* ``step_sizes(state)``: the per-weight step sizes of the last update.
+* ``step_sizes(state)``: the per-weight step sizes of the last update;
+* ``bin_records(means) -> dict``: the bin's records from the per-step means of the squared error
+  and the step metrics (e.g. a TD learner's root mean square value error), the keys kept.
 
 The glue that learners driven by an optax method share: :func:`as_method` (accept an optax
 transformation, pass extra arguments only to those that take them), :func:`step_sizes_or_nan`

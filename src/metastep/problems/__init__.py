@@ -15,6 +15,7 @@ from metastep.problems.noisy_tracking import (
     steady_state_variance,
 )
 from metastep.problems.permuted import PermutedState, permuted_classification, task_permutation
+from metastep.problems.random_walk import RandomWalkState, random_walk, random_walk_values
 from metastep.problems.slowly_changing_regression import (
     LTUNetwork,
     SlowlyChangingRegressionState,
@@ -30,6 +31,7 @@ __all__ = [
     "LTUNetwork",
     "NoisyTrackingState",
     "PermutedState",
+    "RandomWalkState",
     "Problem",
     "Sample",
     "SlowlyChangingRegressionState",
@@ -48,6 +50,8 @@ __all__ = [
     "permuted_classification",
     "permuted_digits",
     "permuted_fashion",
+    "random_walk",
+    "random_walk_values",
     "read_idx",
     "slowly_changing_regression",
     "steady_state_gain",
