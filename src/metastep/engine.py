@@ -81,7 +81,7 @@ from metastep._engine_arguments import (
     real_array,
     select,
 )
-from metastep import _lanes
+from metastep import _checkpoints, _lanes
 from metastep._learner_protocol import DEFAULT_DIVERGENCE_THRESHOLD
 from metastep._lanes import clear_cache as clear_cache
 from metastep._structure import Identity, rebuild, split
@@ -147,11 +147,22 @@ def _run_lanes(program: _lanes.Program, plan: _Plan, parameters, seeds, bar, rea
     """The host loop: init the lanes, run their bins chunk by chunk, collect the records as
     NumPy arrays [configs, seeds, bins, ...]. Returns the final carry and the records."""
     carry = program.init(parameters, seeds)
-    parts = []
-    for first_bin in range(0, plan.num_bins, plan.bins_per_chunk):
+    parts, bins_done = [], 0
+    # Inside _checkpoints.checkpointing (a run directory's shard): resume, and save as it goes.
+    checkpoint = _checkpoints.for_call(plan, parameters, seeds, carry)
+    if checkpoint is not None:
+        carry, records, bins_done = checkpoint.restore(carry, lambda: jax.eval_shape(
+            program.run_bins, parameters, carry, plan.threshold, 1)[1])
+        parts = [] if records is None else [records]
+        if bins_done:
+            _report_progress(bar, real_lanes * bins_done * plan.record_every)
+    for first_bin in range(bins_done, plan.num_bins, plan.bins_per_chunk):
         bins = min(plan.bins_per_chunk, plan.num_bins - first_bin)
         carry, records = program.run_bins(parameters, carry, plan.threshold, bins)
         parts.append(_to_numpy(records))
+        if checkpoint is not None and (checkpoint.due() or first_bin + bins == plan.num_bins):
+            parts = [_concatenate(parts, axis=0)]
+            checkpoint.save(carry, parts[0], first_bin + bins)
         _report_progress(bar, real_lanes * bins * plan.record_every)
     # Records come time-major: [bins, configs, seeds, ...].
     return carry, jax.tree.map(lambda a: np.moveaxis(a, 0, 2), _concatenate(parts, axis=0))
