@@ -9,7 +9,7 @@ microseconds per step, as the ratio to Adam and with the loss at the end (random
 labels: a check that no run diverged, not a score).
 
 Targets (issue 13): Hessian-free variants (curvature "none") ≤ 1.3× Adam; Gauss-Newton curvature
-≤ 2.5× Adam. The optimizers loop over the parameters (no foreach implementation yet).
+≤ 2.5× Adam. The optimizers apply each operation to all parameters at once (torch._foreach_*).
 
     python benchmarks/torch_step.py [--steps 200] [--rounds 3] [--device cpu]
 """

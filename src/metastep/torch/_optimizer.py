@@ -19,6 +19,8 @@ Conventions (the JAX methods' of docs/methods.md#notation-and-conventions, in Py
   parameters or none.
 * The state keeps the dtype and device of its parameter; step counts are int64 tensors under the
   key ``"step"``, which ``load_state_dict`` leaves as they are.
+* Updates are multi-tensor: each elementwise operation runs on the lists of a group's stepped
+  parameters and states at once (``torch._foreach_*``, as ``foreach=True`` in ``torch.optim``).
 """
 
 from __future__ import annotations
@@ -198,19 +200,27 @@ class MetaStepOptimizer(torch.optim.Optimizer):
             return block
         return block.view(())
 
-    def _blocks(self, group: dict[str, Any], params: list[torch.Tensor],
-                per_weight: list[torch.Tensor]) -> list[tuple[dict[str, Any], torch.Tensor]]:
-        """``(state holding the block, meta-gradient of the block)``, once per block: the
-        per-weight meta-gradients summed over each block (in parameter order)."""
+    def _block_states(self, group: dict[str, Any],
+                      params: list[torch.Tensor]) -> list[dict[str, Any]]:
+        """The states that hold the blocks of ``params``, once per block, in parameter order."""
+        if group.get("granularity", "weight") == "scalar":
+            return [self.state[self._block_owner(group, params[0])]]
+        return [self.state[p] for p in params]
+
+    def _block_sums(self, group: dict[str, Any],
+                    per_weight: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-weight meta-gradients summed over each block (in the order of
+        ``_block_states``)."""
         granularity = group.get("granularity", "weight")
         if granularity == "weight":
-            return [(self.state[p], value) for p, value in zip(params, per_weight)]
+            return per_weight
+        sums = [value.sum() for value in per_weight]
         if granularity == "tensor":
-            return [(self.state[p], value.sum()) for p, value in zip(params, per_weight)]
-        total = torch.zeros((), dtype=params[0].dtype, device=params[0].device)
-        for value in per_weight:
-            total = total + value.sum()
-        return [(self._block_state(group, params[0]), total)]
+            return sums
+        total = torch.zeros_like(sums[0])
+        for value in sums:
+            total = total + value
+        return [total]
 
 
 def step_sizes(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:

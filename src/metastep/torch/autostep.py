@@ -101,28 +101,47 @@ class Autostep(MetaStepOptimizer):
 
     def _update_group(self, group, params, curvature):
         axes_of = _unit_axes_function(group["unit_axes"])
-        for p, c in zip(params, curvature):
+        for p in params:
             state = self.state[p]
             if "step_size" not in state:
                 state["step_size"] = torch.full_like(p, group["initial_step_size"])
                 state["meta_trace"] = torch.zeros_like(p)
                 state["normalizer"] = torch.zeros_like(p)
-            g, step_size = p.grad, state["step_size"]
-            h, v = state["meta_trace"], state["normalizer"]
-            meta_gradient = g * h
-            size = meta_gradient.abs()
-            decayed = v + step_size * c * (size - v) / group["tau"]
-            torch.maximum(size, decayed, out=v)
-            # v = 0 only where g h = 0: keep α there instead of dividing 0 by 0.
-            nonzero = v != 0
-            ratio = torch.where(nonzero, -meta_gradient / torch.where(nonzero, v, 1.0), 0.0)
-            step_size.mul_(torch.exp(group["meta_step_size"] * ratio))
+        states = [self.state[p] for p in params]
+        grads = [p.grad for p in params]
+        step_sizes = [state["step_size"] for state in states]
+        traces = [state["meta_trace"] for state in states]
+        normalizers = [state["normalizer"] for state in states]
+        # v ← max(|g h|, v + (1/τ) α c (|g h| − v)), with the old α and h
+        meta_gradients = torch._foreach_mul(grads, traces)
+        sizes = torch._foreach_abs(meta_gradients)
+        decayed = torch._foreach_mul(step_sizes, curvature)
+        torch._foreach_mul_(decayed, torch._foreach_sub(sizes, normalizers))
+        torch._foreach_div_(decayed, group["tau"])
+        torch._foreach_add_(decayed, normalizers)
+        torch._foreach_copy_(normalizers, torch._foreach_maximum(sizes, decayed))
+        # α ← α exp(μ (−g h) / v) where v ≠ 0: v = 0 only where g h = 0 (keep α, no 0 / 0).
+        factors = [torch.where(v != 0, -m / torch.where(v != 0, v, 1.0), 0.0)
+                   for m, v in zip(meta_gradients, normalizers)]
+        torch._foreach_mul_(factors, group["meta_step_size"])
+        torch._foreach_exp_(factors)
+        torch._foreach_mul_(step_sizes, factors)
+        # α ← α / max(Σ_unit α c, 1)
+        rates = torch._foreach_mul(step_sizes, curvature)
+        effective = []
+        for p, rate in zip(params, rates):
             axes = tuple(axes_of(tuple(p.shape)))
-            effective = (step_size * c).sum(dim=axes, keepdim=True) if axes else step_size * c
-            step_size.div_(effective.clamp(min=1.0))
-            change = step_size * g
-            p.sub_(change)
-            h.mul_(1.0 - step_size * c).sub_(change)
+            effective.append(rate.sum(dim=axes, keepdim=True) if axes else rate)
+        torch._foreach_clamp_min_(effective, 1.0)
+        torch._foreach_div_(step_sizes, effective)
+        changes = torch._foreach_mul(step_sizes, grads)
+        torch._foreach_sub_(params, changes)
+        # h ← h (1 − α c) − α g
+        factors = torch._foreach_mul(step_sizes, curvature)
+        torch._foreach_neg_(factors)
+        torch._foreach_add_(factors, 1.0)
+        torch._foreach_mul_(traces, factors)
+        torch._foreach_sub_(traces, changes)
 
     def _step_sizes_of(self, group, p):
         state = self.state.get(p, {})

@@ -55,14 +55,20 @@ class DeltaDelta(MetaStepOptimizer):
                 state["step_size"] = torch.full_like(p, group["initial_step_size"])
                 state["last_change"] = torch.zeros_like(p)
                 state["change_before"] = torch.zeros_like(p)
-            step_size, last = state["step_size"], state["last_change"]
-            before = state["change_before"]
-            step_size.add_(group["meta_step_size"] * before * last).clamp_(
-                min=group["min_step_size"]
-            )
-            before.copy_(last)
-            torch.mul(step_size, p.grad, out=last).neg_()
-            p.add_(last)
+        states = [self.state[p] for p in params]
+        step_sizes = [state["step_size"] for state in states]
+        lasts = [state["last_change"] for state in states]
+        befores = [state["change_before"] for state in states]
+        # α ← max(α + κ Δ_{t−1} Δ_t, α_min)
+        increments = torch._foreach_mul(befores, group["meta_step_size"])
+        torch._foreach_mul_(increments, lasts)
+        torch._foreach_add_(step_sizes, increments)
+        torch._foreach_clamp_min_(step_sizes, group["min_step_size"])
+        torch._foreach_copy_(befores, lasts)
+        changes = torch._foreach_mul(step_sizes, [p.grad for p in params])
+        torch._foreach_neg_(changes)
+        torch._foreach_copy_(lasts, changes)
+        torch._foreach_add_(params, changes)
 
     def _step_sizes_of(self, group, p):
         state = self.state.get(p, {})

@@ -47,12 +47,13 @@ class _Hypergradient(MetaStepOptimizer):
                     p
                 )
             self._init_block(group, p, "learned_step_size", group["initial_step_size"])
-        products = [p.grad * self.state[p][self.direction_key] for p in params]
-        for block_state, meta_gradient in self._blocks(group, params, products):
-            learned = block_state["learned_step_size"]
-            learned.add_(group["meta_step_size"] * meta_gradient)
-            if group["min_step_size"] is not None:
-                learned.clamp_(min=group["min_step_size"])
+        products = torch._foreach_mul([p.grad for p in params],
+                                      [self.state[p][self.direction_key] for p in params])
+        learned = [state["learned_step_size"] for state in self._block_states(group, params)]
+        torch._foreach_add_(learned, torch._foreach_mul(self._block_sums(group, products),
+                                                        group["meta_step_size"]))
+        if group["min_step_size"] is not None:
+            torch._foreach_clamp_min_(learned, group["min_step_size"])
 
     def _learned(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
         learned = self._block_value(group, p, "learned_step_size")
@@ -89,9 +90,10 @@ class SGDHD(_Hypergradient):
     def _update_group(self, group, params, curvature):
         del curvature
         self._step_learned(group, params)
-        for p in params:
-            p.sub_(self._learned(group, p) * p.grad)
-            self.state[p]["previous_gradient"].copy_(p.grad)
+        grads = [p.grad for p in params]
+        torch._foreach_sub_(params, torch._foreach_mul([self._learned(group, p) for p in params],
+                                                       grads))
+        torch._foreach_copy_([self.state[p]["previous_gradient"] for p in params], grads)
 
     def _step_sizes_of(self, group, p):
         return self._learned(group, p)
@@ -142,20 +144,34 @@ class AdamHD(_Hypergradient):
     def _update_group(self, group, params, curvature):
         del curvature
         self._step_learned(group, params)
-        for p in params:
-            state = self.state[p]
+        states = [self.state[p] for p in params]
+        for p, state in zip(params, states):
             if "step" not in state:
                 state["step"] = torch.zeros((), dtype=torch.int64, device=p.device)
                 state["momentum"] = torch.zeros_like(p)
                 state["normalizer"] = torch.zeros_like(p)
             state["step"].add_(1)
-            g, momentum, normalizer = p.grad, state["momentum"], state["normalizer"]
-            momentum.add_(group["momentum_rate"] * (g - momentum))
-            normalizer.add_(group["normalizer_rate"] * (g * g - normalizer))
-            corrected = momentum / _bias_correction(group["momentum_rate"], state["step"], p.dtype)
-            scale = self._scale(group, p)
-            state["previous_direction"].copy_(corrected / scale)
-            p.sub_(self._learned(group, p) / scale * corrected)
+        grads = [p.grad for p in params]
+        momenta = [state["momentum"] for state in states]
+        normalizers = [state["normalizer"] for state in states]
+        # m ← m + γ_m (g − m);  v ← v + γ_g (g² − v)
+        increments = torch._foreach_sub(grads, momenta)
+        torch._foreach_mul_(increments, group["momentum_rate"])
+        torch._foreach_add_(momenta, increments)
+        increments = torch._foreach_mul(grads, grads)
+        torch._foreach_sub_(increments, normalizers)
+        torch._foreach_mul_(increments, group["normalizer_rate"])
+        torch._foreach_add_(normalizers, increments)
+        corrected = torch._foreach_div(momenta, [
+            _bias_correction(group["momentum_rate"], state["step"], p.dtype)
+            for p, state in zip(params, states)
+        ])
+        scales = [self._scale(group, p) for p in params]
+        torch._foreach_copy_([state["previous_direction"] for state in states],
+                             torch._foreach_div(corrected, scales))
+        changes = torch._foreach_div([self._learned(group, p) for p in params], scales)
+        torch._foreach_mul_(changes, corrected)
+        torch._foreach_sub_(params, changes)
 
     def _scale(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
         """``sqrt(v̂ + ε)`` (``sqrt(ε)`` before the first step)."""

@@ -61,24 +61,31 @@ class IDBD(MetaStepOptimizer):
             if "meta_trace" not in self.state[p]:
                 self.state[p]["meta_trace"] = torch.zeros_like(p)
             self._init_block(group, p, "log_step_size", group["initial_step_size"], torch.log)
+        grads = [p.grad for p in params]
         traces = [self.state[p]["meta_trace"] for p in params]
-        bound = group["max_log_step_size_change"]
-        floor = group["min_log_step_size"]
-        for block_state, meta_gradient in self._blocks(
-            group, params, [p.grad * h for p, h in zip(params, traces)]
-        ):
-            change = -group["meta_step_size"] * meta_gradient
-            if bound is not None:
-                change = change.clamp(-bound, bound)
-            log_step_size = block_state["log_step_size"]
-            log_step_size.add_(change)
-            if floor is not None:
-                log_step_size.clamp_(min=floor)
-        for p, h, c in zip(params, traces, curvature):
-            step_size = self._step_sizes_of(group, p)
-            change = step_size * p.grad
-            p.sub_(change)
-            h.mul_((1.0 - step_size * c).clamp_(min=0.0)).sub_(change)
+        changes = torch._foreach_mul(
+            self._block_sums(group, torch._foreach_mul(grads, traces)), -group["meta_step_size"]
+        )
+        bound, floor = group["max_log_step_size_change"], group["min_log_step_size"]
+        if bound is not None:
+            torch._foreach_clamp_min_(changes, -bound)
+            torch._foreach_clamp_max_(changes, bound)
+        log_step_sizes = [state["log_step_size"] for state in self._block_states(group, params)]
+        torch._foreach_add_(log_step_sizes, changes)
+        if floor is not None:
+            torch._foreach_clamp_min_(log_step_sizes, floor)
+        step_sizes = torch._foreach_exp(
+            [self._block_value(group, p, "log_step_size") for p in params]
+        )
+        changes = torch._foreach_mul(step_sizes, grads)
+        torch._foreach_sub_(params, changes)
+        # h ← h [1 − α c]⁺ − α g
+        factors = torch._foreach_mul(step_sizes, curvature)
+        torch._foreach_neg_(factors)
+        torch._foreach_add_(factors, 1.0)
+        torch._foreach_clamp_min_(factors, 0.0)
+        torch._foreach_mul_(traces, factors)
+        torch._foreach_sub_(traces, changes)
 
     def _step_sizes_of(self, group, p):
         log_step_size = self._block_value(group, p, "log_step_size")

@@ -82,20 +82,36 @@ def _bias_correction(decay: float, count: torch.Tensor, dtype: torch.dtype) -> t
                             count.to(precise))).to(dtype)
 
 
-def _adam_direction(gradient, momentum, normalizer, count, b1, b2, eps, eps_root):
-    """optax's ``scale_by_adam``: the moments updated in place, the direction returned."""
-    momentum.mul_(b1).add_((1.0 - b1) * gradient)
-    normalizer.mul_(b2).add_((1.0 - b2) * (gradient * gradient))
-    corrected_momentum = momentum / _bias_correction(b1, count, gradient.dtype)
-    corrected_normalizer = normalizer / _bias_correction(b2, count, gradient.dtype)
-    return corrected_momentum / ((corrected_normalizer + eps_root).sqrt() + eps)
+def _adam_directions(gradients, momenta, normalizers, counts, b1, b2, eps, eps_root):
+    """optax's ``scale_by_adam`` over lists: the moments updated in place, the directions
+    returned."""
+    torch._foreach_mul_(momenta, b1)
+    torch._foreach_add_(momenta, torch._foreach_mul(gradients, 1.0 - b1))
+    squares = torch._foreach_mul(gradients, gradients)
+    torch._foreach_mul_(squares, 1.0 - b2)
+    torch._foreach_mul_(normalizers, b2)
+    torch._foreach_add_(normalizers, squares)
+    corrected_momenta = torch._foreach_div(
+        momenta, [_bias_correction(b1, count, m.dtype) for m, count in zip(momenta, counts)]
+    )
+    roots = torch._foreach_div(
+        normalizers, [_bias_correction(b2, count, v.dtype) for v, count in zip(normalizers, counts)]
+    )
+    torch._foreach_add_(roots, eps_root)
+    torch._foreach_sqrt_(roots)
+    torch._foreach_add_(roots, eps)
+    return torch._foreach_div(corrected_momenta, roots)
 
 
-def _lion_direction(gradient, momentum, b1, b2):
-    """optax's ``scale_by_lion``: the momentum updated in place, the direction returned."""
-    direction = torch.sign((1.0 - b1) * gradient + b1 * momentum)
-    momentum.mul_(b2).add_((1.0 - b2) * gradient)
-    return direction
+def _lion_directions(gradients, momenta, b1, b2):
+    """optax's ``scale_by_lion`` over lists: the momenta updated in place, the directions
+    returned."""
+    mixed = torch._foreach_mul(momenta, b1)  # in the momenta's shape (a block's 0-d z broadcasts)
+    torch._foreach_add_(mixed, torch._foreach_mul(gradients, 1.0 - b1))
+    directions = torch._foreach_sign(mixed)
+    torch._foreach_mul_(momenta, b2)
+    torch._foreach_add_(momenta, torch._foreach_mul(gradients, 1.0 - b2))
+    return directions
 
 
 class MetaOptimize(MetaStepOptimizer):
@@ -152,22 +168,26 @@ class MetaOptimize(MetaStepOptimizer):
             self._init_block(group, p, "log_step_size", group["initial_step_size"], torch.log)
             self._init_meta_state(group, p)
             state["step"].add_(1)
+        grads = [p.grad for p in params]
         traces = [self.state[p]["meta_trace"] for p in params]
-        for block_state, meta_gradient in self._blocks(
-            group, params, [h * p.grad for p, h in zip(params, traces)]
-        ):
-            self._meta_step(group, block_state, meta_gradient)
+        self._meta_step(group, params, self._block_sums(group, torch._foreach_mul(traces, grads)))
+        directions = self._base_directions(group, params)
         weight_decay, discount = _weight_decay(group), group["discount"]
-        for p, h in zip(params, traces):
-            direction = self._base_direction(group, p)
-            if weight_decay != 0.0:
-                direction = direction + weight_decay * p
-            step_size = self._step_sizes_of(group, p)
-            change = -step_size * direction
-            if weight_decay != 0.0:
-                h.mul_(1.0 - weight_decay * step_size)
-            p.add_(change)
-            h.mul_(discount).add_(change)
+        if weight_decay != 0.0:
+            directions = torch._foreach_add(directions, torch._foreach_mul(params, weight_decay))
+        step_sizes = torch._foreach_exp(
+            [self._block_value(group, p, "log_step_size") for p in params]
+        )
+        changes = torch._foreach_mul(step_sizes, directions)
+        torch._foreach_neg_(changes)
+        if weight_decay != 0.0:  # h ← (1 − κ α) h
+            factors = torch._foreach_mul(step_sizes, weight_decay)
+            torch._foreach_neg_(factors)
+            torch._foreach_add_(factors, 1.0)
+            torch._foreach_mul_(traces, factors)
+        torch._foreach_add_(params, changes)
+        torch._foreach_mul_(traces, discount)
+        torch._foreach_add_(traces, changes)
 
     def _init_base_state(self, group: dict[str, Any], p: torch.Tensor) -> None:
         state, base = self.state[p], group["base"]
@@ -187,38 +207,56 @@ class MetaOptimize(MetaStepOptimizer):
         if group["meta"] == "adam" and "meta_normalizer" not in block_state:
             block_state["meta_normalizer"] = torch.zeros_like(block_state["log_step_size"])
 
-    def _base_direction(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
-        """``d`` at learning rate 1, the base's state updated in place."""
-        state, base, options, g = self.state[p], group["base"], _base_options(group), p.grad
+    def _base_directions(self, group: dict[str, Any],
+                         params: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``d`` at learning rate 1 for each parameter, the base's state updated in place."""
+        base, options, grads = group["base"], _base_options(group), [p.grad for p in params]
         if base == "sgd":
-            return g
+            return grads
+        states = [self.state[p] for p in params]
+        momenta = [state.get("base_momentum") for state in states]
         if base == "sgd_momentum":
-            momentum = state["base_momentum"].mul_(options["decay"]).add_(g)
-            return g + options["decay"] * momentum if options["nesterov"] else momentum.clone()
-        if base == "rmsprop":
-            decay, normalizer = options["decay"], state["base_normalizer"]
-            normalizer.mul_(decay).add_((1.0 - decay) * (g * g))
-            return torch.rsqrt(normalizer + options["eps"]) * g
+            torch._foreach_mul_(momenta, options["decay"])
+            torch._foreach_add_(momenta, grads)
+            if options["nesterov"]:
+                return torch._foreach_add(grads, torch._foreach_mul(momenta, options["decay"]))
+            return momenta
         if base == "lion":
-            return _lion_direction(g, state["base_momentum"], options["b1"], options["b2"])
-        return _adam_direction(g, state["base_momentum"], state["base_normalizer"], state["step"],
-                               options["b1"], options["b2"], options["eps"], options["eps_root"])
+            return _lion_directions(grads, momenta, options["b1"], options["b2"])
+        normalizers = [state["base_normalizer"] for state in states]
+        if base == "rmsprop":
+            squares = torch._foreach_mul(grads, grads)
+            torch._foreach_mul_(squares, 1.0 - options["decay"])
+            torch._foreach_mul_(normalizers, options["decay"])
+            torch._foreach_add_(normalizers, squares)
+            roots = torch._foreach_add(normalizers, options["eps"])
+            torch._foreach_rsqrt_(roots)
+            return torch._foreach_mul(roots, grads)
+        return _adam_directions(grads, momenta, normalizers, [state["step"] for state in states],
+                                options["b1"], options["b2"], options["eps"], options["eps_root"])
 
-    def _meta_step(self, group: dict[str, Any], block_state: dict[str, Any],
-                   meta_gradient: torch.Tensor) -> None:
-        """``β ← β + meta update of z``."""
-        log_step_size, meta = block_state["log_step_size"], group["meta"]
+    def _meta_step(self, group: dict[str, Any], params: list[torch.Tensor],
+                   meta_gradients: list[torch.Tensor]) -> None:
+        """``β ← β + meta update of z``, for every block."""
+        block_states = self._block_states(group, params)
+        log_step_sizes = [state["log_step_size"] for state in block_states]
+        meta = group["meta"]
         if meta == "sgd":
-            direction = meta_gradient
+            directions = meta_gradients
         elif meta == "lion":
-            direction = _lion_direction(meta_gradient, block_state["meta_momentum"], 0.9, 0.99)
-            direction = direction + LION_META_WEIGHT_DECAY * log_step_size
-        else:
-            direction = _adam_direction(
-                meta_gradient, block_state["meta_momentum"], block_state["meta_normalizer"],
-                block_state["step"], **_ADAM_OPTIONS,
+            directions = _lion_directions(
+                meta_gradients, [state["meta_momentum"] for state in block_states], 0.9, 0.99
             )
-        log_step_size.add_(-group["meta_step_size"] * direction)
+            torch._foreach_add_(directions,
+                                torch._foreach_mul(log_step_sizes, LION_META_WEIGHT_DECAY))
+        else:
+            directions = _adam_directions(
+                meta_gradients, [state["meta_momentum"] for state in block_states],
+                [state["meta_normalizer"] for state in block_states],
+                [state["step"] for state in block_states], **_ADAM_OPTIONS,
+            )
+        torch._foreach_add_(log_step_sizes,
+                            torch._foreach_mul(directions, -group["meta_step_size"]))
 
     def _step_sizes_of(self, group, p):
         log_step_size = self._block_value(group, p, "log_step_size")

@@ -98,19 +98,24 @@ class SMD(MetaStepOptimizer):
         )
 
     def _update_group(self, group, params, curvature_times_traces):
+        grads = [p.grad for p in params]
         traces = [self.state[p]["meta_trace"] for p in params]
-        for block_state, meta_gradient in self._blocks(
-            group, params, [p.grad * v for p, v in zip(params, traces)]
-        ):
-            gain = block_state["gain"]
-            gain.mul_((1.0 - group["meta_step_size"] * meta_gradient).clamp_(
-                min=group["min_gain_factor"]
-            ))
+        # p ← p · max(ϱ, 1 − μ g v)
+        factors = torch._foreach_mul(
+            self._block_sums(group, torch._foreach_mul(grads, traces)), -group["meta_step_size"]
+        )
+        torch._foreach_add_(factors, 1.0)
+        torch._foreach_clamp_min_(factors, group["min_gain_factor"])
+        torch._foreach_mul_([state["gain"] for state in self._block_states(group, params)],
+                            factors)
+        gains = [self._block_value(group, p, "gain") for p in params]
+        torch._foreach_sub_(params, torch._foreach_mul(gains, grads))
+        # v ← λ v − p (g + λ C v)
         decay = group["decay"]
-        for p, v, product in zip(params, traces, curvature_times_traces):
-            gain = self._step_sizes_of(group, p)
-            p.sub_(gain * p.grad)
-            v.mul_(decay).sub_(gain * (p.grad + decay * product))
+        inner = torch._foreach_mul(curvature_times_traces, decay)
+        torch._foreach_add_(inner, grads)
+        torch._foreach_mul_(traces, decay)
+        torch._foreach_sub_(traces, torch._foreach_mul(gains, inner))
 
     def _step_sizes_of(self, group, p):
         gain = self._block_value(group, p, "gain")
