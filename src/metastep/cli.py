@@ -52,6 +52,15 @@ def add_budget_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", choices=EXECUTORS, default="in-process",
                         help="where the shards are computed: in this process (default), or as "
                         "tasks of a Ray cluster (pip install -e \".[cluster]\")")
+    parser.add_argument("--checkpoint-every", type=non_negative_float, default=5.0,
+                        metavar="MINUTES",
+                        help="minutes of work between two saves of a shard in progress (default "
+                        "5; 0: after every compiled chunk): a shard computed again after its "
+                        "process was killed continues from its last save")
+    parser.add_argument("--checkpoint-dir", type=Path, metavar="DIR",
+                        help="where shards in progress save their work (default: "
+                        "checkpoints/ in the run directory; on a cluster of several machines, "
+                        "storage that every node reaches at the same path)")
     parser.add_argument("--ray-address", metavar="HOST:PORT",
                         help="with --executor ray: the cluster to connect to (HOST:PORT, or auto "
                         "for the one this machine belongs to); without it a local Ray instance "
@@ -59,6 +68,16 @@ def add_budget_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="the run directory (default: runs/<timestamp>); an existing one is "
                         "resumed")
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -169,7 +188,8 @@ def print_report_progress(index: int, count: int, name: str) -> None:
 
 def run_and_report(names: list[str], budget: str, run_dir: RunDirectory, command: list[str],
                    steps: int | None = None, seeds: int | None = None,
-                   fail_if_skipped: bool = False, executor=None) -> int:
+                   fail_if_skipped: bool = False, executor=None,
+                   checkpoint_every: float = 5.0, checkpoint_dir: Path | None = None) -> int:
     """Run ``names`` (their shards computed by ``executor``, default in this process), printing
     each one's verdict as it finishes, then rebuild the report; the exit status is 1 if
     ``fail_if_skipped`` and an experiment could not run here (``reproduce`` goes on without it;
@@ -181,7 +201,8 @@ def run_and_report(names: list[str], budget: str, run_dir: RunDirectory, command
         runs[name] = run_experiment(
             run_dir, experiment, experiment.budget(budget, steps=steps, seeds=seeds),
             command=command, title=f"experiment {index}/{len(names)}: {name}",
-            executor=executor,
+            executor=executor, checkpoint_every=60 * checkpoint_every,
+            checkpoint_root=checkpoint_dir,
         )
         print("\n".join(verdict_lines(summarize_stored(run_dir, name), runs[name])), flush=True)
     reports = build_report(run_dir, progress=print_report_progress)
@@ -263,12 +284,14 @@ def main(argv: list[str] | None = None, *, exit_on_interrupt: bool = False) -> i
             print(f"report: {args.directory / 'report.html'}")
             return 0
         with contextlib.closing(make_executor(args.executor, args.ray_address)) as executor:
+            options = dict(executor=executor, checkpoint_every=args.checkpoint_every,
+                           checkpoint_dir=args.checkpoint_dir)
             if args.command == "run":
                 return run_and_report([args.name], args.budget, run_dir, command,
                                       steps=args.steps, seeds=args.seeds, fail_if_skipped=True,
-                                      executor=executor)
+                                      **options)
             names = list(dict.fromkeys(args.only or experiments.EXPERIMENTS))
-            return run_and_report(names, args.budget, run_dir, command, executor=executor)
+            return run_and_report(names, args.budget, run_dir, command, **options)
     except (RunDirectoryError, ShardFailedError, ExecutorError) as error:
         print(f"metastep: {error}", file=sys.stderr)
         return 1

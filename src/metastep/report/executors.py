@@ -14,19 +14,27 @@ run directory has one writer whatever the executor. Tables come back in completi
   run fails with that error, after storing every other shard that finishes.
 
 A worker rebuilds its shard from the experiment, the budget and the shard's name (a registered
-experiment travels by name), so the task carries no closure of the driver.
+experiment travels by name), so the task carries no closure of the driver. While it computes, a
+shard's engine calls save their work every few minutes to its checkpoint directory
+(:class:`Checkpoints`, by default under the run directory): a shard computed again after its
+process or node died continues from there. On a cluster of several machines the checkpoint
+directory must be on storage that every node reaches at the same path (else a retried shard
+resumes only on the node that saved it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from metastep._checkpoints import DEFAULT_EVERY_SECONDS, checkpointing
 from metastep.experiments._base import Budget, Experiment, Shard
 from metastep.report.progress import shard_progress
 
@@ -44,19 +52,41 @@ class ShardFailedError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Checkpoints:
+    """Where the shards' engine calls save their work as they go (:mod:`metastep._checkpoints`),
+    and how often: a killed shard computed again continues from its last save."""
+
+    directories: dict[str, Path]  # shard name -> its checkpoint directory
+    every_seconds: float = DEFAULT_EVERY_SECONDS
+
+    def around(self, shard: str):
+        """The context in which ``shard`` computes."""
+        directory = self.directories.get(shard)
+        if directory is None:
+            return contextlib.nullcontext()
+        return checkpointing(directory, self.every_seconds)
+
+
+NO_CHECKPOINTS = Checkpoints({})
+
+
+@dataclass(frozen=True)
 class ShardTask:
     """What a worker needs to compute one shard."""
 
     experiment: str | Experiment  # a registered experiment's name, or the experiment itself
     budget: dict[str, Any]
     shard: str
+    checkpoints: Checkpoints = NO_CHECKPOINTS
 
 
-def task_for(experiment: Experiment, budget: Budget, shard: Shard) -> ShardTask:
+def task_for(experiment: Experiment, budget: Budget, shard: Shard,
+             checkpoints: Checkpoints) -> ShardTask:
     from metastep import experiments
 
     registered = experiments.EXPERIMENTS.get(experiment.name) is experiment
-    return ShardTask(experiment.name if registered else experiment, budget.to_dict(), shard.name)
+    return ShardTask(experiment.name if registered else experiment, budget.to_dict(), shard.name,
+                     checkpoints)
 
 
 def where_computed(seconds: float) -> dict[str, Any]:
@@ -80,7 +110,8 @@ def compute_shard(task: ShardTask) -> tuple[Any, dict[str, Any]]:
     if task.shard not in shards:
         raise ValueError(f"{experiment.name} has no shard {task.shard!r} at budget {task.budget}")
     start = time.perf_counter()
-    table = shards[task.shard].compute()
+    with task.checkpoints.around(task.shard):
+        table = shards[task.shard].compute()
     return table, where_computed(time.perf_counter() - start)
 
 
@@ -92,15 +123,17 @@ class InProcess:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "host": socket.gethostname(), "cpus": os.cpu_count()}
 
-    def completed(self, experiment: Experiment, budget: Budget, shards: list[Shard],
-                  bar) -> Iterator[tuple[Shard, Any, dict[str, Any]]]:
+    def completed(self, experiment: Experiment, budget: Budget, shards: list[Shard], bar,
+                  checkpoints: Checkpoints = NO_CHECKPOINTS,
+                  ) -> Iterator[tuple[Shard, Any, dict[str, Any]]]:
         del experiment, budget  # the shards carry their computation
         for shard in shards:
             bar.set_postfix_str(f"shard {shard.name}")
             # Moves with the engine's chunks, then to exactly the shard's work once stored.
             with shard_progress(bar, shard.work, shard.engine_lane_steps):
                 start = time.perf_counter()
-                table = shard.compute()
+                with checkpoints.around(shard.name):
+                    table = shard.compute()
                 where = where_computed(time.perf_counter() - start)
                 yield shard, table, where
 
@@ -181,10 +214,13 @@ class RayExecutor:
             "max_retries": self.max_retries,
         }
 
-    def completed(self, experiment: Experiment, budget: Budget, shards: list[Shard],
-                  bar) -> Iterator[tuple[Shard, Any, dict[str, Any]]]:
-        pending = {self.remote_compute.remote(task_for(experiment, budget, shard)): shard
-                   for shard in shards}
+    def completed(self, experiment: Experiment, budget: Budget, shards: list[Shard], bar,
+                  checkpoints: Checkpoints = NO_CHECKPOINTS,
+                  ) -> Iterator[tuple[Shard, Any, dict[str, Any]]]:
+        pending = {
+            self.remote_compute.remote(task_for(experiment, budget, shard, checkpoints)): shard
+            for shard in shards
+        }
         bar.set_postfix_str(f"{len(pending)} shards submitted")
         failures = []
         while pending:

@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import metastep
+from metastep._checkpoints import DEFAULT_EVERY_SECONDS
 from metastep.experiments._base import REQUIRED_COLUMNS, Budget, Experiment, Shard
 from metastep.report.environment import environment
-from metastep.report.executors import InProcess
+from metastep.report.executors import Checkpoints, InProcess
 from metastep.report.progress import progress_bar
 from metastep.report.storage import (
     RunDirectory,
@@ -153,9 +158,29 @@ def record_where(run_dir: RunDirectory, experiment: str, executor: dict[str, Any
     run_dir.update_config(change)
 
 
+def shard_checkpoints(root: Path, experiment: str, shards: list[Shard],
+                      provenances: dict[str, dict[str, Any]], every_seconds: float) -> Checkpoints:
+    """A checkpoint directory per shard to compute, ``root/<experiment>/<shard>-<hash>`` (the
+    hash of its provenance: a shard of other parameters never meets its files); the directories
+    of the experiment's other shards (stale: their parameters changed) are removed."""
+    root = root.resolve()  # a worker may run in another directory
+    directories = {}
+    for shard in shards:
+        digest = hashlib.sha256(json.dumps(provenances[shard.name], sort_keys=True).encode())
+        directories[shard.name] = root / experiment / f"{shard.name}-{digest.hexdigest()[:12]}"
+    wanted = {path.name for path in directories.values()}
+    if (root / experiment).is_dir():
+        for path in (root / experiment).iterdir():
+            if path.name not in wanted:
+                shutil.rmtree(path, ignore_errors=True)
+    return Checkpoints(directories, every_seconds)
+
+
 def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget, *,
                    progress: bool = True, command: list[str] | None = None,
-                   title: str | None = None, executor=None) -> ExperimentRun:
+                   title: str | None = None, executor=None,
+                   checkpoint_every: float = DEFAULT_EVERY_SECONDS,
+                   checkpoint_root: Path | None = None) -> ExperimentRun:
     """Compute and store the shards of ``experiment`` that ``run_dir`` does not hold yet.
 
     Progress (on stderr, titled ``title``, default the experiment's name) counts the work in
@@ -164,8 +189,11 @@ def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget
     on a cluster with every shard stored. ``executor`` computes the shards
     (:mod:`metastep.report.executors`; default: in this process); this process alone writes
     ``run_dir``, each table as soon as it comes back, and ``config.json`` notes the executor
-    and where each shard ran. An experiment that cannot run here (``experiment.unavailable()``)
-    computes nothing: it is recorded as skipped, with the reason.
+    and where each shard ran. While a shard computes, its engine calls save their work every
+    ``checkpoint_every`` seconds under ``checkpoint_root`` (default ``run_dir/checkpoints``),
+    removed once the shard is stored: a shard computed again continues from there. An
+    experiment that cannot run here (``experiment.unavailable()``) computes nothing: it is
+    recorded as skipped, with the reason.
     """
     start = time.perf_counter()
     executor = InProcess() if executor is None else executor
@@ -185,14 +213,18 @@ def run_experiment(run_dir: RunDirectory, experiment: Experiment, budget: Budget
     to_compute, replaced = shards_to_compute(run_dir, experiment.name, shards, provenances)
     stored_work = sum(shard.work for shard in shards) - sum(shard.work for shard in to_compute)
     described = executor.describe()
+    checkpoints = shard_checkpoints(checkpoint_root or run_dir.path / "checkpoints",
+                                    experiment.name, to_compute, provenances, checkpoint_every)
     with progress_bar(
         sum(shard.work for shard in shards), initial=stored_work, unit="lane-steps",
         desc=experiment.name if title is None else title, enabled=progress,
     ) as bar:
-        for shard, table, where in executor.completed(experiment, budget, to_compute, bar):
+        for shard, table, where in executor.completed(experiment, budget, to_compute, bar,
+                                                      checkpoints):
             table = check_table(experiment, shard, table)
             run_dir.write_shard(experiment.name, shard.name, table, provenances[shard.name])
             record_where(run_dir, experiment.name, described, shard.name, where)
+            shutil.rmtree(checkpoints.directories[shard.name], ignore_errors=True)
         bar.set_postfix_str("done")
     return ExperimentRun(
         experiment=experiment.name,
