@@ -156,3 +156,45 @@ def test_optax_baselines_run(x64, method):
     assert np.all(np.isfinite(predictions))
     # Learning happened: the late TD errors are smaller than the early ones.
     assert np.mean(errors[-300:] ** 2) < np.mean(errors[:100] ** 2)
+
+
+def obgd_reference(xs, rewards, discounts, lam, alpha, kappa, adaptive, beta2=0.999, eps=1e-8):
+    """The authors' ObGD / AdaptiveObGD (streaming-drl, optim.py), one call per transition; the
+    stream's first step has no previous state (no transition, no call). Also returns the
+    fraction of the steps that the bound scaled down."""
+    n = xs.shape[1]
+    w, z, v, count = np.zeros(n), np.zeros(n), np.zeros(n), 0
+    predictions, step_sizes, bounded = [], [], []
+    for t, (phi, gamma_into_phi, phi_next, reward, gamma) in enumerate(
+            transitions(xs, rewards, discounts)):
+        predictions.append(w @ phi_next)
+        if t == 0:
+            step_sizes.append(np.full(n, np.nan))
+            continue
+        delta = reward + gamma * w @ phi_next - w @ phi
+        z = gamma_into_phi * lam * z + phi
+        scale = np.ones(n)
+        if adaptive:
+            count += 1
+            v = beta2 * v + (1 - beta2) * (delta * z) ** 2
+            scale = 1 / np.sqrt(v / (1 - beta2**count) + eps)
+        bound = max(abs(delta), 1.0) * np.sum(np.abs(z * scale)) * alpha * kappa
+        step_size = alpha / bound if bound > 1 else alpha
+        w = w + step_size * scale * delta * z
+        step_sizes.append(step_size * scale)
+        bounded.append(bound > 1)
+    return np.array(predictions), np.array(step_sizes), np.mean(bounded)
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_obgd_matches_the_authors_rule(x64, adaptive):
+    data = td_data(seed=13)
+    alpha, kappa = (0.1, 2.0) if not adaptive else (0.07, 2.0)
+    method = td.adaptive_obgd(alpha, kappa) if adaptive else td.obgd(alpha, kappa)
+    learner = td.TDLearner(method, data[0].shape[1], discount=0.9, trace_decay=LAMBDA)
+    predictions, _, step_sizes = run_td(learner, *data)
+    expected_predictions, expected_step_sizes, bounded = obgd_reference(
+        *data, LAMBDA, alpha, kappa, adaptive)
+    assert 0.05 < bounded < 0.95  # the bound acted on some steps and not on others
+    assert_close(predictions, expected_predictions)
+    assert_close(step_sizes[1:], expected_step_sizes[1:])

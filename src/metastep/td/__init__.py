@@ -4,6 +4,8 @@
   for plain TD(λ), :func:`tidbd`, :func:`autotidbd`, ``ms.adam``, ...);
 - :func:`tidbd` (Kearney et al. 2018) and :func:`autotidbd` (Kearney et al. 2019): optax
   transformations for :class:`TDLearner`;
+- :func:`obgd` and :func:`adaptive_obgd` (Elsayed, Vasan & Mahmood 2024): steps bounded against
+  overshooting;
 - :class:`SwiftTD` (Javed, Sharifnassab & Sutton 2024): true online TD(λ) with its own step sizes.
 
 A TD problem's stream gives the target of each step as a :class:`TDTarget` (reward, per-step
@@ -12,6 +14,7 @@ learner's constant discount. See docs/td.md.
 """
 
 from metastep.td.autotidbd import AutoTIDBDState, autotidbd
+from metastep.td.obgd import AdaptiveObGDState, ObGDState, adaptive_obgd, obgd
 from metastep.td.learner import SIDE_SIGNALS, TDLearner, TDLearnerState, TDTarget
 from metastep.td.swifttd import SwiftTD, SwiftTDState
 from metastep.td.tidbd import FORMS, TIDBDState, tidbd
@@ -19,13 +22,17 @@ from metastep.td.tidbd import FORMS, TIDBDState, tidbd
 __all__ = [
     "FORMS",
     "SIDE_SIGNALS",
+    "AdaptiveObGDState",
     "AutoTIDBDState",
+    "ObGDState",
     "SwiftTD",
     "SwiftTDState",
     "TDLearner",
     "TDLearnerState",
     "TDTarget",
     "TIDBDState",
+    "adaptive_obgd",
     "autotidbd",
+    "obgd",
     "tidbd",
 ]
