@@ -101,6 +101,10 @@ def test_bad_method_arguments_are_named():
         td.autotidbd(meta_step_size=-1.0)
     with pytest.raises(ValueError, match="`tau`"):
         td.autotidbd(tau=0.0)
+    with pytest.raises(ValueError, match="`kappa`"):
+        td.obgd(kappa=0.0)
+    with pytest.raises(ValueError, match="`beta2`"):
+        td.adaptive_obgd(beta2=1.0)
     # A TD method outside a TD learner says what it misses.
     with pytest.raises(ValueError, match="td_error"):
         ms.run_arrays(ms.LinearLearner(td.tidbd(), 3), np.ones((4, 3)), np.ones(4))

@@ -17,9 +17,10 @@ relevance through step size adaptation in temporal-difference learning", arXiv:1
 
 ``−α d z`` takes the place of Autostep's ``α x²`` (for a linear unit ``∂(−δ)/∂w = x`` and the
 trace is ``x``): the rate at which the normalizer forgets and the effective step size that ``M``
-keeps at most 1 (so one update does not overshoot its TD target). A peer implementation mixes the
-semi-gradient term ``|δ φ h|`` into the full-gradient normalizer; here both terms use the same
-``d``.
+keeps at most 1 (so one update does not overshoot its TD target). Here both terms of the normalizer
+use the same ``d`` and ``M`` is one number (Autostep's sum over the features); two public
+implementations of the paper's AutoTIDBD use the semi-gradient ``|δ φ h|`` in the decay term of
+``v`` and a per-feature ``M_i = max(−α_i Σ_j d_j z_j, 1)`` (docs/td.md#autotidbd).
 """
 
 from __future__ import annotations
