@@ -3,6 +3,7 @@ their own hyperparameters, ``state_dict`` round trips that continue bit for bit,
 without a gradient, closures, dtypes, and clear errors naming the argument."""
 
 import ast
+import re
 import copy
 import io
 import subprocess
@@ -294,3 +295,16 @@ def test_a_zero_dimensional_parameter_in_every_granularity(granularity):
         optimizer.step(curvature=[torch.tensor(1.0, dtype=torch.float64)])
     (step_sizes,) = mst.step_sizes(optimizer)
     assert step_sizes.shape == () and step_sizes.item() != 0.1  # it learned
+
+
+def test_documented_state_keys_are_the_state():
+    """docs/torch.md's table of state keys, against each optimizer's state after two steps."""
+    text = (Path(__file__).parents[2] / "docs" / "torch.md").read_text()
+    rows = dict(re.findall(r"^\| `mst\.(\w+)` \| ([^|]*) \|$", text, re.MULTILINE))
+    assert set(rows) == {cls.__name__ for cls, *_ in CONFIGURATIONS.values()}
+    for name, column in rows.items():
+        model = mlp()
+        optimizer = getattr(mst, name)(model.parameters())
+        train(model, [optimizer], stream(2))
+        keys = {key for state in optimizer.state.values() for key in state}
+        assert keys == set(re.findall(r"`([a-z_]{3,})`", column)), name
