@@ -8,7 +8,6 @@ configuration for 1,000 steps on both models."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import make_nonstationary_data
 from helpers import assert_close
 
 import metastep as ms
@@ -117,9 +116,8 @@ def run_torch_linear(make_optimizer, xs, ys):
     return np.array(predictions), np.array(step_sizes)
 
 
-def check_linear_parity(name, steps):
+def check_linear_parity(name, xs, ys):
     jax_method, make_optimizer = ALL_CASES[name]
-    xs, ys = make_nonstationary_data(steps=steps)
     reference = ms.run_arrays(ms.LinearLearner(jax_method(), xs.shape[1]), xs, ys)
     assert reference.diverged is False
     predictions, step_sizes = run_torch_linear(make_optimizer, xs, ys)
@@ -129,14 +127,14 @@ def check_linear_parity(name, steps):
 
 
 @pytest.mark.parametrize("name", list(FAST_CASES))
-def test_linear_unit_matches_jax_200_steps(x64, name):
-    check_linear_parity(name, 200)
+def test_linear_unit_matches_jax_200_steps(x64, nonstationary_data, name):
+    check_linear_parity(name, *nonstationary_data(steps=200))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(ALL_CASES))
-def test_linear_unit_matches_jax_1000_steps(x64, name):
-    check_linear_parity(name, 1000)
+def test_linear_unit_matches_jax_1000_steps(x64, nonstationary_data, name):
+    check_linear_parity(name, *nonstationary_data(steps=1000))
 
 
 SIZES = (3, 5, 1)
@@ -183,9 +181,9 @@ def run_torch_mlp(make_optimizer, xs, ys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(ALL_CASES))
-def test_mlp_matches_deep_learner_1000_steps(x64, name):
+def test_mlp_matches_deep_learner_1000_steps(x64, nonstationary_data, name):
     jax_method, make_optimizer = ALL_CASES[name]
-    xs, ys = make_nonstationary_data(steps=1000, num_features=SIZES[0])
+    xs, ys = nonstationary_data(steps=1000, num_features=SIZES[0])
     ys = np.tanh(ys)
     learner = ms.deep.DeepLearner(jax_mlp(), jax_method(), curvature="gauss_newton")
     reference = ms.run_arrays(learner, xs, ys)

@@ -107,7 +107,11 @@ class Curvature:
       model: a ``torch.nn.Module`` mapping inputs ``[B, ...]`` to outputs ``[B]`` or ``[B, K]``.
       loss: ``"squared"`` or ``"cross_entropy"``.
       source: ``"gauss_newton"``, ``"hutchinson"``, ``"hvp"`` or ``"none"`` (module docstring).
-      generator: the ``torch.Generator`` of the random signs (PyTorch's default one if None).
+      generator: the ``torch.Generator`` of the random signs, on the model's device (PyTorch's
+        default one if None).
+
+    Attributes:
+      outputs: the model's outputs on the batch of the last call (detached).
     """
 
     def __init__(self, model: torch.nn.Module, loss: str = "squared",
