@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 import metastep as ms
+from metastep._structure import recorded
 from metastep.problems._base import Problem, Sample, step_keys
 
 
+@recorded  # runs on equal problems share their compiled programs
 def drifting_problem(num_features: int = 4, scale=1.0, drift: float = 0.05) -> Problem:
     """Gaussian inputs; the target weights (all ``scale`` at first) take a random walk."""
 
@@ -445,18 +447,18 @@ def test_block_size_does_not_change_a_run(x64):
 
 
 def test_blocks_are_whole_iterations_of_the_unrolled_scan():
-    """A run's cheap learner scan takes up to 8 steps per loop iteration, which may round each
+    """A run's cheap learner scan takes up to 4 steps per loop iteration, which may round each
     step differently: every block is a multiple of them, so blocks do not change the rounding."""
     from metastep import _lanes, engine
 
-    assert [_lanes.unroll_for(r) for r in (1_000, 1_500, 6, 999)] == [8, 4, 2, 1]
+    assert [_lanes.unroll_for(r) for r in (1_000, 1_500, 6, 999)] == [4, 4, 2, 1]
     assert engine._block_plan(1_500, 750) == 748
     assert engine._block_plan(1_500, 3) == 4
     assert engine._block_plan(1_000, None) == 1_000
     learner = idbd_learner()
     state, x = learner.init(), jnp.ones(4)
     lane = _lanes.LaneSpec(None, None, config_axis=None, shared_stream=True)
-    assert _lanes.scan_unroll(lane, learner, state, x, x[0], 1_000) == 8
+    assert _lanes.scan_unroll(lane, learner, state, x, x[0], 1_000) == 4
     sweep = lane._replace(config_axis=0)
     assert _lanes.scan_unroll(sweep, learner, state, x, x[0], 1_000) == 1
 

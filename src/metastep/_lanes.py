@@ -29,7 +29,7 @@ from metastep.problems._base import Problem
 CACHED_PROGRAMS = 64
 # The most steps per loop iteration of a single lane's scan when its step is cheap (a power of
 # two; see scan_unroll).
-SINGLE_LANE_UNROLL = 8
+SINGLE_LANE_UNROLL = 4
 CHEAP_STEP_OPERATIONS = 100  # a linear learner: 16 to 70; a small network: 120 and more
 
 # ---------------------------------------------------------------------------------------------

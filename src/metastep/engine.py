@@ -252,7 +252,7 @@ def run(
       chunk_steps: steps per compiled chunk (default: about 1/20 of the run, at least 100,000).
       block_steps: steps of the stream generated and scanned at a time inside a record bin,
         which bounds memory whatever ``record_every`` (default: up to :data:`BLOCK_STEPS`;
-        rounded down to a multiple of the steps of an unrolled loop iteration, at most 8); the
+        rounded down to a multiple of the steps of an unrolled loop iteration, at most 4); the
         results do not depend on it.
       progress: show a progress bar (default: only for long runs, and not while a
         :func:`progress_listener` is active).
