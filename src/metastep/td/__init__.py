@@ -6,6 +6,7 @@
   transformations for :class:`TDLearner`;
 - :func:`obgd` and :func:`adaptive_obgd` (Elsayed, Vasan & Mahmood 2024): steps bounded against
   overshooting;
+- :class:`TrueOnlineTD`: true online TD(λ) with a fixed step size (van Seijen et al. 2016);
 - :class:`SwiftTD` (Javed, Sharifnassab & Sutton 2024): true online TD(λ) with its own step sizes.
 
 A TD problem's stream gives the target of each step as a :class:`TDTarget` (reward, per-step
@@ -18,6 +19,7 @@ from metastep.td.obgd import AdaptiveObGDState, ObGDState, adaptive_obgd, obgd
 from metastep.td.learner import SIDE_SIGNALS, TDLearner, TDLearnerState, TDTarget
 from metastep.td.swifttd import SwiftTD, SwiftTDState
 from metastep.td.tidbd import FORMS, TIDBDState, tidbd
+from metastep.td.true_online import TrueOnlineTD, TrueOnlineTDState
 
 __all__ = [
     "FORMS",
@@ -31,6 +33,8 @@ __all__ = [
     "TDLearnerState",
     "TDTarget",
     "TIDBDState",
+    "TrueOnlineTD",
+    "TrueOnlineTDState",
     "adaptive_obgd",
     "autotidbd",
     "obgd",
