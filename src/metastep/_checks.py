@@ -74,6 +74,10 @@ def check_real(name: str, value: Any) -> None:
     """Inputs and targets are real numbers (bool, integer or float): a complex value would lose
     its imaginary part in a cast, a string fail deep inside. A check of the dtype alone, so it
     runs at trace time."""
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # e.g. metastep.td.TDTarget
+        raise ValueError(f"`{name}` must be an array of real numbers, got a "
+                         f"{type(value).__name__} (a TD stream's targets need a metastep.td "
+                         "learner)")
     dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
     if np.dtype(dtype).kind not in "biuf":
         raise ValueError(f"`{name}` must hold real numbers (bool, integer or float), got {dtype}")

@@ -125,3 +125,5 @@ def test_bad_data_is_named():
     with pytest.raises(ValueError, match="`discount`"):
         ms.run(td.TDLearner(ms.sgd(0.1), 19, discount=0.9, trace_decay=0.5), PROBLEM,
                steps=10, record_every=10)
+    with pytest.raises(ValueError, match="TD stream's targets need a metastep.td learner"):
+        ms.run(ms.LinearLearner(ms.sgd(0.1), 19), PROBLEM, steps=10, record_every=10)
