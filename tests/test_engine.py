@@ -516,3 +516,22 @@ def test_sweep_lanes_match_runs_alone_up_to_rounding(dtype):
         rtol = 100 * np.finfo(dtype).eps
         np.testing.assert_allclose(grid.squared_error[1, 0], alone.squared_error, rtol=rtol)
         np.testing.assert_allclose(grid.step_sizes[1, 0], alone.step_sizes, rtol=rtol)
+
+
+class FakeAccelerator:
+    """A device that reports its memory, as a GPU does (a CPU reports none)."""
+
+    def __init__(self, bytes_limit):
+        self.bytes_limit = bytes_limit
+
+    def memory_stats(self):
+        return {"bytes_limit": self.bytes_limit}
+
+
+def test_chunks_of_lanes_are_sized_to_the_device_memory():
+    from metastep import engine
+
+    assert engine.chunk_memory_bytes(jax.devices("cpu")[0]) == engine.CHUNK_MEMORY_BYTES
+    assert engine.chunk_memory_bytes(FakeAccelerator(80 * 2**30)) == 20 * 2**30
+    # A small device never gets less than the CPU's budget.
+    assert engine.chunk_memory_bytes(FakeAccelerator(2**20)) == engine.CHUNK_MEMORY_BYTES

@@ -9,16 +9,16 @@ in [0, 2³²) and the step counters are uint32: a run has fewer than 2³² steps
 
 A sweep runs configurations × seeds as lanes of one ``vmap``ped computation, in chunks of lanes to
 bound memory (sized from ``jax.eval_shape`` of a lane's states, one block of its samples and its
-records, against :data:`CHUNK_MEMORY_BYTES`). Lane ``(configuration, seed)`` draws its data from
-``PRNGKey(seed)`` exactly as :func:`run` does and computes the same operations, but within a
-batched program that XLA compiles on its own terms: it may round differently (it may, say, fuse a
-multiply and an add into one rounding in one program and not in the other). A lane therefore
-matches the configuration run alone up to rounding, amplified by the run's dynamics, not to the
-bit, whether the grid sweeps learner or problem parameters: relative differences of the records
-up to about 100 ε of the float type (ε = 1.2e-7 in float32, 2.2e-16 in float64), and typically a
-few ε (4e-7 in float32, 0 to 4e-16 in float64, over 2,000 steps of the test streams). Each
-configuration is built once with Python numbers before anything runs, so that the constructors'
-checks see every value.
+records, against :func:`chunk_memory_bytes`: 256 MiB on a CPU, a quarter of an accelerator's
+memory). Lane ``(configuration, seed)`` draws its data from ``PRNGKey(seed)`` exactly as
+:func:`run` does and computes the same operations, but within a batched program that XLA compiles
+on its own terms: it may round differently (it may, say, fuse a multiply and an add into one
+rounding in one program and not in the other). A lane therefore matches the configuration run alone
+up to rounding, amplified by the run's dynamics, not to the bit, whether the grid sweeps learner or
+problem parameters: relative differences of the records up to about 100 ε of the float type (ε =
+1.2e-7 in float32, 2.2e-16 in float64), and typically a few ε (4e-7 in float32, 0 to 4e-16 in
+float64, over 2,000 steps of the test streams). Each configuration is built once with Python
+numbers before anything runs, so that the constructors' checks see every value.
 
 Compiled once: :func:`run` and :func:`sweep` build one *lane program* (the lanes' init, then
 their record bins, ``vmap``ped over configurations × seeds; a run is the one lane of a sweep of
@@ -90,8 +90,10 @@ from metastep.results import RunResult, SweepResult, RunArraysResult
 
 # Work (lane-steps) above which a progress bar is shown when ``progress=None``.
 PROGRESS_MIN_WORK = 20_000_000
-# Bytes of one compiled chunk's stream blocks and records that a sweep aims to stay under.
+# Bytes of one compiled chunk's stream blocks and records that a sweep aims to stay under on a
+# CPU; on an accelerator, DEVICE_MEMORY_FRACTION of its memory (it runs many more lanes at once).
 CHUNK_MEMORY_BYTES = 256 * 2**20
+DEVICE_MEMORY_FRACTION = 0.25
 # Steps of a problem's stream that a lane holds at a time: a record bin longer than this is
 # generated and scanned in blocks, so memory does not grow with ``record_every``.
 BLOCK_STEPS = 100_000
@@ -170,6 +172,17 @@ def _run_lanes(program: _lanes.Program, plan: _Plan, parameters, seeds, bar, rea
 
 # ---------------------------------------------------------------------------------------------
 # Planning (block and chunk sizes) and host-side helpers
+
+
+def chunk_memory_bytes(device=None) -> int:
+    """The memory a sweep's chunk of lanes may use on ``device`` (default: JAX's first):
+    :data:`CHUNK_MEMORY_BYTES` on a CPU, :data:`DEVICE_MEMORY_FRACTION` of an accelerator's
+    memory (if larger)."""
+    stats = (device or jax.devices()[0]).memory_stats() or {}
+    limit = stats.get("bytes_limit")
+    if not limit:
+        return CHUNK_MEMORY_BYTES
+    return max(CHUNK_MEMORY_BYTES, int(DEVICE_MEMORY_FRACTION * limit))
 
 
 def _block_plan(record_every: int, block_steps: int | None) -> int:
@@ -421,7 +434,7 @@ def sweep(
     grid_values = {name: configs[:, i].astype(columns[name].dtype) for i, name in enumerate(names)}
     program = _sweep_program(make_learner, problem, grid_values, plan)
     if lanes_per_chunk is None:
-        lanes_per_chunk = max(1, CHUNK_MEMORY_BYTES // program.lane_bytes(plan.num_bins))
+        lanes_per_chunk = max(1, chunk_memory_bytes() // program.lane_bytes(plan.num_bins))
     lanes_per_chunk = check_count("lanes_per_chunk", lanes_per_chunk)
     work = len(configs) * len(seed_values) * plan.steps
     with tqdm(total=work, unit="lane-step", unit_scale=True, desc="sweep",
