@@ -70,6 +70,14 @@ def check_count(name: str, value: object, minimum: int = 1) -> None:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
 
 
+def as_count(name: str, value: Any, minimum: int = 1) -> int:
+    """A count of the engine's (steps, seeds, lanes per chunk...) as a Python int: NumPy integers
+    are taken too, since such counts often come from arrays."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def check_real(name: str, value: Any) -> None:
     """Inputs and targets are real numbers (bool, integer or float): a complex value would lose
     its imaginary part in a cast, a string fail deep inside. A check of the dtype alone, so it

@@ -11,22 +11,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastep._checks import check_real
+from metastep._checks import as_count, check_real
 from metastep.problems._base import Problem
 
 # The step counters (the engine's and the problems') are uint32.
 MAX_STEPS = 2**32 - 1
 
 
-def check_count(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def check_schedule(steps, record_every) -> tuple[int, int, int]:
-    steps = check_count("steps", steps)
-    record_every = check_count("record_every", record_every)
+    steps = as_count("steps", steps)
+    record_every = as_count("record_every", record_every)
     if steps > MAX_STEPS:
         raise ValueError(
             f"`steps` must be < 2**32 (the step counters are 32-bit unsigned), got {steps}"
@@ -119,7 +113,7 @@ def check_grid(grid) -> dict[str, np.ndarray]:
 
 def check_seeds(seeds) -> np.ndarray:
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        return np.arange(check_count("seeds", seeds))
+        return np.arange(as_count("seeds", seeds))
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer):
         raise ValueError("`seeds` must be a count or a non-empty list of integers")

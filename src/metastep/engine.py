@@ -69,7 +69,6 @@ from tqdm.auto import tqdm
 
 from metastep._engine_arguments import (
     check_configurations,
-    check_count,
     check_grid,
     check_learner,
     check_problem,
@@ -82,6 +81,7 @@ from metastep._engine_arguments import (
     select,
 )
 from metastep import _checkpoints, _lanes
+from metastep._checks import as_count
 from metastep._learner_protocol import DEFAULT_DIVERGENCE_THRESHOLD
 from metastep._lanes import clear_cache as clear_cache
 from metastep._structure import Identity, rebuild, split
@@ -196,7 +196,7 @@ def _block_plan(record_every: int, block_steps: int | None) -> int:
     rounding, does not depend on the blocks.
     """
     if block_steps is not None:
-        block_steps = min(check_count("block_steps", block_steps), record_every)
+        block_steps = min(as_count("block_steps", block_steps), record_every)
     elif record_every <= BLOCK_STEPS:
         block_steps = record_every
     else:
@@ -212,7 +212,7 @@ def _bins_per_chunk(num_bins: int, record_every: int, chunk_steps: int | None) -
     # least 100,000 steps (so the per-call overhead is negligible).
     if chunk_steps is None:
         chunk_steps = max(100_000, math.ceil(num_bins * record_every / 20))
-    chunk_steps = check_count("chunk_steps", chunk_steps)
+    chunk_steps = as_count("chunk_steps", chunk_steps)
     return max(1, min(num_bins, chunk_steps // record_every))
 
 
@@ -435,7 +435,7 @@ def sweep(
     program = _sweep_program(make_learner, problem, grid_values, plan)
     if lanes_per_chunk is None:
         lanes_per_chunk = max(1, chunk_memory_bytes() // program.lane_bytes(plan.num_bins))
-    lanes_per_chunk = check_count("lanes_per_chunk", lanes_per_chunk)
+    lanes_per_chunk = as_count("lanes_per_chunk", lanes_per_chunk)
     work = len(configs) * len(seed_values) * plan.steps
     with tqdm(total=work, unit="lane-step", unit_scale=True, desc="sweep",
               disable=not _show_progress(progress, work), leave=False) as bar:
