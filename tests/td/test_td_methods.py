@@ -3,6 +3,7 @@ algorithm boxes (written per transition φ → φ', as the papers write them), o
 non-stationary data with episode ends; and their reductions."""
 
 import numpy as np
+import optax
 import pytest
 
 import metastep as ms
@@ -198,3 +199,32 @@ def test_obgd_matches_the_authors_rule(x64, adaptive):
     assert 0.05 < bounded < 0.95  # the bound acted on some steps and not on others
     assert_close(predictions, expected_predictions)
     assert_close(step_sizes[1:], expected_step_sizes[1:])
+
+
+def test_supervised_idbd_runs_on_the_td_update(x64):
+    # ms.idbd sees g = −δ z and the curvature φ z: IDBD's rule on the TD update (not TIDBD).
+    data = td_data(seed=14)
+    learner = td.TDLearner(ms.idbd(0.05, ALPHA0), data[0].shape[1], 0.9, LAMBDA)
+    predictions, _, step_sizes = run_td(learner, *data)
+    n = data[0].shape[1]
+    w, z, h, beta = np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, np.log(ALPHA0))
+    expected_predictions, expected_step_sizes = [], []
+    for phi, gamma_into_phi, phi_next, reward, gamma in transitions(*data):
+        expected_predictions.append(w @ phi_next)
+        delta = reward + gamma * w @ phi_next - w @ phi
+        z = gamma_into_phi * LAMBDA * z + phi
+        beta = beta + 0.05 * delta * z * h
+        alpha = np.exp(beta)
+        w = w + alpha * delta * z
+        h = h * np.maximum(1 - alpha * phi * z, 0) + alpha * delta * z
+        expected_step_sizes.append(alpha)
+    assert_close(predictions, np.array(expected_predictions))
+    assert_close(step_sizes, np.array(expected_step_sizes))
+
+
+def test_plain_optax_optimizer_reports_nan_step_sizes(x64):
+    data = td_data(seed=15, steps=50)
+    learner = td.TDLearner(optax.sgd(ALPHA0), data[0].shape[1], 0.9, LAMBDA)
+    predictions, _, step_sizes = run_td(learner, *data)
+    assert_close(predictions, td_lambda_reference(*data, LAMBDA, ALPHA0))
+    assert np.all(np.isnan(step_sizes))
