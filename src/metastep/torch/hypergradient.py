@@ -99,11 +99,14 @@ class SGDHD(_Hypergradient):
         return self._learned(group, p)
 
 
-def _bias_correction(rate: float, count: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``1 − (1 − γ)^t`` as ``−expm1(t log1p(−γ))``; 1 where it is 0 (γ = 0 or t = 0)."""
-    correction = -torch.expm1(count.to(dtype) * torch.tensor(math.log1p(-rate), dtype=dtype,
-                                                               device=count.device))
-    return torch.where(correction > 0, correction, torch.ones_like(correction))
+def _bias_corrections(rate: float, counts: list[torch.Tensor],
+                      dtype: torch.dtype) -> list[torch.Tensor]:
+    """``1 − (1 − γ)^t`` for each count ``t``, as ``−expm1(t log1p(−γ))`` (``1 − γ`` would round
+    off a small γ), in ``dtype``; 1 where it is 0 (γ = 0 or t = 0). One computation for all."""
+    steps = torch.stack(counts).to(dtype)
+    correction = -torch.expm1(steps * torch.tensor(math.log1p(-rate), dtype=dtype,
+                                                   device=steps.device))
+    return list(torch.where(correction > 0, correction, torch.ones_like(correction)).unbind())
 
 
 class AdamHD(_Hypergradient):
@@ -162,11 +165,16 @@ class AdamHD(_Hypergradient):
         torch._foreach_sub_(increments, normalizers)
         torch._foreach_mul_(increments, group["normalizer_rate"])
         torch._foreach_add_(normalizers, increments)
-        corrected = torch._foreach_div(momenta, [
-            _bias_correction(group["momentum_rate"], state["step"], p.dtype)
-            for p, state in zip(params, states)
-        ])
-        scales = [self._scale(group, p) for p in params]
+        counts = [state["step"] for state in states]
+        corrected = torch._foreach_div(
+            momenta, _bias_corrections(group["momentum_rate"], counts, params[0].dtype)
+        )
+        # sqrt(v̂ + ε)
+        scales = torch._foreach_div(
+            normalizers, _bias_corrections(group["normalizer_rate"], counts, params[0].dtype)
+        )
+        torch._foreach_add_(scales, group["eps"])
+        torch._foreach_sqrt_(scales)
         torch._foreach_copy_([state["previous_direction"] for state in states],
                              torch._foreach_div(corrected, scales))
         changes = torch._foreach_div([self._learned(group, p) for p in params], scales)
@@ -178,7 +186,7 @@ class AdamHD(_Hypergradient):
         state = self.state.get(p, {})
         if "step" not in state:
             return torch.full_like(p, group["eps"]).sqrt_()
-        correction = _bias_correction(group["normalizer_rate"], state["step"], p.dtype)
+        (correction,) = _bias_corrections(group["normalizer_rate"], [state["step"]], p.dtype)
         return (state["normalizer"] / correction + group["eps"]).sqrt()
 
     def _step_sizes_of(self, group, p):

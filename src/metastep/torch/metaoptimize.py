@@ -75,11 +75,14 @@ def _weight_decay(group: dict[str, Any]) -> float:
     return ADAMW_WEIGHT_DECAY if group["base"] == "adamw" else 0.0
 
 
-def _bias_correction(decay: float, count: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """optax's ``1 − decay^t`` (computed in at least float32, as optax does)."""
+def _bias_corrections(decay: float, counts: list[torch.Tensor],
+                      dtype: torch.dtype) -> list[torch.Tensor]:
+    """optax's ``1 − decay^t`` for each count (computed in at least float32, as optax does), in
+    ``dtype``. One computation for all."""
     precise = torch.promote_types(dtype, torch.float32)
-    return (1.0 - torch.pow(torch.tensor(decay, dtype=precise, device=count.device),
-                            count.to(precise))).to(dtype)
+    steps = torch.stack(counts).to(precise)
+    decays = torch.tensor(decay, dtype=precise, device=steps.device)
+    return list((1.0 - torch.pow(decays, steps)).to(dtype).unbind())
 
 
 def _adam_directions(gradients, momenta, normalizers, counts, b1, b2, eps, eps_root):
@@ -92,11 +95,9 @@ def _adam_directions(gradients, momenta, normalizers, counts, b1, b2, eps, eps_r
     torch._foreach_mul_(normalizers, b2)
     torch._foreach_add_(normalizers, squares)
     corrected_momenta = torch._foreach_div(
-        momenta, [_bias_correction(b1, count, m.dtype) for m, count in zip(momenta, counts)]
+        momenta, _bias_corrections(b1, counts, momenta[0].dtype)
     )
-    roots = torch._foreach_div(
-        normalizers, [_bias_correction(b2, count, v.dtype) for v, count in zip(normalizers, counts)]
-    )
+    roots = torch._foreach_div(normalizers, _bias_corrections(b2, counts, normalizers[0].dtype))
     torch._foreach_add_(roots, eps_root)
     torch._foreach_sqrt_(roots)
     torch._foreach_add_(roots, eps)
