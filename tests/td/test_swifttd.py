@@ -13,7 +13,7 @@ HYPERPARAMETERS = dict(trace_decay=0.9, initial_step_size=1e-2, meta_step_size=1
 
 
 def swifttd_reference(xs, rewards, discounts, trace_decay, initial_step_size, meta_step_size,
-                      step_size_bound, step_size_decay, min_step_size, floor="paper"):
+                      step_size_bound, step_size_decay, min_step_size, floor="applied"):
     """One feature at a time, two passes per step, the per-step discount where the code has γ."""
     n = xs.shape[1]
     w, z, z_delta, delta_w = (np.zeros(n) for _ in range(4))
@@ -31,7 +31,7 @@ def swifttd_reference(xs, rewards, discounts, trace_decay, initial_step_size, me
             beta[i] += meta_step_size / np.exp(beta[i]) * (delta - v_delta) * p[i]
             if np.exp(beta[i]) > eta:
                 beta[i] = np.log(eta)
-            floor_test = min_step_size if floor == "paper" else np.log(min_step_size)
+            floor_test = min_step_size if floor == "applied" else np.log(min_step_size)
             if np.exp(beta[i]) < floor_test:
                 beta[i] = np.log(min_step_size)
             h_old[i] = h[i]
@@ -68,8 +68,8 @@ def data():
     return 3.0 * xs, rewards, discounts
 
 
-@pytest.mark.parametrize("floor, min_step_size", [("paper", 9e-3), ("code", 9e-3),
-                                                  ("paper", 1e-10)])
+@pytest.mark.parametrize("floor, min_step_size", [("applied", 9e-3), ("code", 9e-3),
+                                                  ("applied", 1e-10)])
 def test_matches_numpy_transcription(x64, data, floor, min_step_size):
     hyperparameters = {**HYPERPARAMETERS, "meta_step_size": 0.05, "min_step_size": min_step_size}
     learner = td.SwiftTD(data[0].shape[1], discount=0.9, floor=floor, **hyperparameters)
@@ -78,11 +78,11 @@ def test_matches_numpy_transcription(x64, data, floor, min_step_size):
                                                                   **hyperparameters)
     assert np.all(np.isfinite(expected_predictions))
     # The bound acted (α hit η), step sizes also fell below α₀, and with a high floor the
-    # paper's floor acted where the code's did not.
+    # applied floor acted where the code's did not.
     assert np.max(expected_step_sizes) == pytest.approx(0.1)
     assert np.min(expected_step_sizes) < HYPERPARAMETERS["initial_step_size"]
     # (The decay acts after the floor: α may end a step just under α_min.)
-    assert (np.min(expected_step_sizes) >= 0.99 * min_step_size) == (floor == "paper")
+    assert (np.min(expected_step_sizes) >= 0.99 * min_step_size) == (floor == "applied")
     np.testing.assert_allclose(predictions, expected_predictions, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(step_sizes, expected_step_sizes, rtol=1e-9, atol=1e-15)
 

@@ -26,10 +26,11 @@ prediction) and ``v_δ``; ``h_old`` lives within a step. Hyperparameters: ``λ``
 (True online TD(λ) with step sizes ``α_i = m e^{β_i}``, its ``z_δ`` and ``v_δ`` terms the dutch
 trace's correction; ``p``, ``h`` and ``z̄`` carry the meta-gradient of the step sizes.)
 
-Where the code and the paper differ: the code's floor (``SwiftTD.cpp``, ``SwiftTDNonSparse::Step``,
-the test ``if(exp(this->beta[i]) < log(this->eta_min))``) compares ``α`` with ``ln α_min``, a
-negative number for any ``α_min < 1``, so it never acts; the paper keeps ``α ≥ α_min``. The default
-follows the paper; ``floor="code"`` reproduces the code. The code's discount is one constant; here
+Where the code departs from its stated rule: its floor (``SwiftTD.cpp``,
+``SwiftTDNonSparse::Step``, the test ``if(exp(this->beta[i]) < log(this->eta_min))``) compares
+``α`` with ``ln α_min``, a negative number for any ``α_min < 1``, so it never acts, whereas
+``α_min`` is documented (the authors' README) as the minimum value of the step size. The default
+keeps ``α ≥ α_min``; ``floor="code"`` reproduces the code. The code's discount is one constant; here
 it is the stream's per-step ``γ_t`` (0 at the end of an episode), which is the code's whenever the
 stream's discount is constant.
 """
@@ -52,7 +53,7 @@ from metastep.td.learner import (
     value_metrics,
 )
 
-FLOORS = ("paper", "code")
+FLOORS = ("applied", "code")
 
 
 class SwiftTDState(NamedTuple):
@@ -84,14 +85,14 @@ class SwiftTD:
       step_size_decay: ``decay`` in (0, 1]: the factor on ``α_i`` (per unit of ``x_i²``) at each
         step where the rate of learning exceeds ``η``.
       min_step_size: ``α_min`` > 0, the floor on each step size.
-      floor: ``"paper"`` (``α ≥ α_min``) or ``"code"`` (the authors' code, where the floor never
+      floor: ``"applied"`` (``α ≥ α_min``) or ``"code"`` (the authors' code, where the floor never
         acts; see the module docstring).
     """
 
     def __init__(self, num_features: int, discount: float, trace_decay: float,
                  initial_step_size: float = 1e-2, meta_step_size: float = 1e-3,
                  step_size_bound: float = 0.1, step_size_decay: float = 0.999,
-                 min_step_size: float = 1e-10, floor: str = "paper"):
+                 min_step_size: float = 1e-10, floor: str = "applied"):
         _checks.check_count("num_features", num_features)
         _checks.check_unit_interval("discount", discount)
         _checks.check_unit_interval("trace_decay", trace_decay)
@@ -130,7 +131,7 @@ class SwiftTD:
         log_bound = jnp.log(jnp.asarray(self.step_size_bound, dtype))
         log_floor = jnp.log(jnp.asarray(self.min_step_size, dtype))
         log_step_size = jnp.minimum(log_step_size, log_bound)
-        if self.floor == "paper":
+        if self.floor == "applied":
             return jnp.maximum(log_step_size, log_floor)
         return jnp.where(jnp.exp(log_step_size) < log_floor, log_floor, log_step_size)
 
