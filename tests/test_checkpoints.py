@@ -70,7 +70,8 @@ def test_an_interrupted_run_resumes_from_its_last_save_with_the_same_results(tmp
     whole = run()
     with checkpointing(tmp_path, every_seconds=0):
         interrupted_after(3, run)
-        assert len(list(tmp_path.glob("*.npz"))) == 1
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    with checkpointing(tmp_path, every_seconds=0):  # the same code again: a new session
         resumed, reports = counted(run)
     # 3 chunks were saved: they are reported at once, then the 2 left are computed.
     assert reports == [3 * CHUNK_STEPS, CHUNK_STEPS, CHUNK_STEPS]
@@ -85,6 +86,7 @@ def test_an_interrupted_run_resumes_from_its_last_save_with_the_same_results(tmp
 def test_another_call_does_not_read_the_checkpoint(tmp_path):
     with checkpointing(tmp_path, every_seconds=0):
         interrupted_after(3, run)
+    with checkpointing(tmp_path, every_seconds=0):
         other, reports = counted(lambda: run(seed=1))
     assert reports == [CHUNK_STEPS] * 5  # all computed
     assert_same_run(run(seed=1), other)
@@ -105,6 +107,7 @@ def test_an_interrupted_sweep_resumes_with_the_same_results(tmp_path):
     whole = sweep()
     with checkpointing(tmp_path, every_seconds=0):
         interrupted_after(2, sweep)
+    with checkpointing(tmp_path, every_seconds=0):
         resumed, reports = counted(sweep)
     lanes = 4
     assert reports == [lanes * 2 * CHUNK_STEPS] + [lanes * CHUNK_STEPS] * 3
@@ -120,3 +123,33 @@ def test_saves_wait_for_the_interval(tmp_path):
     with pytest.raises(ValueError, match="every_seconds"):
         with checkpointing(tmp_path, every_seconds=-1):
             pass
+
+
+def scaled_sweep(scale):
+    return ms.sweep(learner, ms.problems.weight_flipping(scale=scale),
+                    {"meta_step_size": [0.01, 0.02]}, seeds=2, steps=STEPS,
+                    record_every=RECORD_EVERY, chunk_steps=CHUNK_STEPS, progress=False)
+
+
+def test_calls_that_differ_only_in_their_problem_keep_their_own_results(tmp_path):
+    """Two sweeps of the same grid and seeds over problems of other scales (floats compiled into
+    the program, not inputs of it): each call has its own checkpoint, in process and resumed."""
+    alone = [scaled_sweep(scale).squared_error for scale in (1.0, 10.0)]
+
+    def both():
+        return [scaled_sweep(scale).squared_error for scale in (1.0, 10.0)]
+
+    with checkpointing(tmp_path, every_seconds=0):
+        first = both()
+    with checkpointing(tmp_path, every_seconds=0):
+        interrupted_after(2, both)  # both restored whole: 2 reports, then stopped
+    (tmp_path / "call-1-lanes-0-0.npz").unlink()
+    with checkpointing(tmp_path, every_seconds=0):
+        interrupted_after(3, both)  # call 0 restored, call 1 stopped after 2 of its 5 chunks
+    with checkpointing(tmp_path, every_seconds=0):
+        resumed, reports = counted(both)
+    for errors in (first, resumed):
+        np.testing.assert_array_equal(errors[0], alone[0])
+        np.testing.assert_array_equal(errors[1], alone[1])
+    # Call 0 restored whole, call 1 from its 2 chunks, then its 3 other chunks computed.
+    assert reports == [4 * STEPS, 4 * 2 * CHUNK_STEPS] + [4 * CHUNK_STEPS] * 3

@@ -3,15 +3,19 @@
 Within :func:`checkpointing`, the engine's host loop (every :func:`metastep.run` and, chunk of
 lanes by chunk of lanes, every :func:`metastep.sweep`) saves what it has computed so far (the
 carry of its lanes: learner states, stream states, divergence flags, step counts; and the
-records of the bins done) every ``every_seconds`` of work, and once more when it finishes, to
-``<directory>/<fingerprint>.npz``. The fingerprint of a call is what it computes from: its
-schedule, its lanes' parameters and seeds, the structure, shapes and dtypes of its initial
-carry, and the versions of metastep and JAX. Run again in the same block (the same code, e.g. a
-shard computed again after its process was killed), a call finds its file and continues from
-it: the bins done are not computed again, and since the same compiled chunks then run from the
-same carry, the results are the same, bit for bit, as those of an uninterrupted run. A call of
-another fingerprint never reads the file. Files are written to a temporary name and renamed
-into place, so a kill while saving leaves the previous file.
+records of the bins done) every ``every_seconds`` of work, and once more when it finishes. The
+public engine calls made in the block are numbered in order (:func:`engine_call`), and a call's
+chunk of lanes saves to ``<directory>/call-<number>-<chunk>.npz``. Run again in a new block on
+the same directory (the same code, e.g. a shard computed again after its process was killed), the
+calls come in the same order and each finds its file and continues from it: the bins done are not computed again,
+and since the same compiled chunks then run from the same carry, the results are the same, bit
+for bit, as those of an uninterrupted run.
+
+A file is used only if its fingerprint also matches: a description of the call (its learner's
+type, its problem's name and parameters), its schedule, its lanes' parameters and seeds, the
+structure, shapes and dtypes of its carry, and the versions of metastep and JAX; else it is
+ignored and overwritten. Files are written to a temporary name and renamed into place, so a kill
+while saving leaves the previous file.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import itertools
 import json
 import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +42,18 @@ import numpy as np
 DEFAULT_EVERY_SECONDS = 300.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Session:
     directory: Path
     every_seconds: float
+    calls: Iterator[int] = field(default_factory=itertools.count)
 
 
 _SESSION: contextvars.ContextVar[_Session | None] = contextvars.ContextVar(
     "metastep_checkpoints", default=None)
+# The public engine call in progress: its number in the session and its description.
+_CALL: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar(
+    "metastep_checkpoint_call", default=None)
 
 
 @contextlib.contextmanager
@@ -59,6 +68,21 @@ def checkpointing(directory: str | os.PathLike, every_seconds: float = DEFAULT_E
         _SESSION.reset(token)
 
 
+@contextlib.contextmanager
+def engine_call(description: str):
+    """Number one public engine call (``ms.run``, ``ms.sweep``) within :func:`checkpointing`;
+    ``description`` (stable across processes) enters its fingerprint."""
+    session = _SESSION.get()
+    if session is None:
+        yield
+        return
+    token = _CALL.set((next(session.calls), description))
+    try:
+        yield
+    finally:
+        _CALL.reset(token)
+
+
 def _array_bytes(value: Any) -> bytes:
     array = np.asarray(value)
     return array.dtype.str.encode() + str(array.shape).encode() + array.tobytes()
@@ -70,11 +94,13 @@ def _tree_signature(tree: Any) -> str:
     return f"{jax.tree.structure(tree)}|{shapes}"
 
 
-def fingerprint(schedule: tuple, parameters: Any, seeds: Any, carry: Any) -> str:
+def fingerprint(description: str, schedule: tuple, parameters: Any, seeds: Any,
+                carry: Any) -> str:
     """What a saved call must match: see the module docstring."""
     import metastep
 
     digest = hashlib.sha256()
+    digest.update(description.encode())
     digest.update(repr(schedule).encode())
     for leaf in jax.tree.leaves(parameters):
         digest.update(_array_bytes(leaf))
@@ -140,10 +166,13 @@ class CallCheckpoint:
         self.last_save = time.monotonic()
 
 
-def for_call(schedule: tuple, parameters: Any, seeds: Any, carry: Any) -> CallCheckpoint | None:
-    """The checkpoint of the next engine call, or None outside :func:`checkpointing`."""
-    session = _SESSION.get()
-    if session is None:
+def for_call(part: str, schedule: tuple, parameters: Any, seeds: Any,
+             carry: Any) -> CallCheckpoint | None:
+    """The checkpoint of ``part`` (a chunk of lanes) of the engine call in progress, or None
+    outside :func:`checkpointing`."""
+    session, call = _SESSION.get(), _CALL.get()
+    if session is None or call is None:
         return None
-    key = fingerprint(schedule, parameters, seeds, carry)
-    return CallCheckpoint(session.directory / f"{key[:32]}.npz", session.every_seconds, key)
+    number, description = call
+    return CallCheckpoint(session.directory / f"call-{number}-{part}.npz", session.every_seconds,
+                          fingerprint(description, schedule, parameters, seeds, carry))

@@ -145,13 +145,15 @@ def _plan(steps, record_every, divergence_threshold, chunk_steps, block_steps) -
                  check_threshold(divergence_threshold))
 
 
-def _run_lanes(program: _lanes.Program, plan: _Plan, parameters, seeds, bar, real_lanes: int):
+def _run_lanes(program: _lanes.Program, plan: _Plan, parameters, seeds, bar, real_lanes: int,
+               part: str):
     """The host loop: init the lanes, run their bins chunk by chunk, collect the records as
-    NumPy arrays [configs, seeds, bins, ...]. Returns the final carry and the records."""
+    NumPy arrays [configs, seeds, bins, ...]. Returns the final carry and the records. ``part``
+    names these lanes within the engine call (for its checkpoint)."""
     carry = program.init(parameters, seeds)
     parts, bins_done = [], 0
     # Inside _checkpoints.checkpointing (a run directory's shard): resume, and save as it goes.
-    checkpoint = _checkpoints.for_call(plan, parameters, seeds, carry)
+    checkpoint = _checkpoints.for_call(part, plan, parameters, seeds, carry)
     if checkpoint is not None:
         carry, records, bins_done = checkpoint.restore(carry, lambda: jax.eval_shape(
             program.run_bins, parameters, carry, plan.threshold, 1)[1])
@@ -277,7 +279,9 @@ def run(
     with tqdm(
         total=plan.steps, unit="step", unit_scale=True, desc=problem.name,
         disable=not _show_progress(progress, plan.steps), leave=False,
-    ) as bar:
+    ) as bar, _checkpoints.engine_call(
+        f"run {type(learner).__qualname__} {problem.name} {problem.params!r}"
+    ):
         carry, records = _run_one_lane(learner, problem, plan, seeds, bar)
     squared_error, learner_records, info = jax.tree.map(lambda a: a[0, 0], records)
     return RunResult(
@@ -311,7 +315,8 @@ def _run_one_lane(learner, problem, plan: _Plan, seeds, bar):
         program = _lanes.cached_program(key, lambda spec=spec: _lanes.lane_program(
             spec, learner, problem, plan.record_every, plan.block_steps))
         try:
-            return _run_lanes(program, plan, (learner_leaves, problem_leaves), seeds, bar, 1)
+            return _run_lanes(program, plan, (learner_leaves, problem_leaves), seeds, bar, 1,
+                              "lane")
         except _lanes.CONCRETIZATION_ERRORS:
             if not (trace_learner or trace_problem):
                 raise
@@ -437,8 +442,11 @@ def sweep(
         lanes_per_chunk = max(1, chunk_memory_bytes() // program.lane_bytes(plan.num_bins))
     lanes_per_chunk = as_count("lanes_per_chunk", lanes_per_chunk)
     work = len(configs) * len(seed_values) * plan.steps
+    described = (f"{problem.name} {problem.params!r}" if isinstance(problem, Problem)
+                 else getattr(problem, "__qualname__", type(problem).__qualname__))
     with tqdm(total=work, unit="lane-step", unit_scale=True, desc="sweep",
-              disable=not _show_progress(progress, work), leave=False) as bar:
+              disable=not _show_progress(progress, work), leave=False) as bar, \
+            _checkpoints.engine_call(f"sweep {names} {described}"):
         squared_error, records, info, diverged_at = _sweep_lanes(
             program, plan, configs, seed_values, lanes_per_chunk, bar)
     return SweepResult(
@@ -479,7 +487,8 @@ def _sweep_lanes(program: _lanes.Program, plan: _Plan, configs, seed_values,
             chunk_seeds, real_seeds = _padded(seed_values, first_seed, seeds_per_chunk)
             carry, chunk = _run_lanes(program, plan, hyperparameters,
                                       jnp.asarray(chunk_seeds, jnp.uint32), bar,
-                                      real_configs * real_seeds)
+                                      real_configs * real_seeds,
+                                      f"lanes-{first_config}-{first_seed}")
             real = (slice(real_configs), slice(real_seeds))
             chunk_squared_error, chunk_records, chunk_info = jax.tree.map(
                 lambda a, real=real: a[real], chunk)
