@@ -51,12 +51,13 @@ def target_network(generator):
     return target
 
 
-def stream(seed, steps):
-    """``(x [1, m + 1], y* [1])`` for ``steps`` steps, the slow bits redrawn every task."""
+def stream(seed, steps, slow_period):
+    """``(x [1, m + 1], y* [1])`` for ``steps`` steps, the slow bits redrawn every
+    ``slow_period`` steps (a task)."""
     generator = torch.Generator().manual_seed(seed)
     target = target_network(generator)
     for t in range(steps):
-        if t % SLOW_PERIOD == 0:
+        if t % slow_period == 0:
             slow = bits(generator, NUM_SLOW)
         x = torch.cat([slow, bits(generator, NUM_FAST), torch.ones(1, dtype=torch.float64)])
         yield x[None], target(x)[None]
@@ -76,25 +77,25 @@ def learner(seed):
     return torch.nn.Sequential(*layers[:-1])
 
 
-def torch_task_errors(make_optimizer, source, seed):
+def torch_task_errors(make_optimizer, source, seed, slow_period=SLOW_PERIOD, tasks=TASKS):
     """The mean online squared error (before each update) of each task."""
     model = learner(seed)
     optimizer = make_optimizer(model.parameters())
     curvature = mst.Curvature(model, source=source)
     errors = []
-    for x, y in stream(seed, SLOW_PERIOD * TASKS):
+    for x, y in stream(seed, slow_period * tasks, slow_period):
         optimizer.zero_grad()
         _, diagonal = curvature(x, y)
         errors.append((y - curvature.outputs.reshape(1)).item() ** 2)
         optimizer.step(**({} if source == "none" else {"curvature": diagonal}))
-    return np.mean(np.reshape(errors, (TASKS, SLOW_PERIOD)), axis=1)
+    return np.mean(np.reshape(errors, (tasks, slow_period)), axis=1)
 
 
-def jax_task_errors(method, source, seed):
+def jax_task_errors(method, source, seed, slow_period=SLOW_PERIOD, tasks=TASKS):
     learner = ms.deep.DeepLearner(ms.deep.mlp(SIZES), method, curvature=source)
-    problem = ms.problems.slowly_changing_regression("redraw", NUM_SLOW, NUM_FAST, SLOW_PERIOD,
+    problem = ms.problems.slowly_changing_regression("redraw", NUM_SLOW, NUM_FAST, slow_period,
                                                      NUM_TARGET_UNITS, BETA)
-    return ms.run(learner, problem, SLOW_PERIOD * TASKS, seed, record_every=SLOW_PERIOD,
+    return ms.run(learner, problem, slow_period * tasks, seed, record_every=slow_period,
                   progress=False).squared_error
 
 
