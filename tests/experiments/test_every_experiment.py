@@ -33,6 +33,11 @@ REQUIRED_KEYS = {
     "permuted-digits": ("answer.tuned_adam", "answer.best_meta_default_vs_tuned_adam"),
     "label-permuted-digits": ("answer.tuned_adam", "answer.best_meta_default_vs_tuned_adam"),
     "permuted-fashion": ("answer.tuned_adam", "answer.best_meta_default_vs_tuned_adam"),
+    "td-random-walk": (
+        "first_10_episodes.td.best_alpha", "first_10_episodes.td.best_rms_error",
+        *(f"first_10_episodes.{method}.default_rms_error"
+          for method in ("tidbd-semi", "tidbd-full", "autotidbd", "swifttd")),
+    ),
 }
 FIGURES = {
     "switching-2d": {"error-surface", "step-size-trajectories", "idbd-step-sizes-over-time"},
@@ -48,6 +53,8 @@ FIGURES = {
     "permuted-digits": {"online-accuracy", "sensitivity", "step-sizes"},
     "label-permuted-digits": {"online-accuracy", "sensitivity", "step-sizes"},
     "permuted-fashion": {"online-accuracy", "sensitivity", "step-sizes"},
+    "td-random-walk": {"error-vs-step-size", "td-lambda-curves", "meta-step-size-sweeps",
+                       "step-sizes-per-state"},
 }
 
 
