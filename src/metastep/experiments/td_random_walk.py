@@ -508,7 +508,7 @@ TIDBD (semi-gradient and full-gradient), AutoTIDBD and SwiftTD, at the library's
 over their meta step size θ. All methods of a lane read the same stream.
 
 What it shows. Each TD(λ) curve is U-shaped in α: too small an α barely moves the values from
-0 (the error stays near that of not learning, 0.53), too large a one makes them noisy, and for λ
+0 (the error stays near that of not learning, 0.55), too large a one makes them noisy, and for λ
 near 1 it makes TD(λ) unstable (the accumulating traces of a state visited many times in an
 episode add up). The best α falls as λ rises, and an intermediate λ reaches the least error. The
 meta methods start from their initial step size (α₀ = 0.05 for TIDBD and AutoTIDBD, 0.01 for
