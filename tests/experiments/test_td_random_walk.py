@@ -91,6 +91,13 @@ def test_meta_methods_report_their_defaults_at_every_lambda(smoke_summary):
             assert np.isfinite(at_lambda["default_rms_error"]), name
 
 
+def test_true_values_solve_the_bellman_equations():
+    """v(s) = ½ v(s − 1) + ½ v(s + 1), with −1 and +1 for stepping off the ends."""
+    padded = np.concatenate([[-1.0], td_random_walk.TRUE_VALUES, [1.0]])
+    np.testing.assert_allclose(padded[1:-1], 0.5 * (padded[:-2] + padded[2:]), atol=1e-12)
+    assert td_random_walk.NO_LEARNING_ERROR == pytest.approx(np.sqrt(0.3))  # mean of v² = 0.3
+
+
 def test_a_lane_equals_the_method_run_alone(smoke_tables):
     """The side-by-side learner runs TD(λ) in a lane exactly as ms.run runs it alone: the RMS
     error over the states, from the recorded weights, matches to float32 rounding."""

@@ -6,7 +6,7 @@ accumulating traces on the 19-state random walk (``ms.problems.random_walk``: ta
 γ = 1, rewards −1 and +1 at the two ends, weights from 0) and plot the RMS error of the values
 over the 19 states, averaged over the first 10 episodes, against a fixed step size α, one curve
 per λ. An episode from the middle state lasts 100 steps on average, so here the first 10 episodes
-are the first ``early_steps`` = 1,000 steps of the stream, and the RMS error over the 19 states is
+are the first ``EARLY_STEPS`` = 1,000 steps of the stream, and the RMS error over the 19 states is
 measured every 50 steps (the book measures it at the end of each episode).
 
 The meta methods learn one step size per state instead: TIDBD in its semi-gradient and
@@ -14,7 +14,7 @@ full-gradient forms, AutoTIDBD (Kearney et al. 2018, 2019; ``ms.td.tidbd``,
 ``ms.td.autotidbd``, with TD(λ)'s accumulating traces) and SwiftTD (Javed et al. 2024,
 ``ms.td.SwiftTD``, true online TD(λ) with a bound on the rate of learning), each at its library
 default and over its meta step size θ, ±2 decades around that default. At budgets whose ``steps``
-exceed ``early_steps``, a second shard runs every method for ``steps`` steps (the meta methods
+exceed ``EARLY_STEPS``, a second shard runs every method for ``steps`` steps (the meta methods
 need longer than 10 episodes to move their step sizes), with the error averaged over that run.
 
 Every method runs in **one** compiled program (:class:`SideBySide`): a lane holds one λ and one
@@ -23,7 +23,7 @@ k-th θ, on the same stream (compiling one program per method would cost more th
 A method whose TD error diverges is stopped (its numbers NaN from that record on); the others go
 on. A configuration with a diverged seed is excluded from the choice of the best one.
 
-Shards: ``first-10-episodes`` (the book's protocol) and, when ``steps > early_steps``,
+Shards: ``first-10-episodes`` (the book's protocol) and, when ``steps > EARLY_STEPS``,
 ``long-run``. Each is one ``ms.sweep`` over λ × ``k`` × seeds.
 """
 
@@ -43,7 +43,6 @@ from metastep._learner_protocol import StepOutput, diverges
 from metastep.experiments._base import Budget, Experiment, Published, Shard, SweptMethod
 from metastep.experiments._roster import centred_grid, library_default
 from metastep.problems import Problem
-from metastep.problems.random_walk import random_walk_values
 
 # ---------------------------------------------------------------------------------------------
 # The problem, the methods and their grids
@@ -56,7 +55,9 @@ EARLY_RECORDS = 20  # the RMS error over the states, every 50 steps of the first
 LONG_RECORDS = 20
 STEP_SIZE_DECADES = (-2.0, 0.0)  # TD(λ)'s α from 0.01 to 1 (the book's axis is α in [0, 1])
 META_DECADES = 2.0  # each meta step size from its default / 100 to its default × 100
-TRUE_VALUES = np.asarray(random_walk_values(NUM_STATES, DISCOUNT, 0.5), np.float64)
+# v(s) = 2 (s + 1) / (n + 1) − 1 with γ = 1 and p = 1/2 (docs/problems.md#random_walk), in
+# NumPy: a JAX solve here would cost a compilation at every import of the experiments.
+TRUE_VALUES = 2.0 * np.arange(1, NUM_STATES + 1) / (NUM_STATES + 1) - 1.0
 # The error of not learning at all (weights at 0): the RMS of the true values.
 NO_LEARNING_ERROR = float(np.sqrt(np.mean(TRUE_VALUES**2)))
 
