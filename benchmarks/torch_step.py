@@ -2,21 +2,29 @@
 784-300-150-10 MLP.
 
 One training step is what a PyTorch user runs: ``zero_grad``, the forward pass, the loss and its
-backward pass with the curvature signals of ``mst.Curvature`` (a plain ``loss.backward()`` for
-Adam), then ``optimizer.step``; cross-entropy on 10 classes. Every optimizer is timed in the same
-process, in interleaved rounds (the fastest round counts: other load only slows a round down), at
-batch 1 and batch 64, and reported as microseconds per step, as the ratio to Adam and with the
-loss at the end (random inputs and labels: a check that no run diverged, not a score).
+backward pass, then ``optimizer.step``; cross-entropy on 10 classes. An optimizer that reads the
+curvature gets it from ``mst.Curvature`` (its extra backward pass is part of the step, as the
+curvature is in benchmarks/deep_step.py); one that reads none, as Adam, runs a plain
+``loss.backward()`` ("-"); IDBD "none" is IDBD given zero curvature by ``mst.Curvature``, and
+"gauss_newton product" is SMD with ``Curvature(..., diagonal=False)``, which skips the diagonal
+that SMD does not read (one backward pass less). Every
+optimizer is timed in the same process, in interleaved rounds (the median round counts), at batch 1
+and batch 64, and reported as microseconds per step, as the ratio to Adam and with the loss at the
+end (random inputs and labels, a new batch at every step as in benchmarks/deep_step.py: a check
+that no run diverged, not a score).
 
-Targets (issue 13): Hessian-free variants (curvature "none") ≤ 1.3× Adam; Gauss-Newton curvature
-≤ 2.5× Adam. The optimizers apply each operation to all parameters at once (torch._foreach_*).
+Targets (issue 13): Hessian-free variants ≤ 1.3× Adam; Gauss-Newton curvature ≤ 2.5× Adam. The
+optimizers apply each operation to all parameters at once (torch._foreach_*).
 
-    python benchmarks/torch_step.py [--steps 200] [--rounds 5] [--device cpu]
+    python benchmarks/torch_step.py [--steps 200] [--rounds 7] [--device cpu] [--threads N]
+        [--clock wall|cpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 
 import torch
@@ -25,6 +33,10 @@ import metastep.torch as mst
 
 SIZES = (784, 300, 150, 10)
 BATCHES = (1, 64)
+STREAM = 100  # random batches, cycled
+# "cpu": the process's CPU time, which the other processes of a loaded machine do not inflate
+# (with --threads 1 on a CPU; it misses a GPU's time).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def optimizers():
@@ -36,11 +48,12 @@ def optimizers():
         ("Autostep fan_in", lambda p: mst.Autostep(p, 0.01, 0.01, unit_axes="fan_in"),
          "gauss_newton"),
         ("SMD (G v)", lambda p: mst.SMD(p, 0.01, 0.01), "gauss_newton"),
-        ("DeltaDelta", lambda p: mst.DeltaDelta(p), "none"),
+        ("SMD (G v), no diagonal", lambda p: mst.SMD(p, 0.01, 0.01), "gauss_newton product"),
+        ("DeltaDelta", lambda p: mst.DeltaDelta(p), None),
         # β_hd = 1e-3 (the paper's, for smaller models) diverges here: the dot sums 282,160 terms.
-        ("SGDHD", lambda p: mst.SGDHD(p, 1e-5, 1e-3), "none"),
-        ("AdamHD", lambda p: mst.AdamHD(p, 1e-7, 1e-3), "none"),
-        ("MetaOptimize adam/adam", lambda p: mst.MetaOptimize(p), "none"),
+        ("SGDHD", lambda p: mst.SGDHD(p, 1e-5, 1e-3), None),
+        ("AdamHD", lambda p: mst.AdamHD(p, 1e-7, 1e-3), None),
+        ("MetaOptimize adam/adam", lambda p: mst.MetaOptimize(p), None),
     ]
 
 
@@ -52,16 +65,22 @@ def mlp(device):
 
 
 def make_step(name, make_optimizer, source, batch, device):
-    """A function running one training step, and the loss of the last one."""
+    """A function running one training step, each on the next batch of a fixed random stream,
+    and the loss of the last one."""
     torch.manual_seed(0)
     model = mlp(device)
     optimizer = make_optimizer(model.parameters())
-    inputs = torch.randn(batch, SIZES[0], device=device)
-    labels = torch.randint(0, SIZES[-1], (batch,), device=device)
-    curvature = None if source is None else mst.Curvature(model, "cross_entropy", source)
-    last = {}
+    # A new batch at every step: one batch repeated would be learned to a loss of 0, and the tiny
+    # (subnormal) gradients and moments that follow make a CPU's arithmetic many times slower.
+    stream = [(torch.randn(batch, SIZES[0], device=device),
+               torch.randint(0, SIZES[-1], (batch,), device=device)) for _ in range(STREAM)]
+    curvature = None if source is None else mst.Curvature(
+        model, "cross_entropy", source.split()[0], diagonal="product" not in source)
+    last = {"step": 0}
 
     def step():
+        inputs, labels = stream[last["step"] % STREAM]
+        last["step"] += 1
         optimizer.zero_grad()
         if curvature is None:
             loss = torch.nn.functional.cross_entropy(model(inputs), labels)
@@ -76,39 +95,46 @@ def make_step(name, make_optimizer, source, batch, device):
     return step, last
 
 
-def time_steps(step, steps, device):
+def time_steps(step, steps, device, clock):
     step()  # first-call costs out of the timing
     if device == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = clock()
     for _ in range(steps):
         step()
     if device == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps * 1e6
+    return (clock() - start) / steps * 1e6
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="steps per timed round")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the fastest)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (the median)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch's CPU threads (default: torch's own choice)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time, or the process's CPU time (a loaded CPU machine)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, "
-          f"MLP {SIZES}, {args.steps} steps x {args.rounds} rounds")
+          f"MLP {SIZES}, {args.steps} steps x {args.rounds} rounds, {args.clock} clock, load "
+          f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for batch in BATCHES:
         runs = [(name, source, *make_step(name, make, source, batch, args.device))
                 for name, make, source in optimizers()]
         times = {index: [] for index in range(len(runs))}
         for _ in range(args.rounds):
             for index, (_, _, step, _) in enumerate(runs):
-                times[index].append(time_steps(step, args.steps, args.device))
-        reference = min(times[0])
+                times[index].append(time_steps(step, args.steps, args.device, CLOCKS[args.clock]))
+        reference = statistics.median(times[0])
         print(f"\nbatch {batch}")
-        print(f"{'optimizer':28s} {'curvature':13s} {'us/step':>9s} {'x Adam':>7s} {'loss':>8s}")
+        print(f"{'optimizer':28s} {'curvature':20s} {'us/step':>9s} {'x Adam':>7s} {'loss':>8s}")
         for index, (name, source, _, last) in enumerate(runs):
-            fastest = min(times[index])
-            print(f"{name:28s} {source or '-':13s} {fastest:9.0f} {fastest / reference:7.2f} "
+            median = statistics.median(times[index])
+            print(f"{name:28s} {source or '-':20s} {median:9.0f} {median / reference:7.2f} "
                   f"{last['loss'].item():8.3f}")
 
 

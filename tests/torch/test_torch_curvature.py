@@ -178,9 +178,52 @@ def test_frozen_parameters_get_none():
     assert [v is None for v in product] == [False, True, False, False]
 
 
+@pytest.mark.parametrize("source", ["gauss_newton", "hvp"])
+def test_vector_product_runs_the_model_again_only_after_a_parameter_changed(source):
+    """The call's graph serves ``vector_product`` at the same parameters; after an update the
+    product is the one at the new parameters."""
+    inputs, targets = (torch.from_numpy(a) for a in batch("cross_entropy"))
+    model, reference = torch_model(), torch_model()
+    forward_passes = []
+    model.register_forward_hook(lambda *_: forward_passes.append(1))
+    curvature = mst.Curvature(model, loss="cross_entropy", source=source)
+    vectors = [torch.ones_like(p) for p in model.parameters()]
+    for update in (False, True):
+        if update:
+            with torch.no_grad():
+                for p, q in zip(model.parameters(), reference.parameters()):
+                    p.mul_(1.5)
+                    q.mul_(1.5)
+        expected = mst.Curvature(reference, loss="cross_entropy", source=source)
+        expected(inputs, targets)
+        if not update:
+            curvature(inputs, targets)
+        for actual, wanted in zip(curvature.vector_product(vectors),
+                                  expected.vector_product(vectors)):
+            torch.testing.assert_close(actual, wanted, rtol=1e-14, atol=0)
+        assert len(forward_passes) == 1 + update
+
+
+@pytest.mark.parametrize("source", ["gauss_newton", "hutchinson", "none"])
+def test_without_the_diagonal_the_rest_is_unchanged(source):
+    inputs, targets = (torch.from_numpy(a) for a in batch("squared"))
+    signals = []
+    for diagonal in (True, False):
+        model = torch_model()
+        curvature = mst.Curvature(model, source=source, diagonal=diagonal,
+                                  generator=torch.Generator().manual_seed(5))
+        value, estimate = curvature(inputs, targets)
+        assert (estimate is None) == (not diagonal)
+        product = curvature.vector_product([torch.ones_like(p) for p in model.parameters()])
+        signals.append([value, *(p.grad for p in model.parameters()), *product])
+    for with_diagonal, without in zip(*signals):
+        torch.testing.assert_close(with_diagonal, without, rtol=1e-14, atol=0)
+
+
 @pytest.mark.parametrize("arguments, match", [
     ({"loss": "hinge"}, "`loss` must be one of"),
     ({"source": "fisher"}, "`source` must be one of"),
+    ({"diagonal": "no"}, "`diagonal` must be True or False"),
 ])
 def test_invalid_arguments_are_named(arguments, match):
     with pytest.raises(ValueError, match=match):

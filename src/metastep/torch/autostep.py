@@ -112,36 +112,46 @@ class Autostep(MetaStepOptimizer):
         step_sizes = [state["step_size"] for state in states]
         traces = [state["meta_trace"] for state in states]
         normalizers = [state["normalizer"] for state in states]
-        # v ← max(|g h|, v + (1/τ) α c (|g h| − v)), with the old α and h
+        # v ← max(|g h|, v + (1/τ) α c (|g h| − v)), with the old α and h. Three work tensors,
+        # reused: each new tensor of a parameter's size costs a CPU page faults, more than a pass.
         meta_gradients = torch._foreach_mul(grads, traces)
         sizes = torch._foreach_abs(meta_gradients)
+        torch._foreach_sub_(sizes, normalizers)  # |g h| − v
         decayed = torch._foreach_mul(step_sizes, curvature)
-        torch._foreach_mul_(decayed, torch._foreach_sub(sizes, normalizers))
+        torch._foreach_mul_(decayed, sizes)
         torch._foreach_div_(decayed, group["tau"])
-        torch._foreach_add_(decayed, normalizers)
-        torch._foreach_copy_(normalizers, torch._foreach_maximum(sizes, decayed))
-        # α ← α exp(μ (−g h) / v) where v ≠ 0: v = 0 only where g h = 0 (keep α, no 0 / 0).
-        factors = [torch.where(v != 0, -m / torch.where(v != 0, v, 1.0), 0.0)
-                   for m, v in zip(meta_gradients, normalizers)]
-        torch._foreach_mul_(factors, group["meta_step_size"])
+        torch._foreach_add_(normalizers, decayed)
+        torch._foreach_copy_(sizes, meta_gradients)
+        torch._foreach_abs_(sizes)
+        torch._foreach_maximum_(normalizers, sizes)
+        # α ← α exp(μ (−g h) / v) where v ≠ 0: v ≥ |g h|, so v = 0 only where g h = 0, and there
+        # (g h) / 1 = ±0 keeps α (no 0 / 0). −μ: negating before the product is exact.
+        divisors = sizes
+        torch._foreach_copy_(divisors, normalizers)
+        for divisor, v in zip(divisors, normalizers):
+            divisor.masked_fill_(v == 0, 1.0)
+        factors = meta_gradients
+        torch._foreach_div_(factors, divisors)
+        torch._foreach_mul_(factors, -group["meta_step_size"])
         torch._foreach_exp_(factors)
         torch._foreach_mul_(step_sizes, factors)
         # α ← α / max(Σ_unit α c, 1)
-        rates = torch._foreach_mul(step_sizes, curvature)
+        rates = decayed
+        torch._foreach_copy_(rates, step_sizes)
+        torch._foreach_mul_(rates, curvature)
         effective = []
         for p, rate in zip(params, rates):
             axes = tuple(axes_of(tuple(p.shape)))
             effective.append(rate.sum(dim=axes, keepdim=True) if axes else rate)
         torch._foreach_clamp_min_(effective, 1.0)
         torch._foreach_div_(step_sizes, effective)
-        changes = torch._foreach_mul(step_sizes, grads)
-        torch._foreach_sub_(params, changes)
-        # h ← h (1 − α c) − α g
-        factors = torch._foreach_mul(step_sizes, curvature)
-        torch._foreach_neg_(factors)
-        torch._foreach_add_(factors, 1.0)
-        torch._foreach_mul_(traces, factors)
-        torch._foreach_sub_(traces, changes)
+        # w ← w − α g;  h ← h (1 − α c) − α g, as h − (α c) h − α g
+        torch._foreach_addcmul_(params, step_sizes, grads, value=-1.0)
+        factors = rates  # the new α c, in the buffer of the old
+        torch._foreach_copy_(factors, step_sizes)
+        torch._foreach_mul_(factors, curvature)
+        torch._foreach_addcmul_(traces, traces, factors, value=-1.0)
+        torch._foreach_addcmul_(traces, step_sizes, grads, value=-1.0)
 
     def _step_sizes_of(self, group, p):
         state = self.state.get(p, {})

@@ -109,21 +109,32 @@ class Curvature:
       source: ``"gauss_newton"``, ``"hutchinson"``, ``"hvp"`` or ``"none"`` (module docstring).
       generator: the ``torch.Generator`` of the random signs, on the model's device (PyTorch's
         default one if None).
+      diagonal: False: no diagonal estimate (the call returns ``None``), for an optimizer that
+        reads only :meth:`vector_product` (SMD); it saves a backward pass.
 
     Attributes:
       outputs: the model's outputs on the batch of the last call (detached).
+
+    With ``"gauss_newton"`` and ``"hvp"`` a call keeps the graph of its forward pass until the
+    next call, so that :meth:`vector_product` at unchanged parameters does not run the model again.
     """
 
     def __init__(self, model: torch.nn.Module, loss: str = "squared",
-                 source: str = "gauss_newton", *, generator: torch.Generator | None = None):
+                 source: str = "gauss_newton", *, generator: torch.Generator | None = None,
+                 diagonal: bool = True):
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
         if loss not in LOSSES:
             raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}")
         if source not in SOURCES:
             raise ValueError(f"`source` must be one of {SOURCES}, got {source!r}")
+        if not isinstance(diagonal, bool):
+            raise ValueError(f"`diagonal` must be True or False, got {diagonal!r}")
         self.model, self.loss, self.source, self.generator = model, loss, source, generator
+        self.diagonal = diagonal
         self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        # The last call's outputs, with their graph, and the parameters' versions then.
+        self._graph: tuple[torch.Tensor, list[int]] | None = None
         self.outputs: torch.Tensor | None = None  # the model's outputs on the last batch
 
     def _learned(self) -> list[torch.Tensor]:
@@ -150,21 +161,24 @@ class Curvature:
             the outputs for ``"gauss_newton"``, one tensor per learned parameter for
             ``"hutchinson"``.
         """
-        self._batch = (inputs, targets)
+        self._batch, self._graph = (inputs, targets), None  # the last graph goes first
         learned = self._learned()
+        keep = self.source in ("gauss_newton", "hvp")  # the graph, for vector_product
         with torch.enable_grad():
             outputs = self.model(inputs)
             self.outputs = outputs.detach()
             value = loss_value(outputs, targets, self.loss)
-            if self.source == "gauss_newton":
-                curvature = self._gauss_newton_diagonal(outputs, learned, signs)
-                value.backward()
-            elif self.source in ("none", "hvp"):
-                value.backward()
-                curvature = None if self.source == "hvp" else [torch.zeros_like(p)
-                                                              for p in learned]
-            else:
+            if self.source == "hutchinson" and self.diagonal:
                 curvature = self._hutchinson_diagonal(value, learned, signs)
+            else:
+                curvature = None
+                if self.source == "gauss_newton" and self.diagonal:
+                    curvature = self._gauss_newton_diagonal(outputs, learned, signs)
+                elif self.source == "none" and self.diagonal:
+                    curvature = [torch.zeros_like(p) for p in learned]
+                value.backward(retain_graph=keep)
+        if keep:
+            self._graph = (outputs, [p._version for p in learned])
         curvature = None if curvature is None else self._all_parameters(curvature)
         return value.detach(), curvature
 
@@ -208,7 +222,9 @@ class Curvature:
             return self._all_parameters([torch.zeros_like(v) for v in tangents])
         inputs, targets = self._batch
         with torch.enable_grad():
-            outputs = self.model(inputs)
+            outputs = self._kept_outputs(learned)
+            if outputs is None:
+                outputs = self.model(inputs)
             if self.source == "gauss_newton":
                 output_tangent = _jacobian_vector_product(outputs, learned, tangents)
                 cotangent = _output_hessian_product(outputs.detach(), output_tangent, self.loss)
@@ -219,6 +235,15 @@ class Curvature:
                                                 materialize_grads=True)
                 product = _vector_jacobian_product(gradients, learned, tangents)
         return self._all_parameters([t.detach() for t in product])
+
+    def _kept_outputs(self, learned: list[torch.Tensor]) -> torch.Tensor | None:
+        """The last call's outputs with their graph, if no parameter has changed since."""
+        if self._graph is None:
+            return None
+        outputs, versions = self._graph
+        if [p._version for p in learned] != versions:
+            return None
+        return outputs
 
 
 __all__ = ["Curvature", "LOSSES", "SOURCES", "loss_value"]

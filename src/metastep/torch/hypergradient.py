@@ -157,16 +157,12 @@ class AdamHD(_Hypergradient):
         grads = [p.grad for p in params]
         momenta = [state["momentum"] for state in states]
         normalizers = [state["normalizer"] for state in states]
-        # m ← m + γ_m (g − m);  v ← v + γ_g (g² − v)
-        increments = torch._foreach_sub(grads, momenta)
-        torch._foreach_mul_(increments, group["momentum_rate"])
-        torch._foreach_add_(momenta, increments)
-        increments = torch._foreach_mul(grads, grads)
-        torch._foreach_sub_(increments, normalizers)
-        torch._foreach_mul_(increments, group["normalizer_rate"])
-        torch._foreach_add_(normalizers, increments)
+        # m ← m + γ_m (g − m);  v ← v + γ_g (g² − v) = (1 − γ_g) v + γ_g g²  (in place)
+        torch._foreach_lerp_(momenta, grads, group["momentum_rate"])
+        torch._foreach_mul_(normalizers, 1.0 - group["normalizer_rate"])
+        torch._foreach_addcmul_(normalizers, grads, grads, value=group["normalizer_rate"])
         counts = [state["step"] for state in states]
-        corrected = torch._foreach_div(
+        directions = torch._foreach_div(
             momenta, _bias_corrections(group["momentum_rate"], counts, params[0].dtype)
         )
         # sqrt(v̂ + ε)
@@ -175,11 +171,12 @@ class AdamHD(_Hypergradient):
         )
         torch._foreach_add_(scales, group["eps"])
         torch._foreach_sqrt_(scales)
-        torch._foreach_copy_([state["previous_direction"] for state in states],
-                             torch._foreach_div(corrected, scales))
-        changes = torch._foreach_div([self._learned(group, p) for p in params], scales)
-        torch._foreach_mul_(changes, corrected)
-        torch._foreach_sub_(params, changes)
+        torch._foreach_div_(directions, scales)
+        # w ← w − α d_t, and d_t is the next step's d_{t−1} (the new tensors, not a copy)
+        torch._foreach_addcmul_(params, directions, [self._learned(group, p) for p in params],
+                                value=-1.0)
+        for state, direction in zip(states, directions):
+            state["previous_direction"] = direction
 
     def _scale(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
         """``sqrt(v̂ + ε)`` (``sqrt(ε)`` before the first step)."""

@@ -63,9 +63,11 @@ class IDBD(MetaStepOptimizer):
             self._init_block(group, p, "log_step_size", group["initial_step_size"], torch.log)
         grads = [p.grad for p in params]
         traces = [self.state[p]["meta_trace"] for p in params]
-        changes = torch._foreach_mul(
-            self._block_sums(group, torch._foreach_mul(grads, traces)), -group["meta_step_size"]
-        )
+        # New tensors of a parameter's size cost a CPU page faults: this step makes two (g h and
+        # α), the first reused for α c.
+        products = torch._foreach_mul(grads, traces)
+        changes = self._block_sums(group, products)
+        torch._foreach_mul_(changes, -group["meta_step_size"])
         bound, floor = group["max_log_step_size_change"], group["min_log_step_size"]
         if bound is not None:
             torch._foreach_clamp_min_(changes, -bound)
@@ -77,15 +79,16 @@ class IDBD(MetaStepOptimizer):
         step_sizes = torch._foreach_exp(
             [self._block_value(group, p, "log_step_size") for p in params]
         )
-        changes = torch._foreach_mul(step_sizes, grads)
-        torch._foreach_sub_(params, changes)
+        torch._foreach_addcmul_(params, step_sizes, grads, value=-1.0)
         # h ← h [1 − α c]⁺ − α g
-        factors = torch._foreach_mul(step_sizes, curvature)
+        factors = products
+        torch._foreach_copy_(factors, step_sizes)
+        torch._foreach_mul_(factors, curvature)
         torch._foreach_neg_(factors)
         torch._foreach_add_(factors, 1.0)
         torch._foreach_clamp_min_(factors, 0.0)
         torch._foreach_mul_(traces, factors)
-        torch._foreach_sub_(traces, changes)
+        torch._foreach_addcmul_(traces, step_sizes, grads, value=-1.0)
 
     def _step_sizes_of(self, group, p):
         log_step_size = self._block_value(group, p, "log_step_size")

@@ -88,31 +88,27 @@ def _bias_corrections(decay: float, counts: list[torch.Tensor],
 def _adam_directions(gradients, momenta, normalizers, counts, b1, b2, eps, eps_root):
     """optax's ``scale_by_adam`` over lists: the moments updated in place, the directions
     returned."""
-    torch._foreach_mul_(momenta, b1)
-    torch._foreach_add_(momenta, torch._foreach_mul(gradients, 1.0 - b1))
-    squares = torch._foreach_mul(gradients, gradients)
-    torch._foreach_mul_(squares, 1.0 - b2)
+    torch._foreach_lerp_(momenta, gradients, 1.0 - b1)  # b1 m + (1 − b1) g in one pass
     torch._foreach_mul_(normalizers, b2)
-    torch._foreach_add_(normalizers, squares)
-    corrected_momenta = torch._foreach_div(
-        momenta, _bias_corrections(b1, counts, momenta[0].dtype)
-    )
+    torch._foreach_addcmul_(normalizers, gradients, gradients, value=1.0 - b2)
+    directions = torch._foreach_div(momenta, _bias_corrections(b1, counts, momenta[0].dtype))
     roots = torch._foreach_div(normalizers, _bias_corrections(b2, counts, normalizers[0].dtype))
     torch._foreach_add_(roots, eps_root)
     torch._foreach_sqrt_(roots)
     torch._foreach_add_(roots, eps)
-    return torch._foreach_div(corrected_momenta, roots)
+    torch._foreach_div_(directions, roots)
+    return directions
 
 
 def _lion_directions(gradients, momenta, b1, b2):
     """optax's ``scale_by_lion`` over lists: the momenta updated in place, the directions
     returned."""
     mixed = torch._foreach_mul(momenta, b1)  # in the momenta's shape (a block's 0-d z broadcasts)
-    torch._foreach_add_(mixed, torch._foreach_mul(gradients, 1.0 - b1))
-    directions = torch._foreach_sign(mixed)
+    torch._foreach_add_(mixed, gradients, alpha=1.0 - b1)
+    torch._foreach_sign_(mixed)
     torch._foreach_mul_(momenta, b2)
-    torch._foreach_add_(momenta, torch._foreach_mul(gradients, 1.0 - b2))
-    return directions
+    torch._foreach_add_(momenta, gradients, alpha=1.0 - b2)
+    return mixed
 
 
 class MetaOptimize(MetaStepOptimizer):
@@ -179,16 +175,17 @@ class MetaOptimize(MetaStepOptimizer):
         step_sizes = torch._foreach_exp(
             [self._block_value(group, p, "log_step_size") for p in params]
         )
-        changes = torch._foreach_mul(step_sizes, directions)
-        torch._foreach_neg_(changes)
+        negated = torch._foreach_neg(step_sizes)  # −α (a shared α: one element)
         if weight_decay != 0.0:  # h ← (1 − κ α) h
             factors = torch._foreach_mul(step_sizes, weight_decay)
             torch._foreach_neg_(factors)
             torch._foreach_add_(factors, 1.0)
             torch._foreach_mul_(traces, factors)
-        torch._foreach_add_(params, changes)
-        torch._foreach_mul_(traces, discount)
-        torch._foreach_add_(traces, changes)
+        # w ← w + Δw;  h ← γ h + Δw, with Δw = −α d (not stored: one pass less)
+        torch._foreach_addcmul_(params, directions, negated)
+        if discount != 1.0:  # a product by 1 changes nothing
+            torch._foreach_mul_(traces, discount)
+        torch._foreach_addcmul_(traces, directions, negated)
 
     def _init_base_state(self, group: dict[str, Any], p: torch.Tensor) -> None:
         state, base = self.state[p], group["base"]

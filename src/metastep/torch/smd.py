@@ -100,22 +100,24 @@ class SMD(MetaStepOptimizer):
     def _update_group(self, group, params, curvature_times_traces):
         grads = [p.grad for p in params]
         traces = [self.state[p]["meta_trace"] for p in params]
-        # p ← p · max(ϱ, 1 − μ g v)
-        factors = torch._foreach_mul(
-            self._block_sums(group, torch._foreach_mul(grads, traces)), -group["meta_step_size"]
-        )
+        # p ← p · max(ϱ, 1 − μ g v)  (in place on new tensors: each costs a CPU an allocation)
+        factors = self._block_sums(group, torch._foreach_mul(grads, traces))
+        torch._foreach_mul_(factors, -group["meta_step_size"])
         torch._foreach_add_(factors, 1.0)
         torch._foreach_clamp_min_(factors, group["min_gain_factor"])
         torch._foreach_mul_([state["gain"] for state in self._block_states(group, params)],
                             factors)
         gains = [self._block_value(group, p, "gain") for p in params]
-        torch._foreach_sub_(params, torch._foreach_mul(gains, grads))
-        # v ← λ v − p (g + λ C v)
+        torch._foreach_addcmul_(params, gains, grads, value=-1.0)
+        # v ← λ v − p (g + λ C v)  (a product by λ = 1 changes nothing: skipped)
         decay = group["decay"]
-        inner = torch._foreach_mul(curvature_times_traces, decay)
-        torch._foreach_add_(inner, grads)
-        torch._foreach_mul_(traces, decay)
-        torch._foreach_sub_(traces, torch._foreach_mul(gains, inner))
+        if decay == 1.0:
+            inner = torch._foreach_add(curvature_times_traces, grads)
+        else:
+            inner = torch._foreach_mul(curvature_times_traces, decay)
+            torch._foreach_add_(inner, grads)
+            torch._foreach_mul_(traces, decay)
+        torch._foreach_addcmul_(traces, gains, inner, value=-1.0)
 
     def _step_sizes_of(self, group, p):
         gain = self._block_value(group, p, "gain")
