@@ -59,15 +59,18 @@ class DeltaDelta(MetaStepOptimizer):
         step_sizes = [state["step_size"] for state in states]
         lasts = [state["last_change"] for state in states]
         befores = [state["change_before"] for state in states]
-        # α ← max(α + κ Δ_{t−1} Δ_t, α_min)
-        increments = torch._foreach_mul(befores, group["meta_step_size"])
+        # α ← max(α + κ Δ_{t−1} Δ_t, α_min), the product in the buffer of Δ_{t−1} (which then
+        # takes Δ_t): no new tensor, each of which costs a CPU page faults
+        increments = befores
+        torch._foreach_mul_(increments, group["meta_step_size"])
         torch._foreach_mul_(increments, lasts)
         torch._foreach_add_(step_sizes, increments)
         torch._foreach_clamp_min_(step_sizes, group["min_step_size"])
         torch._foreach_copy_(befores, lasts)
-        changes = torch._foreach_mul(step_sizes, [p.grad for p in params])
+        changes = lasts  # this step's change, −α g
+        torch._foreach_copy_(changes, step_sizes)
+        torch._foreach_mul_(changes, [p.grad for p in params])
         torch._foreach_neg_(changes)
-        torch._foreach_copy_(lasts, changes)
         torch._foreach_add_(params, changes)
 
     def _step_sizes_of(self, group, p):
