@@ -7,11 +7,11 @@ curvature gets it from ``mst.Curvature`` (its extra backward pass is part of the
 curvature is in benchmarks/deep_step.py); one that reads none, as Adam, runs a plain
 ``loss.backward()`` ("-"); IDBD "none" is IDBD given zero curvature by ``mst.Curvature``, and
 "gauss_newton product" is SMD with ``Curvature(..., diagonal=False)``, which skips the diagonal
-that SMD does not read (one backward pass less). Every
-optimizer is timed in the same process, in interleaved rounds (the median round counts), at batch 1
-and batch 64, and reported as microseconds per step, as the ratio to Adam and with the loss at the
-end (random inputs and labels, a new batch at every step as in benchmarks/deep_step.py: a check
-that no run diverged, not a score).
+that SMD does not read (one backward pass less). Every optimizer is timed in the same process, in
+interleaved rounds (the median round counts), at batch 1 and batch 64, and reported as
+microseconds per step, as the ratio to Adam and with the loss at the end (random inputs and
+labels, new labels at every step: about ln 10 = 2.3 when all is well, a check that no run
+diverged, not a score).
 
 Targets (issue 13): Hessian-free variants ≤ 1.3× Adam; Gauss-Newton curvature ≤ 2.5× Adam. The
 optimizers apply each operation to all parameters at once (torch._foreach_*).
@@ -33,7 +33,7 @@ import metastep.torch as mst
 
 SIZES = (784, 300, 150, 10)
 BATCHES = (1, 64)
-STREAM = 100  # random batches, cycled
+INPUT_BATCHES = 100  # random input batches, cycled; the labels are drawn for every step
 # "cpu": the process's CPU time, which the other processes of a loaded machine do not inflate
 # (with --threads 1 on a CPU; it misses a GPU's time).
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -64,22 +64,24 @@ def mlp(device):
     return torch.nn.Sequential(*layers[:-1])
 
 
-def make_step(name, make_optimizer, source, batch, device):
-    """A function running one training step, each on the next batch of a fixed random stream,
-    and the loss of the last one."""
+def make_step(name, make_optimizer, source, batch, device, steps):
+    """A function running one training step, each on the next batch of a random stream of
+    ``steps`` steps, and the loss of the last one."""
     torch.manual_seed(0)
     model = mlp(device)
     optimizer = make_optimizer(model.parameters())
-    # A new batch at every step: one batch repeated would be learned to a loss of 0, and the tiny
-    # (subnormal) gradients and moments that follow make a CPU's arithmetic many times slower.
-    stream = [(torch.randn(batch, SIZES[0], device=device),
-               torch.randint(0, SIZES[-1], (batch,), device=device)) for _ in range(STREAM)]
+    # Labels drawn afresh at every step, so nothing can be learned: repeated examples would be
+    # learned to a loss of 0, and the tiny (subnormal) gradients and moments that follow make a
+    # CPU's arithmetic many times slower.
+    inputs_pool = torch.randn(INPUT_BATCHES, batch, SIZES[0], device=device)
+    labels_stream = torch.randint(0, SIZES[-1], (steps, batch), device=device)
     curvature = None if source is None else mst.Curvature(
         model, "cross_entropy", source.split()[0], diagonal="product" not in source)
     last = {"step": 0}
 
     def step():
-        inputs, labels = stream[last["step"] % STREAM]
+        inputs = inputs_pool[last["step"] % INPUT_BATCHES]
+        labels = labels_stream[last["step"] % steps]
         last["step"] += 1
         optimizer.zero_grad()
         if curvature is None:
@@ -123,7 +125,8 @@ def main():
           f"MLP {SIZES}, {args.steps} steps x {args.rounds} rounds, {args.clock} clock, load "
           f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for batch in BATCHES:
-        runs = [(name, source, *make_step(name, make, source, batch, args.device))
+        steps = args.rounds * (args.steps + 1)
+        runs = [(name, source, *make_step(name, make, source, batch, args.device, steps))
                 for name, make, source in optimizers()]
         times = {index: [] for index in range(len(runs))}
         for _ in range(args.rounds):
