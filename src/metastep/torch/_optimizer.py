@@ -4,8 +4,9 @@ the side signals of ``step``, step sizes shared by a block of weights, argument 
 Conventions (the JAX methods' of docs/methods.md#notation-and-conventions, in PyTorch's shape):
 
 * Hyperparameters live in the param groups (``optimizer.param_groups[i]["meta_step_size"]``), are
-  checked when a group is added and again at every step (they may be changed between steps), and
-  are read at every step; initial step sizes only set the state of a parameter at its first step.
+  checked when a group is added and again at the next step after one is replaced (they may be
+  changed between steps), and are read at every step; initial step sizes only set the state of a
+  parameter at its first step.
 * ``step(closure=None, *, curvature=None, curvature_vector_product=None)``. ``curvature`` is a
   sequence of tensors, one per parameter of ``param_groups`` in order (all of them, those without
   a gradient too; ``None`` is allowed there), each the shape of its parameter: the diagonal
@@ -70,6 +71,17 @@ class MetaStepOptimizer(torch.optim.Optimizer):
         for name, check in self.checks.items():
             check(name, group[name])
 
+    def _check_replaced_hyperparameters(self) -> None:
+        """Each group's hyperparameters checked again, unless every value is the very object
+        checked last time (a check is a function of the value alone: nothing to redo)."""
+        checked = self.__dict__.setdefault("_checked_hyperparameters", {})
+        for group in self.param_groups:
+            values = [group[name] for name in self.checks]
+            previous = checked.get(id(group))
+            if previous is None or any(old is not new for old, new in zip(previous, values)):
+                self._check_group(group)
+                checked[id(group)] = values
+
     def _parameters(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
@@ -99,8 +111,7 @@ class MetaStepOptimizer(torch.optim.Optimizer):
             if p.grad is not None and p.grad.is_sparse:
                 raise ValueError(f"{type(self).__name__} does not support sparse gradients "
                                  f"(parameter {index}); use a dense gradient")
-        for group in self.param_groups:
-            self._check_group(group)
+        self._check_replaced_hyperparameters()
         if self.needs_curvature and curvature is None:
             raise ValueError(
                 f"{type(self).__name__} needs `curvature` in step(curvature=...): a list of "
@@ -217,10 +228,7 @@ class MetaStepOptimizer(torch.optim.Optimizer):
         sums = [value.sum() for value in per_weight]
         if granularity == "tensor":
             return sums
-        total = torch.zeros_like(sums[0])
-        for value in sums:
-            total = total + value
-        return [total]
+        return [torch.stack(sums).sum()]
 
 
 def step_sizes(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:

@@ -99,14 +99,16 @@ class SGDHD(_Hypergradient):
         return self._learned(group, p)
 
 
-def _bias_corrections(rate: float, counts: list[torch.Tensor],
-                      dtype: torch.dtype) -> list[torch.Tensor]:
-    """``1 − (1 − γ)^t`` for each count ``t``, as ``−expm1(t log1p(−γ))`` (``1 − γ`` would round
-    off a small γ), in ``dtype``; 1 where it is 0 (γ = 0 or t = 0). One computation for all."""
+def _bias_corrections(rates: tuple[float, ...], counts: list[torch.Tensor],
+                      dtype: torch.dtype) -> list[list[torch.Tensor]]:
+    """``1 − (1 − γ)^t`` for each rate ``γ`` and count ``t``, as ``−expm1(t log1p(−γ))``
+    (``1 − γ`` would round off a small γ), in ``dtype``; 1 where it is 0 (γ = 0 or t = 0). One
+    computation for all (a few small operations per step, not a few per rate)."""
     steps = torch.stack(counts).to(dtype)
-    correction = -torch.expm1(steps * torch.tensor(math.log1p(-rate), dtype=dtype,
-                                                   device=steps.device))
-    return list(torch.where(correction > 0, correction, torch.ones_like(correction)).unbind())
+    logs = torch.tensor([math.log1p(-rate) for rate in rates], dtype=dtype, device=steps.device)
+    correction = -torch.expm1(logs[:, None] * steps)
+    correction = torch.where(correction > 0, correction, torch.ones_like(correction))
+    return [list(row.unbind()) for row in correction]
 
 
 class AdamHD(_Hypergradient):
@@ -161,14 +163,12 @@ class AdamHD(_Hypergradient):
         torch._foreach_lerp_(momenta, grads, group["momentum_rate"])
         torch._foreach_mul_(normalizers, 1.0 - group["normalizer_rate"])
         torch._foreach_addcmul_(normalizers, grads, grads, value=group["normalizer_rate"])
-        counts = [state["step"] for state in states]
-        directions = torch._foreach_div(
-            momenta, _bias_corrections(group["momentum_rate"], counts, params[0].dtype)
+        momentum_corrections, normalizer_corrections = _bias_corrections(
+            (group["momentum_rate"], group["normalizer_rate"]),
+            [state["step"] for state in states], params[0].dtype,
         )
-        # sqrt(v̂ + ε)
-        scales = torch._foreach_div(
-            normalizers, _bias_corrections(group["normalizer_rate"], counts, params[0].dtype)
-        )
+        directions = torch._foreach_div(momenta, momentum_corrections)
+        scales = torch._foreach_div(normalizers, normalizer_corrections)  # sqrt(v̂ + ε)
         torch._foreach_add_(scales, group["eps"])
         torch._foreach_sqrt_(scales)
         torch._foreach_div_(directions, scales)
@@ -183,7 +183,8 @@ class AdamHD(_Hypergradient):
         state = self.state.get(p, {})
         if "step" not in state:
             return torch.full_like(p, group["eps"]).sqrt_()
-        (correction,) = _bias_corrections(group["normalizer_rate"], [state["step"]], p.dtype)
+        ((correction,),) = _bias_corrections((group["normalizer_rate"],), [state["step"]],
+                                             p.dtype)
         return (state["normalizer"] / correction + group["eps"]).sqrt()
 
     def _step_sizes_of(self, group, p):

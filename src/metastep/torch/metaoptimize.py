@@ -75,14 +75,14 @@ def _weight_decay(group: dict[str, Any]) -> float:
     return ADAMW_WEIGHT_DECAY if group["base"] == "adamw" else 0.0
 
 
-def _bias_corrections(decay: float, counts: list[torch.Tensor],
-                      dtype: torch.dtype) -> list[torch.Tensor]:
-    """optax's ``1 − decay^t`` for each count (computed in at least float32, as optax does), in
-    ``dtype``. One computation for all."""
+def _bias_corrections(decays: tuple[float, ...], counts: list[torch.Tensor],
+                      dtype: torch.dtype) -> list[list[torch.Tensor]]:
+    """optax's ``1 − decay^t`` for each decay and count (computed in at least float32, as optax
+    does), in ``dtype``. One computation for all."""
     precise = torch.promote_types(dtype, torch.float32)
     steps = torch.stack(counts).to(precise)
-    decays = torch.tensor(decay, dtype=precise, device=steps.device)
-    return list((1.0 - torch.pow(decays, steps)).to(dtype).unbind())
+    decays = torch.tensor(decays, dtype=precise, device=steps.device)
+    return [list(row.unbind()) for row in (1.0 - torch.pow(decays[:, None], steps)).to(dtype)]
 
 
 def _adam_directions(gradients, momenta, normalizers, counts, b1, b2, eps, eps_root):
@@ -91,8 +91,10 @@ def _adam_directions(gradients, momenta, normalizers, counts, b1, b2, eps, eps_r
     torch._foreach_lerp_(momenta, gradients, 1.0 - b1)  # b1 m + (1 − b1) g in one pass
     torch._foreach_mul_(normalizers, b2)
     torch._foreach_addcmul_(normalizers, gradients, gradients, value=1.0 - b2)
-    directions = torch._foreach_div(momenta, _bias_corrections(b1, counts, momenta[0].dtype))
-    roots = torch._foreach_div(normalizers, _bias_corrections(b2, counts, normalizers[0].dtype))
+    momentum_corrections, normalizer_corrections = _bias_corrections((b1, b2), counts,
+                                                                     momenta[0].dtype)
+    directions = torch._foreach_div(momenta, momentum_corrections)
+    roots = torch._foreach_div(normalizers, normalizer_corrections)
     torch._foreach_add_(roots, eps_root)
     torch._foreach_sqrt_(roots)
     torch._foreach_add_(roots, eps)
