@@ -112,17 +112,13 @@ class Autostep(MetaStepOptimizer):
         step_sizes = [state["step_size"] for state in states]
         traces = [state["meta_trace"] for state in states]
         normalizers = [state["normalizer"] for state in states]
-        # v ← max(|g h|, v + (1/τ) α c (|g h| − v)), with the old α and h. Three work tensors,
-        # reused: each new tensor of a parameter's size costs a CPU page faults, more than a pass.
+        # v ← max(|g h|, v + (1/τ) α c (|g h| − v)) = max(|g h|, lerp(v, |g h|, α c / τ)), with the
+        # old α and h. Three new tensors, reused: each costs a CPU page faults, more than a pass.
         meta_gradients = torch._foreach_mul(grads, traces)
         sizes = torch._foreach_abs(meta_gradients)
-        torch._foreach_sub_(sizes, normalizers)  # |g h| − v
-        decayed = torch._foreach_mul(step_sizes, curvature)
-        torch._foreach_mul_(decayed, sizes)
-        torch._foreach_div_(decayed, group["tau"])
-        torch._foreach_add_(normalizers, decayed)
-        torch._foreach_copy_(sizes, meta_gradients)
-        torch._foreach_abs_(sizes)
+        weights = torch._foreach_mul(step_sizes, curvature)
+        torch._foreach_div_(weights, group["tau"])
+        torch._foreach_lerp_(normalizers, sizes, weights)
         torch._foreach_maximum_(normalizers, sizes)
         # α ← α exp(μ (−g h) / v) where v ≠ 0: v ≥ |g h|, so v = 0 only where g h = 0, and there
         # (g h) / 1 = ±0 keeps α (no 0 / 0). −μ: negating before the product is exact.
@@ -136,21 +132,19 @@ class Autostep(MetaStepOptimizer):
         torch._foreach_exp_(factors)
         torch._foreach_mul_(step_sizes, factors)
         # α ← α / max(Σ_unit α c, 1)
-        rates = decayed
+        rates = weights
         torch._foreach_copy_(rates, step_sizes)
         torch._foreach_mul_(rates, curvature)
         effective = []
         for p, rate in zip(params, rates):
             axes = tuple(axes_of(tuple(p.shape)))
-            effective.append(rate.sum(dim=axes, keepdim=True) if axes else rate)
+            effective.append(rate.sum(dim=axes, keepdim=True) if axes else rate.clone())
         torch._foreach_clamp_min_(effective, 1.0)
         torch._foreach_div_(step_sizes, effective)
-        # w ← w − α g;  h ← h (1 − α c) − α g, as h − (α c) h − α g
+        # w ← w − α g;  h ← h (1 − α c) − α g, as h − (α c) h − α g, with the new α c = rates / M
         torch._foreach_addcmul_(params, step_sizes, grads, value=-1.0)
-        factors = rates  # the new α c, in the buffer of the old
-        torch._foreach_copy_(factors, step_sizes)
-        torch._foreach_mul_(factors, curvature)
-        torch._foreach_addcmul_(traces, traces, factors, value=-1.0)
+        torch._foreach_div_(rates, effective)
+        torch._foreach_addcmul_(traces, traces, rates, value=-1.0)
         torch._foreach_addcmul_(traces, step_sizes, grads, value=-1.0)
 
     def _step_sizes_of(self, group, p):
