@@ -40,7 +40,8 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def optimizers():
-    """(name, optimizer factory, curvature source or None for a plain backward): Adam first."""
+    """(name, optimizer factory, curvature source or None for a plain backward; "product": no
+    diagonal): Adam first."""
     return [
         ("torch.optim.Adam foreach", lambda p: torch.optim.Adam(p, 1e-3, foreach=True), None),
         ("IDBD", lambda p: mst.IDBD(p, 0.01, 0.01), "none"),
