@@ -1,23 +1,12 @@
-"""Shared fixtures: float64 mode and random non-stationary data for step-by-step checks; the
-groups that spread the tests over pytest-xdist's workers."""
+"""Shared fixtures: float64 mode and random non-stationary data for step-by-step checks.
 
-from pathlib import Path
+The tests run on two pytest-xdist workers, a test file on one worker (``--dist=loadfile``: its
+module fixtures are computed once); the experiment tests share one smoke run across the workers
+(tests/experiments/conftest.py)."""
 
 import jax
 import numpy as np
 import pytest
-
-# The experiment tests share one smoke-budget run directory (a session fixture): one worker.
-SHARED_SMOKE_RUN = Path(__file__).parent / "experiments"
-
-
-def pytest_collection_modifyitems(items):
-    """Each test file runs on one worker (its module fixtures are computed once), and all the
-    experiment tests on the same one (``--dist=loadgroup``)."""
-    for item in items:
-        path = Path(item.path)
-        group = "experiments" if path.parent == SHARED_SMOKE_RUN else str(path)
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture

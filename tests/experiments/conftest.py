@@ -1,12 +1,14 @@
 """Fixtures of the experiment tests: small Fashion-MNIST files in place of the real data, and one
 smoke-budget run directory shared by every test that reads smoke results."""
 
+import fcntl
+import os
 import struct
 
 import numpy as np
 import pytest
 
-from metastep.experiments import get
+from metastep.experiments import EXPERIMENTS, get
 from metastep.problems.fashion import FASHION_MNIST_ENV
 from metastep.report import RunDirectory, run_experiment
 
@@ -37,7 +39,8 @@ class SmokeRun:
     """A run directory at the smoke budget, filled on demand: an experiment is computed (by the
     runner, as ``metastep run`` does) the first time a test asks for its tables, and stored.
     ``metastep reproduce`` into the same directory then resumes it: each experiment is computed
-    once per test session, however many tests read it."""
+    once per test session, however many tests read it, on whichever pytest-xdist worker asks
+    first (the others wait on its lock, then read what it stored)."""
 
     def __init__(self, path):
         self.path = path
@@ -48,9 +51,17 @@ class SmokeRun:
         """The stored smoke tables of experiment ``name``: shard name -> table."""
         experiment = get(name)
         budget = experiment.budget("smoke")
-        run_experiment(self.directory, experiment, budget, progress=False)
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / f".{name}.computing", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            run_experiment(self.directory, experiment, budget, progress=False)
         return {shard.name: self.directory.read_shard(name, shard.name)
                 for shard in experiment.shards(budget)}
+
+    def all_tables(self) -> None:
+        """Every experiment computed and stored (each under its lock)."""
+        for name in EXPERIMENTS:
+            self.tables(name)
 
     def figures(self, name: str) -> dict:
         """The smoke figures of experiment ``name``, made once per test session."""
@@ -63,4 +74,9 @@ class SmokeRun:
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, fashion_mnist_files):
-    return SmokeRun(tmp_path_factory.mktemp("smoke-run"))
+    """The session's smoke run, one directory shared by the pytest-xdist workers (in the base
+    temporary directory of the session, which is the parent of each worker's)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    return SmokeRun(base / "smoke-run")

@@ -19,6 +19,7 @@ from metastep.report.storage import TEMPORARY_SUFFIX, read_json
 @pytest.fixture(scope="module")
 def run_directory(smoke_run):
     """The shared smoke run: the experiments other tests computed already are resumed."""
+    smoke_run.all_tables()  # computed once, whichever worker gets there first
     assert main(["reproduce", "--budget", "smoke", "--out", str(smoke_run.path)]) == 0
     return smoke_run.path
 
