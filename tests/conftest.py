@@ -4,9 +4,27 @@ The tests run on two pytest-xdist workers, a test file on one worker (``--dist=l
 module fixtures are computed once); the experiment tests share one smoke run across the workers
 (tests/experiments/conftest.py)."""
 
+import os
+import shutil
+import tempfile
+
 import jax
 import numpy as np
 import pytest
+
+# A compilation cache shared by the session's processes (the pytest-xdist workers compile many of
+# the same programs): made by the first process, inherited by the workers it starts, removed at
+# the end. JAX keys each entry by the program, the compiler options and the versions.
+COMPILATION_CACHE = "METASTEP_TEST_COMPILATION_CACHE"
+
+
+def pytest_configure(config):
+    if COMPILATION_CACHE not in os.environ:
+        os.environ[COMPILATION_CACHE] = tempfile.mkdtemp(prefix="metastep-jax-cache-")
+        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop(COMPILATION_CACHE), True))
+    jax.config.update("jax_compilation_cache_dir", os.environ[COMPILATION_CACHE])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 @pytest.fixture
