@@ -54,9 +54,8 @@ def sweep_rate(lanes: int, steps: int) -> float:
     return len(grid["meta_step_size"]) * seeds * steps / call(seeds)
 
 
-def compute_shards(experiment, budget) -> tuple[float, float]:
-    """(lane-steps, seconds) of computing every shard of ``budget``."""
-    shards = experiment.shards(budget)
+def compute_shards(shards) -> tuple[float, float]:
+    """(lane-steps, seconds) of computing ``shards``."""
     start = time.perf_counter()
     for shard in shards:
         shard.compute()
@@ -65,10 +64,11 @@ def compute_shards(experiment, budget) -> tuple[float, float]:
 
 def probe_rate(experiment, steps: int, seeds: int) -> float:
     """Lane-steps per second of the full budget's shards, shortened to ``steps`` and ``seeds``:
-    computed twice, the second time timed (the engine's programs are then compiled)."""
-    budget = experiment.budget("full", steps=steps, seeds=seeds)
-    compute_shards(experiment, budget)
-    work, seconds = compute_shards(experiment, budget)
+    computed twice, the second time timed (the engine's programs are then compiled, as they are
+    for all but the first shards of a long run)."""
+    shards = experiment.shards(experiment.budget("full", steps=steps, seeds=seeds))
+    compute_shards(shards)
+    work, seconds = compute_shards(shards)
     return work / seconds
 
 

@@ -106,6 +106,21 @@ class Benchmark:
         """The number of grid points of each method."""
         return len(self.methods[0].grid)
 
+    @functools.cached_property
+    def make_learner(self) -> Callable[[Any], RosterLearner]:
+        """``make_learner`` of the roster sweep, one function per benchmark object: the engine
+        keys its compiled programs by this function, so the shards that share a benchmark (one
+        per seed at the full budgets) compile once."""
+        model = ms.deep.mlp(self.sizes)
+
+        def make_learner(point):
+            index = jnp.asarray(point).astype(jnp.int32)
+            return RosterLearner(model, self.loss, self.methods,
+                                 {method.name: jnp.asarray(method.grid)[index]
+                                  for method in self.methods})
+
+        return make_learner
+
     def config(self) -> dict[str, Any]:
         """What ``config.json`` records of the benchmark: its problem, network and roster."""
         return {
@@ -139,15 +154,8 @@ def progress_chunk(steps: int, record_every: int) -> int:
 def roster_sweep(benchmark: Benchmark, seeds: Sequence[int], steps: int,
                  record_every: int) -> pd.DataFrame:
     """The roster over its grids × ``seeds``, one ``ms.sweep``: the tidy table (module doc)."""
-    model = ms.deep.mlp(benchmark.sizes)
     points = benchmark.points
-
-    def make_learner(point):
-        index = jnp.asarray(point).astype(jnp.int32)
-        return RosterLearner(model, benchmark.loss, benchmark.methods,
-                             {method.name: jnp.asarray(method.grid)[index]
-                              for method in benchmark.methods})
-
+    make_learner = benchmark.make_learner
     result = ms.sweep(make_learner, benchmark.problem(), {"point": list(range(points))},
                       seeds=list(seeds), steps=steps, record_every=record_every,
                       chunk_steps=progress_chunk(steps, record_every))
