@@ -185,6 +185,7 @@ def split_table(experiment_module, seeds: int, **split) -> tuple[list[str], pd.D
 SPLIT_KEYS = ["method", "point", "seed", "step"]
 
 
+@pytest.mark.slow
 def test_shards_of_one_family_each_give_the_table_of_the_whole_roster(smoke_run):
     """The finer shards of a cluster, a family of methods each, change no result: a method trains
     alone in its lane, so their tables, joined, equal the roster run as one shard, bit for bit."""

@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from metastep import experiments
 from metastep.experiments import Budget, Experiment, Shard
 from metastep.report import RunDirectory, run_experiment
 from metastep.report.executors import RayExecutor, ShardFailedError
@@ -68,8 +68,28 @@ def same_tables(first: Path, second: Path, name: str) -> dict[str, bool]:
             for path in files}
 
 
+def numbers_experiment() -> Experiment:
+    """Two shards of seeded random numbers (no compilation: the fast test stays fast; the slow
+    test compares a real experiment's tables)."""
+
+    def numbers(seed):
+        values = np.random.default_rng(seed).normal(size=50)
+        return pd.DataFrame({"method": "m", "seed": seed, "step": np.arange(50), "value": values})
+
+    def shards(budget):
+        return [Shard.of_call(f"seed-{seed}", numbers, work=50.0, seed=seed)
+                for seed in budget.seed_list]
+
+    return Experiment(
+        name="numbers", description="seeded numbers",
+        budgets=dict.fromkeys(("smoke", "quick", "full"), Budget(steps=50, seeds=2)),
+        shards=shards, summarize=lambda tables, budget: {}, figures=lambda tables, budget: {},
+        published=[], explanation="",
+    )
+
+
 def identical_and_failures(directory: Path, address: str | None) -> dict:
-    experiment = experiments.get("delta-delta")
+    experiment = numbers_experiment()
     budget = experiment.budget("smoke")
     in_process, on_ray = directory / "in-process", directory / "ray"
     run_experiment(RunDirectory(in_process), experiment, budget, progress=False)
@@ -84,12 +104,12 @@ def identical_and_failures(directory: Path, address: str | None) -> dict:
             failure = None
         except ShardFailedError as error:
             failure = str(error)
-        config = json.loads((on_ray / "config.json").read_text())["experiments"]["delta-delta"]
+        config = json.loads((on_ray / "config.json").read_text())["experiments"]["numbers"]
     finally:
         executor.close()
     return {
         "computed": run.computed,
-        "same": same_tables(in_process, on_ray, "delta-delta"),
+        "same": same_tables(in_process, on_ray, "numbers"),
         "executor": config["executor"],
         "ran_on": sorted(config["ran_on"]),
         "failure": failure,
