@@ -23,6 +23,10 @@ from metastep.report import RunDirectory, run_experiment
 from metastep.report.executors import RayExecutor, ShardFailedError
 
 
+# The environment's commands (ray, metastep), beside its Python: found whether or not it is active.
+BIN = Path(sys.executable).parent
+
+
 def note_attempt(path: Path) -> int:
     """Append one line to ``path``; the number of attempts so far."""
     with open(path, "a") as file:
@@ -127,12 +131,13 @@ def cluster_cli_kill_and_resume(directory: Path, address: str | None) -> dict:
     port = "6391"
     # `ray start` (Ray >= 2.59) makes the cluster ask for its token; the CLI joins with it.
     os.environ["RAY_AUTH_MODE"] = "token"
-    subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=2",
+    subprocess.run([BIN / "ray", "start", "--head", f"--port={port}", "--num-cpus=2",
                     "--include-dashboard=false", "--disable-usage-stats"],
                    check=True, capture_output=True)
     try:
-        command = ["metastep", "run", "weight-flipping", "--budget", "smoke", "--executor", "ray",
-                   "--ray-address", f"127.0.0.1:{port}", "--out", str(directory / "ray")]
+        command = [BIN / "metastep", "run", "weight-flipping", "--budget", "smoke",
+                   "--executor", "ray", "--ray-address", f"127.0.0.1:{port}",
+                   "--out", str(directory / "ray")]
         shards = directory / "ray" / "results" / "weight-flipping"
         driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 240
@@ -143,8 +148,8 @@ def cluster_cli_kill_and_resume(directory: Path, address: str | None) -> dict:
         before_resume = {path.name: path.stat().st_ino for path in shards.glob("*.parquet")}
         resumed = subprocess.run(command, capture_output=True, text=True)
     finally:
-        subprocess.run(["ray", "stop", "--force"], capture_output=True)
-    subprocess.run(["metastep", "run", "weight-flipping", "--budget", "smoke", "--out",
+        subprocess.run([BIN / "ray", "stop", "--force"], capture_output=True)
+    subprocess.run([BIN / "metastep", "run", "weight-flipping", "--budget", "smoke", "--out",
                     str(directory / "in-process")], check=True, capture_output=True)
     after = {path.name: path.stat().st_ino for path in shards.glob("*.parquet")}
     config = json.loads((directory / "ray/config.json").read_text())["experiments"]
