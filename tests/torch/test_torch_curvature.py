@@ -11,6 +11,7 @@ import metastep as ms
 
 torch = pytest.importorskip("torch")
 mst = pytest.importorskip("metastep.torch")
+from torch_mlp import tanh_mlp  # noqa: E402  (needs torch)
 
 SIZES = (3, 5, 2)
 BATCH = 4
@@ -23,14 +24,7 @@ def layer_arrays():
 
 
 def torch_model():
-    layers = []
-    for w, b in layer_arrays():
-        linear = torch.nn.Linear(w.shape[1], w.shape[0], dtype=torch.float64)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(w))
-            linear.bias.copy_(torch.from_numpy(b))
-        layers += [linear, torch.nn.Tanh()]
-    return torch.nn.Sequential(*layers[:-1])
+    return tanh_mlp(layer_arrays())
 
 
 def as_torch(tree):

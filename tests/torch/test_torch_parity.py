@@ -15,6 +15,7 @@ from metastep.deep import Model
 
 torch = pytest.importorskip("torch")
 mst = pytest.importorskip("metastep.torch")
+from torch_mlp import tanh_mlp  # noqa: E402  (needs torch)
 
 # name: (JAX method, torch optimizer on a list of parameters), the same hyperparameters.
 FAST_CASES = {
@@ -155,14 +156,7 @@ def jax_mlp():
 
 
 def torch_mlp():
-    layers = []
-    for w, b in mlp_params():
-        linear = torch.nn.Linear(w.shape[1], w.shape[0], dtype=torch.float64)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(w))
-            linear.bias.copy_(torch.from_numpy(b))
-        layers += [linear, torch.nn.Tanh()]
-    return torch.nn.Sequential(*layers[:-1])
+    return tanh_mlp(mlp_params())
 
 
 def run_torch_mlp(make_optimizer, xs, ys):
