@@ -76,29 +76,39 @@ def value_metrics(prediction: jax.Array, value: Any) -> dict[str, jax.Array]:
     return {} if value is None else {"value_error": jnp.square(prediction - value)}
 
 
-def root_mean_square_records(means: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """A TD learner's bin records: the root mean square of the value error."""
-    if "value_error" in means:
-        means = {**means, "value_error": jnp.sqrt(means["value_error"])}
-    return means
+class LinearTDHooks:
+    """What the linear TD learners share: their records, the root mean square of the value
+    error per bin, and the check that a problem's discount is the learner's (``self.discount``).
+    A subclass defines ``step_sizes(state)``; its state has ``weights``."""
 
+    def record(self, state: Any) -> dict[str, jax.Array]:
+        """What the engine stores at each record: step sizes and weights."""
+        return {"step_sizes": self.step_sizes(state), "weights": state.weights}
 
-def check_problem_discount(problem: Any, discount: Any) -> None:
-    """A problem whose stream has a discount of its own must agree with the learner's."""
-    stream_discount = problem.params.get("discount")
-    if stream_discount is None or not all(
-        isinstance(d, (int, float)) for d in (stream_discount, discount)
-    ):
-        return
-    if float(stream_discount) != float(discount):
-        raise ValueError(
-            f"`discount` ({discount}) differs from the discount of problem {problem.name!r} "
-            f"({stream_discount}), whose true values and per-step discounts use its own"
-        )
+    def bin_records(self, means: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """The bin's records from the per-step means: ``value_error`` as a root mean square."""
+        if "value_error" in means:
+            means = {**means, "value_error": jnp.sqrt(means["value_error"])}
+        return means
+
+    def check_problem(self, problem: Any) -> None:
+        """Rejects a problem whose stream has a discount other than the learner's (its true
+        values and per-step discounts use its own)."""
+        stream_discount = problem.params.get("discount")
+        if stream_discount is None or not all(
+            isinstance(d, (int, float)) for d in (stream_discount, self.discount)
+        ):
+            return
+        if float(stream_discount) != float(self.discount):
+            raise ValueError(
+                f"`discount` ({self.discount}) differs from the discount of problem "
+                f"{problem.name!r} ({stream_discount}), whose true values and per-step "
+                "discounts use its own"
+            )
 
 
 @recorded
-class TDLearner:
+class TDLearner(LinearTDHooks):
     """Linear TD(λ), accumulating traces, weights from 0, step sizes from ``method``.
 
     Args:
@@ -156,14 +166,3 @@ class TDLearner:
         """Per-weight step sizes used by the last update (NaN for plain optax optimizers)."""
         return step_sizes_or_nan(state.opt_state, state.weights)
 
-    def record(self, state: TDLearnerState) -> dict[str, jax.Array]:
-        """What the engine stores at each record: step sizes and weights."""
-        return {"step_sizes": self.step_sizes(state), "weights": state.weights}
-
-    def bin_records(self, means: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """The bin's records from the per-step means: ``value_error`` as a root mean square."""
-        return root_mean_square_records(means)
-
-    def check_problem(self, problem: Any) -> None:
-        """Rejects a problem whose discount differs from the learner's."""
-        check_problem_discount(problem, self.discount)

@@ -46,10 +46,9 @@ from metastep import _checks
 from metastep._learner_protocol import StepOutput
 from metastep._structure import recorded
 from metastep.td.learner import (
+    LinearTDHooks,
     check_features,
-    check_problem_discount,
     reward_and_discount,
-    root_mean_square_records,
     value_metrics,
 )
 
@@ -70,7 +69,7 @@ class SwiftTDState(NamedTuple):
 
 
 @recorded
-class SwiftTD:
+class SwiftTD(LinearTDHooks):
     """SwiftTD (Javed, Sharifnassab & Sutton 2024), dense features: a learner on its own (its
     step sizes are part of the algorithm, not a separate method).
 
@@ -187,14 +186,3 @@ class SwiftTD:
         """``α = e^β`` per feature (before the bound ``m`` of the next step)."""
         return jnp.exp(state.log_step_size)
 
-    def record(self, state: SwiftTDState) -> dict[str, jax.Array]:
-        """Step sizes and weights."""
-        return {"step_sizes": self.step_sizes(state), "weights": state.weights}
-
-    def bin_records(self, means: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """The bin's records from the per-step means: ``value_error`` as a root mean square."""
-        return root_mean_square_records(means)
-
-    def check_problem(self, problem: Any) -> None:
-        """Rejects a problem whose discount differs from the learner's."""
-        check_problem_discount(problem, self.discount)

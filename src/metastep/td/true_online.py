@@ -28,10 +28,9 @@ from metastep import _checks
 from metastep._learner_protocol import StepOutput
 from metastep._structure import recorded
 from metastep.td.learner import (
+    LinearTDHooks,
     check_features,
-    check_problem_discount,
     reward_and_discount,
-    root_mean_square_records,
     value_metrics,
 )
 
@@ -45,7 +44,7 @@ class TrueOnlineTDState(NamedTuple):
 
 
 @recorded
-class TrueOnlineTD:
+class TrueOnlineTD(LinearTDHooks):
     """True online TD(λ), a fixed step size, weights from 0.
 
     Args:
@@ -98,14 +97,3 @@ class TrueOnlineTD:
         """``α`` for every feature."""
         return jnp.full_like(state.weights, self.step_size)
 
-    def record(self, state: TrueOnlineTDState) -> dict[str, jax.Array]:
-        """Step sizes and weights."""
-        return {"step_sizes": self.step_sizes(state), "weights": state.weights}
-
-    def bin_records(self, means: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """The bin's records from the per-step means: ``value_error`` as a root mean square."""
-        return root_mean_square_records(means)
-
-    def check_problem(self, problem: Any) -> None:
-        """Rejects a problem whose discount differs from the learner's."""
-        check_problem_discount(problem, self.discount)
