@@ -67,27 +67,27 @@ class IDBD(MetaStepOptimizer):
         # α), the first reused for α c.
         products = torch._foreach_mul(grads, traces)
         changes = self._block_sums(group, products)
-        torch._foreach_mul_(changes, -group["meta_step_size"])
+        log_step_sizes = [state["log_step_size"] for state in self._block_states(group, params)]
         bound, floor = group["max_log_step_size_change"], group["min_log_step_size"]
-        if bound is not None:
+        if bound is None:  # β ← β − θ Σ g h in one pass
+            torch._foreach_add_(log_step_sizes, changes, alpha=-group["meta_step_size"])
+        else:
+            torch._foreach_mul_(changes, -group["meta_step_size"])
             torch._foreach_clamp_min_(changes, -bound)
             torch._foreach_clamp_max_(changes, bound)
-        log_step_sizes = [state["log_step_size"] for state in self._block_states(group, params)]
-        torch._foreach_add_(log_step_sizes, changes)
+            torch._foreach_add_(log_step_sizes, changes)
         if floor is not None:
             torch._foreach_clamp_min_(log_step_sizes, floor)
         step_sizes = torch._foreach_exp(
             [self._block_value(group, p, "log_step_size") for p in params]
         )
         torch._foreach_addcmul_(params, step_sizes, grads, value=-1.0)
-        # h ← h [1 − α c]⁺ − α g
-        factors = products
-        torch._foreach_copy_(factors, step_sizes)
-        torch._foreach_mul_(factors, curvature)
-        torch._foreach_neg_(factors)
-        torch._foreach_add_(factors, 1.0)
-        torch._foreach_clamp_min_(factors, 0.0)
-        torch._foreach_mul_(traces, factors)
+        # h ← h [1 − α c]⁺ − α g, as h − h min(α c, 1) − α g (two passes fewer)
+        rates = products
+        torch._foreach_copy_(rates, step_sizes)
+        torch._foreach_mul_(rates, curvature)
+        torch._foreach_clamp_max_(rates, 1.0)
+        torch._foreach_addcmul_(traces, traces, rates, value=-1.0)
         torch._foreach_addcmul_(traces, step_sizes, grads, value=-1.0)
 
     def _step_sizes_of(self, group, p):
