@@ -218,6 +218,16 @@ class MetaStepOptimizer(torch.optim.Optimizer):
             return [self.state[self._block_owner(group, params[0])]]
         return [self.state[p] for p in params]
 
+    def _block_products(self, group: dict[str, Any], first: list[torch.Tensor],
+                        second: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``first ⊙ second`` summed over each block (in the order of ``_block_states``): new
+        tensors per weight; inner products per tensor or group (one pass, and no new tensor of a
+        parameter's size)."""
+        if group.get("granularity", "weight") == "weight":
+            return torch._foreach_mul(first, second)
+        return self._block_sums(group, [torch.dot(a.reshape(-1), b.reshape(-1))
+                                        for a, b in zip(first, second)])
+
     def _block_sums(self, group: dict[str, Any],
                     per_weight: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per-weight meta-gradients summed over each block (in the order of

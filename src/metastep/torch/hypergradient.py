@@ -47,11 +47,11 @@ class _Hypergradient(MetaStepOptimizer):
                     p
                 )
             self._init_block(group, p, "learned_step_size", group["initial_step_size"])
-        products = torch._foreach_mul([p.grad for p in params],
-                                      [self.state[p][self.direction_key] for p in params])
+        hypergradients = self._block_products(
+            group, [p.grad for p in params], [self.state[p][self.direction_key] for p in params]
+        )
         learned = [state["learned_step_size"] for state in self._block_states(group, params)]
-        torch._foreach_add_(learned, torch._foreach_mul(self._block_sums(group, products),
-                                                        group["meta_step_size"]))
+        torch._foreach_add_(learned, hypergradients, alpha=group["meta_step_size"])
         if group["min_step_size"] is not None:
             torch._foreach_clamp_min_(learned, group["min_step_size"])
 

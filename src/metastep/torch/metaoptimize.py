@@ -169,7 +169,7 @@ class MetaOptimize(MetaStepOptimizer):
             state["step"].add_(1)
         grads = [p.grad for p in params]
         traces = [self.state[p]["meta_trace"] for p in params]
-        self._meta_step(group, params, self._block_sums(group, torch._foreach_mul(traces, grads)))
+        self._meta_step(group, params, self._block_products(group, traces, grads))
         directions = self._base_directions(group, params)
         weight_decay, discount = _weight_decay(group), group["discount"]
         if weight_decay != 0.0:

@@ -101,7 +101,7 @@ class SMD(MetaStepOptimizer):
         grads = [p.grad for p in params]
         traces = [self.state[p]["meta_trace"] for p in params]
         # p ← p · max(ϱ, 1 − μ g v)  (in place on new tensors: each costs a CPU an allocation)
-        factors = self._block_sums(group, torch._foreach_mul(grads, traces))
+        factors = self._block_products(group, grads, traces)
         torch._foreach_mul_(factors, -group["meta_step_size"])
         torch._foreach_add_(factors, 1.0)
         torch._foreach_clamp_min_(factors, group["min_gain_factor"])
