@@ -121,11 +121,13 @@ class Autostep(MetaStepOptimizer):
         torch._foreach_lerp_(normalizers, sizes, weights)
         torch._foreach_maximum_(normalizers, sizes)
         # α ← α exp(μ (−g h) / v) where v ≠ 0: v ≥ |g h|, so v = 0 only where g h = 0, and there
-        # (g h) / 1 = ±0 keeps α (no 0 / 0). −μ: negating before the product is exact.
+        # (g h) / max(v, tiny) = ±0 keeps α (no 0 / 0). A floor at the smallest normal number
+        # costs a pass less than a mask of v = 0 (only a subnormal v, which a CPU flushing
+        # subnormals, as XLA's, reads as 0, is divided by another number). −μ: negating before
+        # the product is exact.
         divisors = sizes
         torch._foreach_copy_(divisors, normalizers)
-        for divisor, v in zip(divisors, normalizers):
-            divisor.masked_fill_(v == 0, 1.0)
+        torch._foreach_clamp_min_(divisors, torch.finfo(params[0].dtype).tiny)
         factors = meta_gradients
         torch._foreach_div_(factors, divisors)
         torch._foreach_mul_(factors, -group["meta_step_size"])

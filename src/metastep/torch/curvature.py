@@ -192,8 +192,9 @@ class Curvature:
             raise ValueError(f"`signs` must have the outputs' shape {tuple(outputs.shape)}, got "
                              f"{tuple(signs.shape)}")
         cotangent = _gauss_newton_cotangent(outputs.detach(), signs.to(outputs.dtype), self.loss)
-        projected = _vector_jacobian_product(outputs, learned, cotangent)
-        return [j * j for j in projected]
+        projected = list(_vector_jacobian_product(outputs, learned, cotangent))
+        torch._foreach_mul_(projected, projected)  # squared in place: no new tensors
+        return projected
 
     def _hutchinson_diagonal(self, value, learned, signs):
         gradients = torch.autograd.grad(value, learned, create_graph=True, allow_unused=True,
@@ -205,7 +206,9 @@ class Curvature:
         products = _vector_jacobian_product(gradients, learned, list(signs))
         for p, gradient in zip(learned, gradients):
             p.grad = gradient.detach() if p.grad is None else p.grad + gradient.detach()
-        return [z * hz for z, hz in zip(signs, products)]
+        products = list(products)
+        torch._foreach_mul_(products, list(signs))  # in place: no new tensors
+        return products
 
     def vector_product(self, vectors: Sequence[torch.Tensor | None]) -> list[torch.Tensor | None]:
         """``C v`` at the current parameters and the batch of the last call, ``vectors`` and the
