@@ -16,6 +16,7 @@ from metastep.problems.noisy_tracking import (
 )
 from metastep.problems.permuted import PermutedState, permuted_classification, task_permutation
 from metastep.problems.random_walk import RandomWalkState, random_walk, random_walk_values
+from metastep.problems.scaled import scaled_targets
 from metastep.problems.slowly_changing_regression import (
     LTUNetwork,
     SlowlyChangingRegressionState,
@@ -52,6 +53,7 @@ __all__ = [
     "permuted_fashion",
     "random_walk",
     "random_walk_values",
+    "scaled_targets",
     "read_idx",
     "slowly_changing_regression",
     "steady_state_gain",
