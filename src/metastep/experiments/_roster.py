@@ -4,9 +4,10 @@ The roster (:func:`roster`), in three families (:data:`FAMILIES`):
 
 * ``tuned``: SGD, Adam and RMSprop (``ms.sgd``, ``ms.adam``, ``ms.rmsprop``), their step size
   swept around a centre that each experiment chooses; reported at their best step size.
-* ``meta``: IDBD, Autostep, SMD, MetaOptimize and Adam-HD, every hyperparameter at the library's
-  default (their meta step size is swept around it, to measure the sensitivity); IDBD, Autostep
-  and SMD read the Gauss-Newton curvature (``ms.deep.extra_args``), the others only the gradient.
+* ``meta``: IDBD, Autostep, SMD, MetaOptimize, Adam-HD and normalized IDBD (the candidate for one
+  default, ``ms.normalized_idbd``), every hyperparameter at the library's default (their meta step
+  size is swept around it, to measure the sensitivity); IDBD, Autostep, SMD and normalized IDBD
+  read the Gauss-Newton curvature (``ms.deep.extra_args``), the others only the gradient.
 * ``free``: the learning-rate-free peers of ``optax.contrib``: Prodigy (its learning-rate
   factor), Mechanic around ``optax.adam`` (the base learning rate) and schedule-free AdamW (its
   learning rate), at optax's defaults and swept around them. Schedule-free predicts with the point
@@ -42,12 +43,12 @@ from metastep.experiments._base import SweptMethod
 
 FAMILIES = {
     "tuned": ("sgd", "adam", "rmsprop"),
-    "meta": ("idbd", "autostep", "smd", "metaoptimize", "adam-hd"),
+    "meta": ("idbd", "autostep", "smd", "metaoptimize", "adam-hd", "normalized-idbd"),
     "free": ("prodigy", "mechanic", "schedule-free-adamw"),
 }
 ROSTER = tuple(name for names in FAMILIES.values() for name in names)  # every method, in order
 FAMILY = {name: family for family, names in FAMILIES.items() for name in names}
-GAUSS_NEWTON = ("idbd", "autostep", "smd")  # the methods that read the curvature
+GAUSS_NEWTON = ("idbd", "autostep", "smd", "normalized-idbd")  # the methods that read the curvature
 FEATURED_METHODS = ("idbd", "autostep")  # in the step-size heatmaps
 # Mechanic's documentation: "base learning rate set to 1.0 (or any other constant)".
 MECHANIC_BASE_LEARNING_RATE = 1.0
@@ -113,6 +114,9 @@ def roster(names: Sequence[str], points: int,
         SweptMethod("adam-hd", "Adam-HD", "meta_step_size", "β",
                     meta("adam-hd", ms.adam_hypergradient), ms.adam_hypergradient,
                     color="tab:pink"),
+        SweptMethod("normalized-idbd", "Normalized IDBD", "meta_step_size", "μ",
+                    meta("normalized-idbd", ms.normalized_idbd), ms.normalized_idbd,
+                    color="black"),
         SweptMethod("prodigy", "Prodigy", "learning_rate", "factor",
                     grid("prodigy", 0.5, contrib.prodigy, "learning_rate"),
                     contrib.prodigy, color="tab:green", linestyle="-."),

@@ -13,6 +13,7 @@ from metastep.methods.hypergradient import (
 )
 from metastep.methods.idbd import IDBDState, idbd
 from metastep.methods.metaoptimize import MetaOptimizeState, metaoptimize
+from metastep.methods.normalized_idbd import NormalizedIDBDState, normalized_idbd
 from metastep.methods.rmsprop import RMSpropState, rmsprop
 from metastep.methods.sgd import SGDState, sgd
 from metastep.methods.smd import SMDState, smd
@@ -27,6 +28,7 @@ __all__ = [
     "IDBDState",
     "MetaOptimizeState",
     "NoStepSizesError",
+    "NormalizedIDBDState",
     "RMSpropState",
     "SGDState",
     "SMDState",
@@ -37,6 +39,7 @@ __all__ = [
     "hypergradient",
     "idbd",
     "metaoptimize",
+    "normalized_idbd",
     "rmsprop",
     "sgd",
     "smd",
