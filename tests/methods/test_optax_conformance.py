@@ -55,6 +55,9 @@ METHODS = {
     "adam": Case(ms.adam, {"learning_rate": 0.01}, (), "learning_rate", 0.002),
     "metaoptimize": Case(ms.metaoptimize, {"meta_step_size": 0.01, "initial_step_size": 0.05},
                          (), "meta_step_size", 0.1),
+    "normalized_idbd": Case(ms.normalized_idbd, {"meta_step_size": 0.05,
+                                                 "initial_step_size": 0.05},
+                            CURVATURE, "meta_step_size", 0.5),
 }
 NAMES = list(METHODS)
 # Methods with a `granularity` argument that takes "scalar" (one step size for all weights).
@@ -510,6 +513,11 @@ TRACED = {
                            _lanes(meta_step_size=(0.0, 0.01), initial_step_size=(0.01, 0.02),
                                   discount=(1.0, 0.9), weight_decay=(0.0, 1e-3)),
                            (0.01, None), (False, True), rtol=1e-4),
+    "normalized_idbd": Traced(7, {}, _lanes(meta_step_size=(0.0, 0.01),
+                                            unit_step_size=(0.1, 0.3),
+                                            gradient_normalizer_rate=(0.001, 0.01),
+                                            meta_normalizer_rate=(0.01, 0.1)),
+                              (None, None), (True, True)),
 }
 
 
@@ -593,6 +601,12 @@ INVALID = [
     ("adam", {"momentum_rate": float("nan")}, "`momentum_rate`"),
     ("adam", {"normalizer_rate": -0.1}, "`normalizer_rate`"),
     ("adam", {"eps": -1e-8}, "`eps`"),
+    ("normalized_idbd", {"meta_step_size": -0.1}, "`meta_step_size`"),
+    ("normalized_idbd", {"unit_step_size": 0.0}, "`unit_step_size`"),
+    ("normalized_idbd", {"initial_step_size": float("nan")}, "`initial_step_size`"),
+    ("normalized_idbd", {"gradient_normalizer_rate": 1.5}, "`gradient_normalizer_rate`"),
+    ("normalized_idbd", {"meta_normalizer_rate": -0.1}, "`meta_normalizer_rate`"),
+    ("normalized_idbd", {"eps": 0.0}, "`eps`"),
     ("metaoptimize", {"base": "adagrad"}, "base"),
     ("metaoptimize", {"meta": "rmsprop"}, "meta"),
     ("metaoptimize", {"meta_step_size": -1.0}, "meta_step_size"),
@@ -621,6 +635,7 @@ def test_invalid_hyperparameters_raise(method, kwargs, match):
 
 # What the error names when update is called without the extra argument a method needs.
 MISSING_EXTRA = {"idbd": "`curvature`", "autostep": "`curvature`",
+                 "normalized_idbd": "`curvature`",
                  "smd": "`curvature_vector_product`.*`curvature`"}
 
 

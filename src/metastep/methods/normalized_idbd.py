@@ -1,7 +1,7 @@
 """Normalized IDBD: IDBD over RMSprop-normalized gradients, with a normalized meta-gradient.
 
 A candidate for one default setting that needs no tuning across problems and data scales
-(docs/methods.md#normalized-idbd). It combines normalization and optimization, as Degris et al.
+(docs/methods.md#normalized_idbd). It combines normalization and optimization, as Degris et al.
 (2024) propose: RMSprop divides each gradient by its running scale, and IDBD learns a step size per
 weight on top of that; and, as Autostep does (Mahmood et al. 2012), the meta-gradient is divided by
 its own running scale, so that the meta step size is dimensionless. With gradient ``g``, diagonal
@@ -126,10 +126,10 @@ def normalized_idbd(
         curvature = _signals.side_signal_like("curvature", curvature, grads)
         count = _common.increment(state.count)
 
-        def correction(rate):
-            return 1.0 - (1.0 - rate) ** count.astype(jnp.result_type(float))
-
         def per_weight(g, h, beta, v, n, c):
+            def correction(rate):  # in the weight's dtype: float16 weights keep float16 updates
+                return 1.0 - (1.0 - rate) ** count.astype(_common.dtype_of(g))
+
             v = v + gradient_normalizer_rate * (g * g - v)
             scale = jax.lax.rsqrt(v / correction(gradient_normalizer_rate) + eps)
             z = g * h
@@ -148,8 +148,9 @@ def normalized_idbd(
         out = jax.tree.map(per_weight, grads, state.meta_trace, state.log_step_size,
                            state.gradient_normalizer, state.meta_normalizer, curvature)
         treedef = jax.tree.structure(grads)
+        per_leaf = treedef.flatten_up_to(out)  # one 6-tuple per leaf (none for an empty tree)
         updates, h, beta, v, n, step = (
-            treedef.unflatten(parts) for parts in zip(*treedef.flatten_up_to(out)))
+            treedef.unflatten([parts[i] for parts in per_leaf]) for i in range(6))
         new_state = NormalizedIDBDState(count, beta, h, v, n, step)
         return updates, _common.cast_like(new_state, state)
 
