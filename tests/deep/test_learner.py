@@ -263,3 +263,17 @@ def test_complex_inputs_and_parameters_are_rejected():
     complex_unit = Model(lambda key: jnp.zeros((2,), jnp.complex64), lambda w, x: x @ w, (2,))
     with pytest.raises(ValueError, match="`model` parameters must be real floating point"):
         ms.deep.DeepLearner(complex_unit, ms.sgd(0.01))
+
+
+def test_the_default_method_is_normalized_idbd_at_its_defaults():
+    """No method given: the library's recommended default, ms.normalized_idbd()."""
+    model = ms.deep.mlp((3, 4, 1))
+    default, explicit = ms.deep.DeepLearner(model), ms.deep.DeepLearner(model, ms.normalized_idbd())
+    key = jax.random.PRNGKey(0)
+    state, other = default.init(key), explicit.init(key)
+    x, y = jnp.asarray([0.5, -1.0, 2.0]), jnp.asarray(1.5)
+    for _ in range(3):
+        state, output = default.step(state, x, y)
+        other, expected = explicit.step(other, x, y)
+        np.testing.assert_array_equal(output.prediction, expected.prediction)
+    assert isinstance(state.opt_state, ms.methods.NormalizedIDBDState)

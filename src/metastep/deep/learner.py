@@ -68,6 +68,7 @@ from metastep._learner_protocol import StepOutput, as_method, log10_step_sizes, 
 from metastep._structure import recorded
 from metastep.deep.curvature import check_curvature, check_loss, extra_args
 from metastep.deep.models import Model, as_model, leaf_names
+from metastep.methods.normalized_idbd import normalized_idbd
 
 QUANTILE_LEVELS = (0.1, 0.5, 0.9)
 
@@ -107,7 +108,9 @@ class DeepLearner:
         linen/NNX or Equinox module (adapted by :func:`metastep.deep.as_model`, which needs
         ``input_shape``).
       method: a metastep method or any optax transformation (extra arguments are passed only to
-        transformations that accept them).
+        transformations that accept them). None (the default): ``ms.normalized_idbd()`` at its
+        defaults, the library's recommended default for networks (docs/methods.md#normalized_idbd;
+        the ``one-default`` experiment measures it against tuned Adam).
       loss: ``"squared"`` or ``"cross_entropy"``.
       curvature: the source of the curvature signals, ``"gauss_newton"``, ``"hutchinson"``,
         ``"hvp"`` or ``"none"`` (see :mod:`metastep.deep.curvature`). Use ``"none"`` for methods
@@ -128,14 +131,14 @@ class DeepLearner:
     def __init__(
         self,
         model: Model | Any,
-        method: optax.GradientTransformation,
+        method: optax.GradientTransformation | None = None,
         *,
         loss: str = "squared",
         curvature: str = "gauss_newton",
         input_shape: Sequence[int] | None = None,
         average_rate: float = 0.01,
     ):
-        self.method = as_method(method)
+        self.method = as_method(normalized_idbd() if method is None else method)
         check_loss(loss)
         check_curvature(curvature)
         check_unit_interval("average_rate", average_rate)
