@@ -157,7 +157,8 @@ def test_target_network_is_the_problems(x64):
     # A JAX problem's target network through the port's thresholds and output, on the port's
     # stream and on inputs at the units' firing boundaries (the pattern that a unit's weights
     # select, with its first 0-8 bits changed).
-    network = ltu_network(jax.random.PRNGKey(0), NUM_BITS, NUM_TARGET_UNITS, BETA)
+    network = jax.jit(ltu_network, static_argnums=(1, 2))(jax.random.PRNGKey(0), NUM_BITS,
+                                                          NUM_TARGET_UNITS, BETA)
     weights = torch.from_numpy(np.array(network.input_weights))
     ported = TargetNetwork(weights, thresholds(weights),
                            torch.from_numpy(np.array(network.output_weights)),
@@ -167,10 +168,9 @@ def test_target_network_is_the_problems(x64):
     changed = torch.cat([torch.abs(patterns - (torch.arange(NUM_BITS) < count).to(patterns))
                          for count in range(9)])
     near = torch.cat([changed, torch.ones(len(changed), 1, dtype=torch.float64)], dim=1)
-    streamed = torch.cat([x for x, _ in stream(0, 300, 100)])
-    for inputs in (streamed, near):
-        expected = np.asarray(ltu_network_output(network, jnp.asarray(inputs.numpy())))
-        np.testing.assert_array_equal(target_output(ported, inputs).numpy(), expected)
+    inputs = torch.cat([torch.cat([x for x, _ in stream(0, 300, 100)]), near])
+    expected = np.asarray(jax.jit(ltu_network_output)(network, jnp.asarray(inputs.numpy())))
+    np.testing.assert_array_equal(target_output(ported, inputs).numpy(), expected)
 
 
 def test_target_network_draws_signs_with_probability_one_half():
@@ -229,11 +229,17 @@ def test_training_loop_is_the_deep_learners(x64, name, jax_method, make_optimize
     samples = list(stream(0, 300, 300))
     xs, ys = (torch.cat(arrays).numpy() for arrays in zip(*samples))
     jax_side = jax_learner(jax_method(), source)
-    key = jax.random.PRNGKey(2)
-    reference = ms.run_arrays(jax_side, xs, ys, key=key).errors ** 2
+    initial = jax.jit(jax_side.init)(jax.random.PRNGKey(2))
+
+    def learn(state, sample):  # the engine's scan, without its records (faster to compile)
+        state, output = jax_side.step(state, *sample)
+        return state, output.error
+
+    reference = np.asarray(jax.jit(lambda state, xs, ys: jax.lax.scan(
+        learn, state, (xs, ys))[1])(initial, xs, ys)) ** 2
     model = learner(0)
     with torch.no_grad():
-        for layer, params in zip(model[::2], jax_side.init(key).params):
+        for layer, params in zip(model[::2], initial.params):
             layer.weight.copy_(torch.from_numpy(np.array(params["kernel"]).T))
             layer.bias.copy_(torch.from_numpy(np.array(params["bias"])))
     errors = online_errors(model, make_optimizer, source, samples)
