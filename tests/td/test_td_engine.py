@@ -101,6 +101,8 @@ def test_bad_method_arguments_are_named():
         td.autotidbd(meta_step_size=-1.0)
     with pytest.raises(ValueError, match="`tau`"):
         td.autotidbd(tau=0.0)
+    with pytest.raises(ValueError, match="`variant`"):
+        td.autotidbd(variant="code")
     with pytest.raises(ValueError, match="`kappa`"):
         td.obgd(kappa=0.0)
     with pytest.raises(ValueError, match="`beta2`"):

@@ -60,27 +60,37 @@ def tidbd_reference(xs, rewards, discounts, lam, theta, alpha0, form):
     return np.array(predictions), np.array(step_sizes)
 
 
-def autotidbd_reference(xs, rewards, discounts, lam, theta, alpha0, tau):
-    """Kearney et al. (2019), AutoTIDBD(λ) (full gradient), Autostep's normalizer and bound."""
+def autotidbd_reference(xs, rewards, discounts, lam, theta, alpha0, tau, variant):
+    """Kearney et al. (2019), Algorithm 6, AutoTIDBD(λ) (full gradient), line by line
+    (``variant="paper"``); ``"autostep"``: |g| in both terms of the normalizer and the trace of
+    line 13 in lines 6-7 and 10. Also returns the number of steps where the bound M acted."""
     n = xs.shape[1]
     w, z, h, v = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     beta = np.full(n, np.log(alpha0))
-    predictions, step_sizes = [], []
+    predictions, step_sizes, bound_steps = [], [], 0
     for phi, gamma_into_phi, phi_next, reward, gamma in transitions(xs, rewards, discounts):
         predictions.append(w @ phi_next)
-        delta = reward + gamma * w @ phi_next - w @ phi
-        z = gamma_into_phi * lam * z + phi
+        delta = reward + gamma * w @ phi_next - w @ phi  # line 3
         d = gamma * phi_next - phi
-        meta_gradient = delta * d * h
-        v = np.maximum(np.abs(meta_gradient),
-                       v - np.exp(beta) * d * z * (np.abs(meta_gradient) - v) / tau)
-        beta = beta - theta * np.divide(meta_gradient, v, out=np.zeros(n), where=v != 0)
-        beta = beta - np.log(max(-np.sum(np.exp(beta) * d * z), 1.0))
-        alpha = np.exp(beta)
-        w = w + alpha * delta * z
-        h = h * np.maximum(1 + alpha * z * d, 0) + alpha * delta * z
+        # The trace before line 13; each episode starts from z = 0.
+        z_before = z if gamma_into_phi != 0 else np.zeros(n)
+        z_line_13 = gamma_into_phi * lam * z + phi
+        if variant == "paper":
+            decay_size, bound_trace = np.abs(delta * phi * h), z_before
+        else:
+            decay_size, bound_trace = np.abs(delta * d * h), z_line_13
+        v = np.maximum(np.abs(delta * d * h),  # lines 5-7
+                       v - np.exp(beta) * d * bound_trace * (decay_size - v) / tau)
+        beta = beta - theta * np.divide(delta * d * h, v, out=np.zeros(n), where=v != 0)  # 9
+        bound = max(-np.sum(np.exp(beta) * d * bound_trace), 1.0)  # line 10
+        bound_steps += bound > 1.0
+        beta = beta - np.log(bound)  # line 11
+        alpha = np.exp(beta)  # 12
+        z = z_line_13  # 13
+        w = w + alpha * delta * z  # 14
+        h = h * np.maximum(1 + alpha * d * z, 0) + alpha * delta * z  # 15
         step_sizes.append(alpha)
-    return np.array(predictions), np.array(step_sizes)
+    return np.array(predictions), np.array(step_sizes), bound_steps
 
 
 def assert_close(actual, expected):
@@ -94,7 +104,17 @@ CASES = {
     "tidbd-full": (lambda: td.tidbd(0.05, ALPHA0, "full_gradient"),
                    lambda *d: tidbd_reference(*d, LAMBDA, 0.05, ALPHA0, "full_gradient")),
     "autotidbd": (lambda: td.autotidbd(0.05, ALPHA0, tau=100.0),
-                  lambda *d: autotidbd_reference(*d, LAMBDA, 0.05, ALPHA0, 100.0)),
+                  lambda *d: autotidbd_reference(*d, LAMBDA, 0.05, ALPHA0, 100.0, "paper")),
+    "autotidbd-autostep": (
+        lambda: td.autotidbd(0.05, ALPHA0, tau=100.0, variant="autostep"),
+        lambda *d: autotidbd_reference(*d, LAMBDA, 0.05, ALPHA0, 100.0, "autostep")),
+    # α₀ = 0.5: the bound M acts on some steps (test_autotidbd_paper_lines_matter).
+    "autotidbd-bound": (
+        lambda: td.autotidbd(0.05, 0.5, tau=100.0),
+        lambda *d: autotidbd_reference(*d, LAMBDA, 0.05, 0.5, 100.0, "paper")),
+    "autotidbd-autostep-bound": (
+        lambda: td.autotidbd(0.05, 0.5, tau=100.0, variant="autostep"),
+        lambda *d: autotidbd_reference(*d, LAMBDA, 0.05, 0.5, 100.0, "autostep")),
 }
 
 
@@ -104,12 +124,25 @@ def test_matches_numpy_transcription(x64, name):
     data = td_data(seed=len(name))
     learner = td.TDLearner(make_method(), data[0].shape[1], discount=0.9, trace_decay=LAMBDA)
     predictions, _, step_sizes = run_td(learner, *data)
-    expected_predictions, expected_step_sizes = reference(*data)
+    expected_predictions, expected_step_sizes = reference(*data)[:2]
     # The check means something only if the step sizes moved, and episodes ended.
     assert np.ptp(np.log(expected_step_sizes)) > 0.3
     assert np.sum(data[2] == 0) > 20
     assert_close(predictions, expected_predictions)
     assert_close(step_sizes, expected_step_sizes)
+
+
+@pytest.mark.parametrize("alpha0", [ALPHA0, 0.5])
+def test_autotidbd_paper_lines_matter(alpha0):
+    """The lines where Algorithm 6 differs from the "autostep" variant change the trajectory on
+    the data of test_matches_numpy_transcription (so matching one is not matching the other),
+    and at α₀ = 0.5 the bound M acts on some steps in both."""
+    data = td_data(seed=len("autotidbd"))
+    paper = autotidbd_reference(*data, LAMBDA, 0.05, alpha0, 100.0, "paper")
+    autostep = autotidbd_reference(*data, LAMBDA, 0.05, alpha0, 100.0, "autostep")
+    assert np.max(np.abs(paper[0] - autostep[0])) > 1e-3
+    if alpha0 == 0.5:
+        assert paper[2] > 0 and autostep[2] > 0
 
 
 @pytest.mark.parametrize("method", [lambda: td.tidbd(0.0, ALPHA0),
