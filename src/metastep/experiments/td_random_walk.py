@@ -17,11 +17,12 @@ default and over its meta step size θ, ±2 decades around that default. At budg
 exceed ``EARLY_STEPS``, a second shard runs every method for ``steps`` steps (the meta methods
 need longer than 10 episodes to move their step sizes), with the error averaged over that run.
 
-Every method runs in **one** compiled program (:class:`SideBySide`): a lane holds one λ and one
-position ``k`` on the grids, and at ``k`` runs TD(λ) at the k-th α and each meta method at its
-k-th θ, on the same stream (compiling one program per method would cost more than the smoke run).
-A method whose TD error diverges is marked diverged (its numbers NaN from that record on); the
-others go on. A configuration with a diverged seed is excluded from the choice of the best one.
+Every method runs in **one** compiled program (:class:`RandomWalkSideBySide`, the side-by-side
+learner of :mod:`metastep.experiments._td`): a lane holds one λ and one position ``k`` on the
+grids, and at ``k`` runs TD(λ) at the k-th α and each meta method at its k-th θ, on the same
+stream. A method whose TD error diverges is marked diverged (its numbers NaN from that record
+on); the others go on. A configuration with a diverged seed is excluded from the choice of the
+best one.
 
 Shards: ``first-10-episodes`` (the book's protocol) and, when ``steps > EARLY_STEPS``,
 ``long-run``. Each is one ``ms.sweep`` over λ × ``k`` × seeds.
@@ -29,9 +30,8 @@ Shards: ``first-10-episodes`` (the book's protocol) and, when ``steps > EARLY_ST
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -39,22 +39,24 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 import metastep as ms
-from metastep._learner_protocol import StepOutput, diverges
 from metastep.experiments._base import Budget, Experiment, Published, Shard, SweptMethod
-from metastep.experiments._roster import centred_grid, library_default
+from metastep.experiments._td import (
+    DISCOUNT,
+    NUM_STATES,
+    SideBySide,
+    default_position,
+    learner_factory,
+    methods,
+)
 from metastep.problems import Problem
 
 # ---------------------------------------------------------------------------------------------
 # The problem, the methods and their grids
 
-NUM_STATES = 19
-DISCOUNT = 1.0
 TRACE_DECAYS = (0.0, 0.4, 0.8, 0.9, 0.95, 1.0)  # λ, as in Sutton & Barto's figure
 EARLY_STEPS = 1_000  # ≈ the first 10 episodes (100 steps each on average)
 EARLY_RECORDS = 20  # the RMS error over the states, every 50 steps of the first 10 episodes
 LONG_RECORDS = 20
-STEP_SIZE_DECADES = (-2.0, 0.0)  # TD(λ)'s α from 0.01 to 1 (the book's axis is α in [0, 1])
-META_DECADES = 2.0  # each meta step size from its default / 100 to its default × 100
 # v(s) = 2 (s + 1) / (n + 1) − 1 with γ = 1 and p = 1/2 (docs/problems.md#random_walk), in
 # NumPy: a JAX solve here would cost a compilation at every import of the experiments.
 TRUE_VALUES = 2.0 * np.arange(1, NUM_STATES + 1) / (NUM_STATES + 1) - 1.0
@@ -68,130 +70,25 @@ BUDGETS = {
 }
 
 
-def methods(points: int) -> dict[str, SweptMethod]:
-    """TD(λ) and the meta methods, each over ``points`` values (odd: the defaults on the grid)."""
-    step_sizes = tuple(np.logspace(*STEP_SIZE_DECADES, points).tolist())
-    spacing = 2 * META_DECADES / (points - 1)
-
-    def around_default(function) -> tuple[float, ...]:
-        return centred_grid(library_default(function, "meta_step_size"), spacing, points)
-
-    tidbd, autotidbd, swifttd = ms.td.tidbd, ms.td.autotidbd, ms.td.SwiftTD
-    swift_constants = {name: library_default(swifttd, name) for name in (
-        "initial_step_size", "step_size_bound", "step_size_decay", "min_step_size")}
-    return {method.name: method for method in (
-        SweptMethod("td", "TD(λ)", "step_size", "α", step_sizes, ms.sgd, color="black"),
-        SweptMethod("tidbd-semi", "TIDBD (semi-gradient)", "meta_step_size", "θ",
-                    around_default(tidbd), tidbd,
-                    {"initial_step_size": library_default(tidbd, "initial_step_size"),
-                     "form": "semi_gradient"}, color="tab:blue"),
-        SweptMethod("tidbd-full", "TIDBD (full gradient)", "meta_step_size", "θ",
-                    around_default(tidbd), tidbd,
-                    {"initial_step_size": library_default(tidbd, "initial_step_size"),
-                     "form": "full_gradient"}, color="tab:cyan", linestyle="--"),
-        SweptMethod("autotidbd", "AutoTIDBD", "meta_step_size", "θ", around_default(autotidbd),
-                    autotidbd,
-                    {"initial_step_size": library_default(autotidbd, "initial_step_size"),
-                     "tau": library_default(autotidbd, "tau"), "form": "full_gradient"},
-                    color="tab:orange"),
-        # A learner of its own: built by td_learner from the constants, not by transformation.
-        SweptMethod("swifttd", "SwiftTD", "meta_step_size", "θ", around_default(swifttd),
-                    swifttd, swift_constants, color="tab:red"),
-    )}
-
-
 def budget_methods(budget: Budget) -> dict[str, SweptMethod]:
     return methods(budget.settings["points"])
 
 
-def default_position(method: SweptMethod) -> int:
-    """Where the library's default sits on a meta method's grid: the middle."""
-    return (len(method.grid) - 1) // 2
+class RandomWalkSideBySide(SideBySide):
+    """The side-by-side learner, recording per method ``"<method>/rms_error"`` (the RMS error
+    over the states, of the weights against the true values: the weights are the values,
+    features being one-hot), ``"<method>/max_abs_value"`` (the largest ``|w_i|``) and, for the
+    meta methods, ``"<method>/step_sizes"`` [19]; all NaN once the method diverged."""
 
-
-def td_learner(method: SweptMethod, value: Any, trace_decay: Any):
-    """The learner of ``method`` at ``value`` of its swept parameter, with ``λ = trace_decay``."""
-    if method.name == "swifttd":
-        return ms.td.SwiftTD(NUM_STATES, DISCOUNT, trace_decay, meta_step_size=value,
-                             **method.constants)
-    return ms.td.TDLearner(method.transformation(value), NUM_STATES, DISCOUNT, trace_decay)
-
-
-class SideBySideState(NamedTuple):
-    learners: dict[str, Any]  # method -> its learner's state
-    diverged_at: dict[str, jax.Array]  # method -> int32 step count at divergence, 0 if healthy
-    step: jax.Array  # int32 steps done
-
-
-class SideBySide:
-    """Every method at position ``position`` of its grid, each with its own weights, on one
-    stream. The error the engine watches is 0, so that one method's divergence (its TD error's
-    square past the engine's threshold) stops only that method's numbers. ``record`` gives, per
-    method, ``"<method>/rms_error"`` (the RMS error over the states, of the weights against the
-    true values: the weights are the values, features being one-hot), ``"<method>/max_abs_value"``
-    (the largest ``|w_i|``) and, for the meta methods, ``"<method>/step_sizes"`` [19]; all NaN
-    once the method diverged."""
-
-    num_features = NUM_STATES
-
-    def __init__(self, methods: dict[str, SweptMethod], position: Any, trace_decay: Any):
-        index = jnp.asarray(position).astype(jnp.int32)  # the engine passes grid values as floats
-        self.learners = {name: td_learner(method, jnp.asarray(method.grid)[index], trace_decay)
-                         for name, method in methods.items()}
-
-    def init(self, key: jax.Array) -> SideBySideState:
-        zero = jnp.zeros((), jnp.int32)
-        return SideBySideState({name: learner.init(key) for name, learner in self.learners.items()},
-                               {name: zero for name in self.learners}, zero)
-
-    def step(self, state: SideBySideState, x: jax.Array, y: Any):
-        step = state.step + 1
-        learners, diverged_at = {}, {}
-        for name, learner in self.learners.items():
-            learners[name], output = learner.step(state.learners[name], x, y)
-            previous = state.diverged_at[name]
-            diverged_at[name] = jnp.where(
-                (previous == 0) & diverges(jnp.square(output.error)), step, previous)
-        zero = jnp.zeros((), x.dtype)
-        return SideBySideState(learners, diverged_at, step), StepOutput(zero, zero, zero)
-
-    def record(self, state: SideBySideState) -> dict[str, jax.Array]:
-        records = {}
-        for name, learner in self.learners.items():
-            healthy = state.diverged_at[name] == 0
-            weights = state.learners[name].weights
-            error = jnp.sqrt(jnp.mean(jnp.square(weights - TRUE_VALUES.astype(weights.dtype))))
-            records[f"{name}/rms_error"] = jnp.where(healthy, error, jnp.nan)
-            records[f"{name}/max_abs_value"] = jnp.where(healthy, jnp.max(jnp.abs(weights)),
-                                                         jnp.nan)
-            if name != "td":
-                records[f"{name}/step_sizes"] = jnp.where(
-                    healthy, learner.step_sizes(state.learners[name]), jnp.nan)
-        return records
-
-    def check_problem(self, problem: Problem) -> None:
-        for learner in self.learners.values():
-            learner.check_problem(problem)
+    def method_records(self, name: str, learner: Any, learner_state: Any) -> dict[str, Any]:
+        weights = learner_state.weights
+        error = jnp.sqrt(jnp.mean(jnp.square(weights - TRUE_VALUES.astype(weights.dtype))))
+        return {"rms_error": error, "max_abs_value": jnp.max(jnp.abs(weights)),
+                **super().method_records(name, learner, learner_state)}
 
 
 # ---------------------------------------------------------------------------------------------
 # Shards
-
-# ``make_learner`` per set of methods: ms.sweep caches its compiled program by that function
-# object, so a shard computed again (a rerun, a test) reuses the program.
-LEARNER_FACTORIES: dict[str, Any] = {}
-
-
-def learner_factory(methods: dict[str, SweptMethod]):
-    """``make_learner(trace_decay, position)`` for ``ms.sweep``, one per set of methods (the
-    same names, grids and constants)."""
-    key = repr([method.config() for method in methods.values()])  # configs hold lists: text
-
-    def make_learner(trace_decay, position):
-        return SideBySide(methods, position, trace_decay)
-
-    return LEARNER_FACTORIES.setdefault(key, make_learner)
-
 
 STEP_SIZE_COLUMNS = tuple(f"alpha_s{state:02d}" for state in range(1, NUM_STATES + 1))
 
@@ -203,7 +100,7 @@ def side_by_side_sweep(problem: Problem, methods: dict[str, SweptMethod],
     ``diverged``; the meta methods' learned step sizes per state (``alpha_s01`` …
     ``alpha_s19``) in the rows of the last record (NaN in the others and for TD(λ))."""
     points = len(next(iter(methods.values())).grid)
-    result = ms.sweep(learner_factory(methods), problem,
+    result = ms.sweep(learner_factory(RandomWalkSideBySide, methods), problem,
                       {"trace_decay": list(trace_decays), "position": list(range(points))},
                       seeds=seeds, steps=steps, record_every=record_every)
     num_configs, num_seeds, num_records = result.squared_error.shape
