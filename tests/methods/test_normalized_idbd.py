@@ -12,7 +12,7 @@ from helpers import assert_close, run_learner
 from metastep.methods.normalized_idbd import fan_in
 
 
-def normalized_idbd_reference(xs, ys, mu, alpha0, gamma, rho, eps):
+def normalized_idbd_reference(xs, ys, mu, alpha0, gamma, rho, eps, normalize=True):
     """The rule for a linear unit (targets ``ys`` [steps]) or a dense layer ``y = x @ W`` (targets
     [steps, outputs]), squared loss ½δ², so g = −δ x and c = x². Returns predictions and the
     step sizes α s of every step."""
@@ -26,7 +26,7 @@ def normalized_idbd_reference(xs, ys, mu, alpha0, gamma, rho, eps):
         g = -(y - prediction) * x_in
         c = np.broadcast_to(x_in * x_in, shape)
         v = v + gamma * (g * g - v)
-        s = 1.0 / np.sqrt(v / (1.0 - (1.0 - gamma) ** t) + eps)
+        s = 1.0 / np.sqrt(v / (1.0 - (1.0 - gamma) ** t) + eps) if normalize else 1.0
         z = g * h
         n = n + rho * (z * z - n)
         n_hat = n / (1.0 - (1.0 - rho) ** t)
@@ -51,6 +51,28 @@ def test_matches_numpy_transcription(x64, nonstationary_data, mu, gamma, rho):
     assert np.ptp(np.log(expected_step_sizes[100:])) > 0.5
     assert_close(predictions, expected_predictions)
     assert_close(step_sizes, expected_step_sizes)
+
+
+@pytest.mark.parametrize("mu", [0.003, 0.03])
+def test_without_gradient_normalization_matches_numpy_transcription(x64, nonstationary_data, mu):
+    xs, ys = nonstationary_data(4, steps=1200, num_features=5)
+    method = ms.normalized_idbd(mu, 1.0, normalize_gradients=False)
+    predictions, step_sizes = run_learner(method, xs, ys)
+    expected_predictions, expected_step_sizes = normalized_idbd_reference(
+        xs, ys, mu, 1.0 / 5, 0.001, 0.01, 1e-8, normalize=False)
+    assert np.ptp(np.log(expected_step_sizes[100:])) > 0.5
+    assert_close(predictions, expected_predictions)
+    assert_close(step_sizes, expected_step_sizes)
+
+
+def test_without_gradient_normalization_the_targets_scale_drops_out(x64, nonstationary_data):
+    """Targets × k: every prediction × k, every step size the same (exactly, up to rounding)."""
+    xs, ys = nonstationary_data(5, steps=800, num_features=5)
+    method = ms.normalized_idbd(0.01, 1.0, normalize_gradients=False)
+    predictions, step_sizes = run_learner(method, xs, ys)
+    scaled_predictions, scaled_step_sizes = run_learner(method, xs, 100.0 * ys)
+    np.testing.assert_allclose(scaled_predictions, 100.0 * predictions, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(scaled_step_sizes, step_sizes, rtol=1e-9)
 
 
 def test_dense_kernel_starts_from_its_fan_in_and_matches_the_rule(x64, nonstationary_data):
@@ -133,6 +155,8 @@ def test_step_sizes_before_an_update_and_bad_arguments():
                          ({"eps": 0.0}, "eps")]:
         with pytest.raises(ValueError, match=name):
             ms.normalized_idbd(**kwargs)
+    with pytest.raises(TypeError, match="normalize_gradients"):
+        ms.normalized_idbd(normalize_gradients="yes")
     with pytest.raises(ValueError, match="curvature"):
         method = ms.normalized_idbd()
         method.update(jnp.ones(3), method.init(jnp.zeros(3)))

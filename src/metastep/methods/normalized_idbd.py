@@ -77,6 +77,7 @@ def normalized_idbd(
     gradient_normalizer_rate: float = 0.001,
     meta_normalizer_rate: float = 0.01,
     eps: float = 1e-8,
+    normalize_gradients: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """Normalized IDBD: per-weight step sizes over RMSprop-normalized gradients.
 
@@ -91,6 +92,10 @@ def normalized_idbd(
         ``1 − b₂``).
       meta_normalizer_rate: ``ρ`` in (0, 1], the rate of the average of ``(g h)²``.
       eps: ``ε`` > 0, inside the square root of RMSprop's normalizer.
+      normalize_gradients: False drops RMSprop's normalizer (``s = 1``, ``v`` stays 0): IDBD over
+        plain gradients with the normalized meta-gradient. Then ``α`` has the units of
+        ``1 / c`` (``1 / x²`` for a linear unit) and the whole rule is free of the targets'
+        scale; see docs/methods.md#normalized_idbd for what each choice wins and loses.
 
     Extra arguments of ``update``: ``curvature`` (required), the diagonal curvature ``c``.
     """
@@ -104,6 +109,8 @@ def normalized_idbd(
         if _checks.is_concrete(rate) and rate > 1:
             raise ValueError(f"`{name}` must be in (0, 1], got {rate}")
     _common.check_eps(eps)
+    if not isinstance(normalize_gradients, bool):
+        raise TypeError(f"`normalize_gradients` must be a bool, got {normalize_gradients!r}")
 
     def init_fn(params):
         if initial_step_size is None:
@@ -116,7 +123,8 @@ def normalized_idbd(
         return NormalizedIDBDState(
             _common.new_count(), jax.tree.map(jnp.log, step_size), _common.zeros_like(params),
             _common.zeros_like(params), _common.zeros_like(params),
-            jax.tree.map(lambda a: a / jnp.sqrt(jnp.asarray(eps, a.dtype)), step_size))
+            jax.tree.map(lambda a: a / jnp.sqrt(jnp.asarray(eps, a.dtype)), step_size)
+            if normalize_gradients else jax.tree.map(jnp.copy, step_size))
 
     def update_fn(grads, state, params=None, **extra_args):
         del params
@@ -130,8 +138,11 @@ def normalized_idbd(
             def correction(rate):  # in the weight's dtype: float16 weights keep float16 updates
                 return 1.0 - (1.0 - rate) ** count.astype(_common.dtype_of(g))
 
-            v = v + gradient_normalizer_rate * (g * g - v)
-            scale = jax.lax.rsqrt(v / correction(gradient_normalizer_rate) + eps)
+            if normalize_gradients:
+                v = v + gradient_normalizer_rate * (g * g - v)
+                scale = jax.lax.rsqrt(v / correction(gradient_normalizer_rate) + eps)
+            else:
+                scale = 1.0
             z = g * h
             n = n + meta_normalizer_rate * (z * z - n)
             n_hat = n / correction(meta_normalizer_rate)
