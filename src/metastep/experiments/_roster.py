@@ -49,7 +49,7 @@ FAMILIES = {
 ROSTER = tuple(name for names in FAMILIES.values() for name in names)  # every method, in order
 FAMILY = {name: family for family, names in FAMILIES.items() for name in names}
 GAUSS_NEWTON = ("idbd", "autostep", "smd", "normalized-idbd")  # the methods that read the curvature
-FEATURED_METHODS = ("idbd", "autostep")  # in the step-size heatmaps
+FEATURED_METHODS = ("idbd", "autostep", "normalized-idbd")  # in the step-size heatmaps
 # Mechanic's documentation: "base learning rate set to 1.0 (or any other constant)".
 MECHANIC_BASE_LEARNING_RATE = 1.0
 
