@@ -33,10 +33,19 @@ REQUIRED_KEYS = {
     "permuted-digits": ("answer.tuned_adam", "answer.best_meta_default_vs_tuned_adam"),
     "label-permuted-digits": ("answer.tuned_adam", "answer.best_meta_default_vs_tuned_adam"),
     "permuted-fashion": ("answer.tuned_adam", "answer.best_meta_default_vs_tuned_adam"),
+    "one-default": ("answer.rows", "answer.passed",
+                    "rows.weight-flipping.methods.normalized-idbd.value",
+                    "rows.permuted-digits.methods.normalized-idbd.vs_tuned_adam.difference"),
     "td-random-walk": (
         "first_10_episodes.td.best_alpha", "first_10_episodes.td.best_rms_error",
         *(f"first_10_episodes.{method}.default_rms_error"
           for method in ("tidbd-semi", "tidbd-full", "autotidbd", "swifttd")),
+    ),
+    "td-nonstationary": (
+        "td.best.mean_value_error", "td.best.after_switch_error",
+        *(f"{method}.default.{key}"
+          for method in ("tidbd-semi", "tidbd-full", "autotidbd", "swifttd", "normalized-idbd")
+          for key in ("mean_value_error", "after_switch_error", "segment_end_error")),
     ),
 }
 FIGURES = {
@@ -53,8 +62,10 @@ FIGURES = {
     "permuted-digits": {"online-accuracy", "sensitivity", "step-sizes"},
     "label-permuted-digits": {"online-accuracy", "sensitivity", "step-sizes"},
     "permuted-fashion": {"online-accuracy", "sensitivity", "step-sizes"},
+    "one-default": {"margin-over-tuned-adam", "candidate-step-sizes"},
     "td-random-walk": {"error-vs-step-size", "td-lambda-curves", "meta-step-size-sweeps",
                        "step-sizes-per-state"},
+    "td-nonstationary": {"error-around-switches", "step-sizes-over-time", "error-vs-step-size"},
 }
 
 

@@ -1,0 +1,399 @@
+"""td-nonstationary: how fast TD(λ) and the meta-learned step sizes re-track the values of the
+19-state random walk after its rewards change sign.
+
+The walk of ``td-random-walk`` (``ms.problems.random_walk``: tabular features, γ = 1, rewards −1
+and +1 at the two ends) with ``switch_every = N``: every N steps both rewards change sign, and so
+do all the true values (``v(s) → −v(s)``). A learner that had learned the values is then wrong
+by ``2|v(s)|`` in every state and must learn them again. Segment ``k`` is the steps
+``[kN, (k + 1)N)``; segment 0 starts from zero weights, every later one from a switch.
+
+Methods, all with λ = ``TRACE_DECAY`` and accumulating traces (SwiftTD: its true online trace),
+side by side on one stream per seed (:mod:`metastep.experiments._td`): TD(λ) with a fixed α over
+a grid; TIDBD in both forms, AutoTIDBD and SwiftTD over their meta step size θ, ±2 decades
+around the library's default; and ``ms.normalized_idbd`` (the library's one-default candidate
+for supervised learning) as :class:`ms.td.TDLearner`'s method, over its meta step size μ.
+
+Measure: ``value_error``, the RMS over each bin of ``record_every`` steps of ``v(x_t) −
+v_true(x_t)`` (the prediction made before step t's update, against the true value of the
+current sign), so states are weighted by how often the walk visits them. Per lane, with
+``W`` = ``WINDOW_FRACTION`` of a segment:
+
+* ``mean_value_error``: the mean over the whole run;
+* ``after_switch_error``: the mean over the first ``W`` steps of every segment after a switch;
+* ``segment_end_error``: the mean over the last ``W`` steps of those segments (segment 0, which
+  learns from zero weights, is left out of both);
+* ``recovery_steps``: from the error profile after a switch (each bin's error as a function of
+  the steps since the switch, averaged over switches and seeds), the steps until it has come
+  down ``RECOVERY_FRACTION`` (90%) of the way from its first bin to ``segment_end_error``.
+
+The best configuration of each method has the least ``mean_value_error`` (mean over seeds); a
+configuration with a diverged seed is never chosen. No published number exists for this
+protocol: the summary holds this project's measurements.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+import metastep as ms
+from metastep._learner_protocol import StepOutput
+from metastep.experiments import _td
+from metastep.experiments._base import Budget, Experiment, Shard, SweptMethod
+from metastep.problems import Problem
+
+TRACE_DECAY = 0.9  # λ of every method (the issue's example; the SwiftTD authors' setting)
+BINS_PER_SEGMENT = 20  # records per segment
+WINDOW_FRACTION = 0.2  # the windows after a switch and at a segment's end: 1/5 of a segment
+RECOVERY_FRACTION = 0.9
+
+BUDGETS = {
+    "smoke": Budget(steps=2_000, seeds=2, settings={"points": 3, "switch_every": 500}),
+    "quick": Budget(steps=50_000, seeds=30, settings={"points": 9, "switch_every": 5_000}),
+    "full": Budget(steps=100_000, seeds=50, settings={"points": 13, "switch_every": 5_000}),
+}
+
+
+def methods(points: int) -> dict[str, SweptMethod]:
+    """The methods of td-random-walk, and normalized IDBD as TDLearner's method."""
+    normalized = ms.normalized_idbd
+    return {**_td.methods(points),
+            "normalized-idbd": SweptMethod(
+                "normalized-idbd", "normalized IDBD", "meta_step_size", "μ",
+                _td.meta_grid(normalized, points), normalized, color="tab:green")}
+
+
+def budget_methods(budget: Budget) -> dict[str, SweptMethod]:
+    return methods(budget.settings["points"])
+
+
+def record_every(budget: Budget) -> int:
+    return budget.record_every(BINS_PER_SEGMENT, period=budget.settings["switch_every"])
+
+
+class TrackingSideBySide(_td.SideBySide):
+    """The side-by-side learner, recording per method ``"<method>/value_error"`` (the RMS over
+    the bin of each prediction's error against the stream's true value) and, for the meta
+    methods, ``"<method>/step_sizes"`` [19]; NaN once the method diverged."""
+
+    def step_metrics(self, output: StepOutput, y: Any) -> dict[str, Any]:
+        return {"value_error": jnp.square(output.prediction - y.value)}
+
+    def bin_records(self, means: dict[str, Any]) -> dict[str, Any]:
+        return {key: jnp.sqrt(value) if key.endswith("/value_error") else value
+                for key, value in means.items()}
+
+
+def tracking_sweep(problem: Problem, methods: dict[str, SweptMethod], trace_decay: float,
+                   seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
+    """One row per (method, grid value, seed, record): ``value_error``, ``step_size`` (the
+    geometric mean of the learned step sizes over the states; NaN for TD(λ)) and
+    ``diverged``."""
+    points = len(next(iter(methods.values())).grid)
+    result = ms.sweep(_td.learner_factory(TrackingSideBySide, methods), problem,
+                      {"trace_decay": [trace_decay], "position": list(range(points))},
+                      seeds=seeds, steps=steps, record_every=record_every)
+    num_configs, num_seeds, num_records = result.squared_error.shape
+    config, seed, record = np.indices((num_configs, num_seeds, num_records)).reshape(3, -1)
+    position = result.grid["position"][config].astype(int)
+    tables = []
+    for name, method in methods.items():
+        error = result.records[f"{name}/value_error"].reshape(-1).astype(np.float64)
+        step_sizes = result.records.get(f"{name}/step_sizes")
+        if step_sizes is None:
+            step_size = np.full(error.shape, np.nan)
+        else:  # a step size that underflowed to 0 counts as the smallest normal number
+            logs = np.log(np.maximum(step_sizes.astype(np.float64), np.finfo(np.float32).tiny))
+            step_size = np.exp(logs.mean(axis=-1)).reshape(-1)
+        tables.append(pd.DataFrame({
+            "method": name, "trace_decay": trace_decay, "position": position,
+            "value": np.asarray(method.grid)[position], "seed": result.seeds[seed],
+            "step": result.steps[record], "value_error": error, "step_size": step_size,
+            "diverged": np.isnan(error)}))
+    return pd.concat(tables, ignore_index=True)
+
+
+def shards(budget: Budget) -> list[Shard]:
+    methods = budget_methods(budget)
+    lanes = budget.settings["points"] * budget.seeds
+    problem = ms.problems.random_walk(_td.NUM_STATES, discount=_td.DISCOUNT,
+                                      switch_every=budget.settings["switch_every"])
+    return [Shard.of_call("tracking", tracking_sweep, work=len(methods) * lanes * budget.steps,
+                          engine_lane_steps=lanes * budget.steps, problem=problem,
+                          methods=methods, trace_decay=TRACE_DECAY, seeds=budget.seed_list,
+                          steps=budget.steps, record_every=record_every(budget))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+
+def with_segments(table: pd.DataFrame, switch_every: int) -> pd.DataFrame:
+    """``table`` with each record's ``segment`` and ``since_switch`` (the steps from its
+    segment's start to the end of its bin)."""
+    last_step = table["step"] - 1  # the last step of the record's bin
+    return table.assign(segment=last_step // switch_every,
+                        since_switch=last_step % switch_every + 1)
+
+
+def after_switches(table: pd.DataFrame, switch_every: int) -> pd.DataFrame:
+    """The records of the complete segments that start at a switch (segment ≥ 1), with their
+    ``segment`` and ``since_switch``."""
+    table = with_segments(table, switch_every)
+    complete = (table["segment"] + 1) * switch_every <= table["step"].max()
+    return table[(table["segment"] >= 1) & complete]
+
+
+def window_steps(switch_every: int) -> int:
+    return max(1, round(WINDOW_FRACTION * switch_every))
+
+
+def lane_errors(table: pd.DataFrame, switch_every: int) -> pd.DataFrame:
+    """Per (method, value, seed): ``mean_value_error``, ``after_switch_error``,
+    ``segment_end_error`` and ``diverged`` (see the module docstring)."""
+    tracking = after_switches(table, switch_every)
+    window = window_steps(switch_every)
+    keys = ["method", "value", "seed"]
+    after = tracking[tracking["since_switch"] <= window]
+    end = tracking[tracking["since_switch"] > switch_every - window]
+    return pd.DataFrame({
+        "mean_value_error": table.groupby(keys)["value_error"].mean(),
+        "after_switch_error": after.groupby(keys)["value_error"].mean(),
+        "segment_end_error": end.groupby(keys)["value_error"].mean(),
+        "diverged": table.groupby(keys)["diverged"].any(),
+    })
+
+
+def recovery_steps(profile: pd.Series, settled: float) -> float:
+    """The steps after a switch until ``profile`` (error by ``since_switch``) has come down
+    ``RECOVERY_FRACTION`` of the way from its first value to ``settled``; NaN if it never
+    does, or if its first value is not above ``settled`` (no jump to recover from)."""
+    if not profile.iloc[0] > settled:
+        return np.nan
+    target = settled + (1.0 - RECOVERY_FRACTION) * (profile.iloc[0] - settled)
+    reached = profile.index[profile.to_numpy() <= target]
+    return float(reached[0]) if len(reached) else np.nan
+
+
+def configuration_errors(table: pd.DataFrame, switch_every: int) -> pd.DataFrame:
+    """Per (method, value): the lane errors averaged over seeds (and the standard error of the
+    mean error over seeds), ``recovery_steps`` and ``diverged_seeds``; every number NaN where a
+    seed diverged."""
+    lanes = lane_errors(table, switch_every)
+    configs = lanes.groupby(["method", "value"]).agg(
+        mean_value_error=("mean_value_error", "mean"),
+        mean_value_error_se=("mean_value_error", "sem"),
+        after_switch_error=("after_switch_error", "mean"),
+        segment_end_error=("segment_end_error", "mean"),
+        diverged_seeds=("diverged", "sum"))
+    profiles = switch_profiles(table, switch_every)
+    configs["recovery_steps"] = [
+        recovery_steps(profiles.loc[key], settled) if key in profiles.index else np.nan
+        for key, settled in configs["segment_end_error"].items()]
+    numbers = ["mean_value_error", "mean_value_error_se", "after_switch_error",
+               "segment_end_error", "recovery_steps"]
+    configs.loc[configs["diverged_seeds"] > 0, numbers] = np.nan
+    return configs
+
+
+def switch_profiles(table: pd.DataFrame, switch_every: int) -> pd.Series:
+    """The error by steps since a switch, averaged over the switches and seeds: indexed by
+    (method, value, since_switch)."""
+    tracking = after_switches(table, switch_every)
+    return tracking.groupby(["method", "value", "since_switch"])["value_error"].mean()
+
+
+def entry(configs: pd.DataFrame, value: float) -> dict[str, float]:
+    row = configs.loc[value]
+    return {"value": float(value), **{name: float(row[name]) for name in (
+        "mean_value_error", "mean_value_error_se", "after_switch_error", "segment_end_error",
+        "recovery_steps")}}
+
+
+def paired_difference(errors: pd.Series, reference: pd.Series) -> dict[str, float]:
+    """``errors − reference`` (indexed by seed), its mean and standard error over seeds."""
+    difference = (errors - reference).dropna()
+    return {"mean": float(difference.mean()), "standard_error": float(difference.sem())}
+
+
+def tracking_summary(table: pd.DataFrame, methods: dict[str, SweptMethod],
+                     switch_every: int) -> dict[str, Any]:
+    """Per method: its best configuration (least mean error) and, for the meta methods, its
+    defaults and their mean error minus TD(λ)'s at its best α (paired by seed); and the
+    slowest recovery of a meta method at its defaults."""
+    configs = configuration_errors(table, switch_every)
+    lanes = lane_errors(table, switch_every)["mean_value_error"]
+    summary: dict[str, Any] = {}
+    for name, method in methods.items():
+        at_method = configs.loc[name]
+        finite = at_method["mean_value_error"].dropna()
+        summary[name] = {"best": entry(at_method, finite.idxmin()) if len(finite) else None}
+        if name != "td":
+            default = method.grid[_td.default_position(method)]
+            summary[name]["default"] = entry(at_method, at_method.index[
+                np.argmin(np.abs(at_method.index.to_numpy() - default))])
+            if summary["td"]["best"] is not None:
+                summary[name]["default_vs_td_best"] = paired_difference(
+                    lanes.loc[(name, summary[name]["default"]["value"])],
+                    lanes.loc[("td", summary["td"]["best"]["value"])])
+    recoveries = [summary[name]["default"]["recovery_steps"] for name in methods if name != "td"]
+    summary["slowest_default_recovery_steps"] = float(np.max(recoveries))
+    summary["td_best_recovery_steps"] = (summary["td"]["best"] or {}).get("recovery_steps",
+                                                                          np.nan)
+    return summary
+
+
+def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]:
+    switch_every = budget.settings["switch_every"]
+    return {"switch_every": switch_every, "trace_decay": TRACE_DECAY,
+            "window_steps": window_steps(switch_every),
+            "record_every": record_every(budget), "steps": budget.steps,
+            **tracking_summary(tables["tracking"], budget_methods(budget), switch_every)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+def shown_configurations(table: pd.DataFrame, methods: dict[str, SweptMethod],
+                         switch_every: int) -> dict[str, float]:
+    """The configuration drawn per method: a meta method's default, TD(λ)'s best α."""
+    shown = {}
+    for name, method in methods.items():
+        if name == "td":
+            errors = configuration_errors(table, switch_every).loc["td", "mean_value_error"]
+            shown[name] = float(errors.idxmin()) if errors.notna().any() else method.grid[0]
+        else:
+            shown[name] = method.grid[_td.default_position(method)]
+    return shown
+
+
+def mean_error_over_time(table: pd.DataFrame, name: str, value: float) -> pd.Series:
+    """The value error of ``name`` at ``value`` by step, averaged over seeds."""
+    rows = table[(table["method"] == name) & np.isclose(table["value"], value)]
+    return rows.groupby("step")["value_error"].mean()
+
+
+def label(method: SweptMethod, value: float) -> str:
+    which = "best" if method.name == "td" else "default"
+    return f"{method.title}, {which} {method.symbol} = {value:.3g}"
+
+
+def switch_lines(axes, steps: int, switch_every: int) -> None:
+    for switch in range(switch_every, steps, switch_every):
+        axes.axvline(switch, color="0.6", linestyle=":", linewidth=0.8)
+
+
+def error_figure(table: pd.DataFrame, methods: dict[str, SweptMethod],
+                 switch_every: int) -> Figure:
+    """Left: the value error over the run (mean over seeds), the switches dotted. Right: the
+    error against the steps since a switch, averaged over the switches and seeds."""
+    shown = shown_configurations(table, methods, switch_every)
+    profiles = switch_profiles(table, switch_every)
+    figure = Figure(figsize=(13, 4.8), layout="constrained")
+    over_time, after_switch = figure.subplots(1, 2, width_ratios=(2, 1))
+    for name, method in methods.items():
+        style = {"color": method.color, "linestyle": method.linestyle}
+        curve = mean_error_over_time(table, name, shown[name])
+        over_time.plot(curve.index, curve, label=label(method, shown[name]), **style)
+        matching = [value for value in profiles.loc[name].index.unique(level="value")
+                    if np.isclose(value, shown[name])]
+        if matching:
+            profile = profiles.loc[(name, matching[0])]
+            after_switch.plot(profile.index, profile, **style)
+    switch_lines(over_time, int(table["step"].max()), switch_every)
+    over_time.set_xlabel("step (dotted: the rewards change sign)")
+    over_time.set_ylabel("RMS value error per bin (mean over seeds)")
+    after_switch.set_xlabel("steps since a switch")
+    after_switch.set_ylabel("RMS value error (mean over switches and seeds)")
+    for axes in (over_time, after_switch):
+        axes.set_ylim(bottom=0)
+    figure.legend(*over_time.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+    figure.suptitle(f"Random walk, rewards switching sign every {switch_every:,} steps, "
+                    f"λ = {TRACE_DECAY:g}")
+    return figure
+
+
+def step_size_figure(table: pd.DataFrame, methods: dict[str, SweptMethod],
+                     switch_every: int) -> Figure:
+    """The meta methods' learned step sizes over time at their defaults: the geometric mean
+    over the 19 states, then over seeds."""
+    figure = Figure(figsize=(10, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for name, method in methods.items():
+        if name == "td":
+            continue
+        value = method.grid[_td.default_position(method)]
+        rows = table[(table["method"] == name) & np.isclose(table["value"], value)]
+        logs = np.log(rows["step_size"]).groupby(rows["step"]).mean()
+        axes.plot(logs.index, np.exp(logs), color=method.color, linestyle=method.linestyle,
+                  label=label(method, value))
+    best_alpha = shown_configurations(table, {"td": methods["td"]}, switch_every)["td"]
+    axes.axhline(best_alpha, color="black", linestyle="--", linewidth=0.8,
+                 label=f"TD(λ)'s best fixed α = {best_alpha:.3g}")
+    switch_lines(axes, int(table["step"].max()), switch_every)
+    axes.set_yscale("log")
+    axes.set_xlabel("step (dotted: the rewards change sign)")
+    axes.set_ylabel("step size: geometric mean over states and seeds")
+    axes.legend(loc="best", fontsize=8)
+    axes.set_title("Learned step sizes at each method's defaults", fontsize=10)
+    return figure
+
+
+ERROR_AXIS_TOP = 1.0  # larger errors (a step size too large) are drawn at the top
+
+
+def sweep_figure(table: pd.DataFrame, methods: dict[str, SweptMethod],
+                 switch_every: int) -> Figure:
+    """One panel per method: the error over the run, after a switch and at a segment's end,
+    against its swept step size (log scale); a configuration where a seed diverged is left
+    out."""
+    configs = configuration_errors(table, switch_every)
+    figure = Figure(figsize=(14, 4.2), layout="constrained")
+    panels = figure.subplots(1, len(methods), sharey=True)
+    styles = {"mean_value_error": ("o-", "whole run"),
+              "after_switch_error": ("^--", "first 1/5 of a segment after a switch"),
+              "segment_end_error": ("v:", "last 1/5 of a segment")}
+    for axes, (name, method) in zip(panels, methods.items()):
+        curves = configs.loc[name]
+        for column, (marker, text) in styles.items():
+            axes.plot(curves.index, curves[column].clip(upper=ERROR_AXIS_TOP), marker,
+                      color=method.color, label=text)
+        if name != "td":
+            axes.axvline(method.grid[_td.default_position(method)], color="0.3",
+                         linestyle="--", linewidth=0.8)
+        axes.set_xscale("log")
+        axes.set_ylim(0, ERROR_AXIS_TOP)
+        axes.set_xlabel(f"{method.symbol} (log scale)")
+        axes.set_title(method.title, fontsize=10)
+    panels[0].set_ylabel("RMS value error (mean over seeds)")
+    figure.legend(*panels[0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
+    figure.suptitle("Error against each method's step size or meta step size (dashed: the "
+                    f"library's default; errors above {ERROR_AXIS_TOP:g} drawn at the top)")
+    return figure
+
+
+def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure]:
+    table, methods = tables["tracking"], budget_methods(budget)
+    switch_every = budget.settings["switch_every"]
+    return {"error-around-switches": error_figure(table, methods, switch_every),
+            "step-sizes-over-time": step_size_figure(table, methods, switch_every),
+            "error-vs-step-size": sweep_figure(table, methods, switch_every)}
+
+
+EXPLANATION = """
+"""
+
+EXPERIMENT = Experiment(
+    name="td-nonstationary",
+    description="TD(λ), TIDBD, AutoTIDBD, SwiftTD and normalized IDBD re-tracking the values of "
+    "the 19-state random walk after its rewards change sign",
+    budgets=BUDGETS,
+    shards=shards,
+    summarize=summarize,
+    figures=figures,
+    published=[],
+    explanation=EXPLANATION,
+)
