@@ -24,6 +24,7 @@ from metastep.experiments._base import (
 REPORT_ORDER = (
     "switching-2d", "weight-flipping", "noisy-tracking", "scale-sensitivity", "delta-delta",
     "slowly-changing-regression", "permuted-digits", "label-permuted-digits", "permuted-fashion",
+    "one-default",
 )
 
 

@@ -233,7 +233,10 @@ def find_answers(summary: Mapping[str, Any], prefix: str = "") -> list[tuple[str
 
 def answer_text(where: str, answer: Mapping[str, Any]) -> str:
     """A continual benchmark's answer in words: the best meta method at its default against
-    tuned Adam, the difference ± its standard error (positive: the meta method is better)."""
+    tuned Adam, the difference ± its standard error (positive: the meta method is better); an
+    answer that states itself in words (``text``) as it is."""
+    if "text" in answer:
+        return f"{where + ': ' if where else ''}{answer['text']}"
     difference = answer["best_meta_default_vs_tuned_adam"]
     error = answer.get("standard_error")
     text = (f"{where + ': ' if where else ''}{answer['best_meta_default_method']} at its default "

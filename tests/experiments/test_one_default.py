@@ -1,0 +1,141 @@
+"""one-default: the verdicts on hand-made tables (better passes, worse fails, diverged fails; the
+error rows read alike at every scale), and the smoke run's rows and methods. (test_every_experiment
+checks its tables, summary and figures with the others'.)"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metastep.experiments import one_default
+from metastep.experiments.one_default import CANDIDATE, METHODS, REFERENCE, TUNED
+from metastep.report.build import answer_text
+
+SEEDS = (0, 1, 2)
+SMOKE = one_default.EXPERIMENT.budget("smoke")
+STREAMS = {stream.name: stream for stream in one_default.streams(SMOKE)}
+ADAM_STEP_SIZES = (1e-3, 1e-2)
+
+
+def hand_made_table(stream, runs, scale=1.0, steps=(10, 20, 30)):
+    """A table as ``group_sweep`` writes it: ``runs`` maps method -> one number per seed (NaN:
+    diverged), the metric constant over the records; Adam's at each of ADAM_STEP_SIZES (its
+    second: the first worse by 1 in the metric's own direction). Error metrics × scale²."""
+    records = []
+    sign = 1 if stream.metric == "accuracy" else -1
+    for method, per_seed in runs.items():
+        values = ADAM_STEP_SIZES if method == TUNED else (0.5,)
+        for value in values:
+            worse = method == TUNED and value == ADAM_STEP_SIZES[0]
+            for seed, number in zip(SEEDS, per_seed):
+                number = number - sign * 1.0 if worse else number
+                if stream.metric == "squared_error":
+                    number = number * scale**2
+                for step in steps:
+                    records.append({"row": stream.row(scale), "scale": scale, "method": method,
+                                    "value": value, "seed": seed, "step": step,
+                                    stream.metric: number, "optimal_mse": 2.0})
+    return pd.DataFrame(records)
+
+
+def summary_of(stream, runs, scale=1.0, **table_options):
+    table = hand_made_table(stream, runs, scale, **table_options)
+    values = one_default.run_values(table, stream)
+    return one_default.row_summary(values.loc[stream.row(scale)], stream, scale)
+
+
+# A deep error row: the candidate beats both references, IDBD beats Adam only, Autostep
+# diverged in one seed, MetaOptimize is worse than both.
+ERROR_RUNS = {CANDIDATE: [1.0, 1.1, 0.9], "idbd": [1.9, 2.0, 2.1], "autostep": [1.0, np.nan, 1.0],
+              "metaoptimize": [3.0, 3.1, 3.2], TUNED: [2.0, 2.2, 2.4], REFERENCE: [1.5, 1.6, 1.7]}
+
+
+def test_deep_verdicts_pass_only_a_method_that_beats_both_references():
+    row = summary_of(STREAMS["slowly-changing-regression-redraw"], ERROR_RUNS)
+    methods = row["methods"]
+    assert {name: methods[name]["verdict"] for name in METHODS} == {
+        CANDIDATE: "pass", "idbd": "fail", "autostep": "fail", "metaoptimize": "fail",
+        TUNED: "reference", REFERENCE: "reference"}
+    assert row["tuned_adam_step_size"] == ADAM_STEP_SIZES[1]  # the lower error of its grid
+    candidate = methods[CANDIDATE]
+    # Paired over seeds, positive = better (lower error): Adam − candidate = 1.0, 1.1, 1.5.
+    assert candidate["vs_tuned_adam"]["difference"] == pytest.approx(1.2)
+    assert candidate["vs_tuned_adam"]["se"] == pytest.approx(np.std([1.0, 1.1, 1.5], ddof=1)
+                                                             / math.sqrt(3))
+    assert candidate["vs_tuned_adam"]["beyond_2se"]
+    assert candidate["margin_over_tuned_adam"] == pytest.approx((2.2 - 1.0) / 2.2)
+    assert methods["idbd"]["vs_mechanic"]["difference"] < 0 < methods["idbd"]["vs_tuned_adam"][
+        "difference"]
+    autostep = methods["autostep"]
+    assert autostep["diverged_seeds"] == 1 and math.isnan(autostep["value"])
+    assert math.isnan(autostep["vs_tuned_adam"]["difference"])
+
+
+def test_accuracy_rows_count_higher_as_better():
+    runs = {name: [0.5 + 0.01 * seed for seed in SEEDS] for name in METHODS}
+    runs[CANDIDATE] = [0.7, 0.72, 0.69]
+    runs["idbd"] = [0.4, 0.41, 0.42]
+    row = summary_of(STREAMS["permuted-digits"], runs)
+    assert row["methods"][CANDIDATE]["verdict"] == "pass"
+    assert row["methods"]["idbd"]["verdict"] == "fail"
+    assert row["tuned_adam_step_size"] == ADAM_STEP_SIZES[1]  # the higher accuracy
+    assert row["methods"][CANDIDATE]["margin_over_tuned_adam"] == pytest.approx(
+        np.mean(runs[CANDIDATE]) - 0.51)
+
+
+@pytest.mark.parametrize("scale", [0.1, 10.0])
+def test_error_rows_read_alike_at_every_scale(scale):
+    stream = STREAMS["slowly-changing-regression-flip-one"]
+    reference = summary_of(stream, ERROR_RUNS)
+    scaled = summary_of(stream, ERROR_RUNS, scale)
+    for name in METHODS:
+        for key in ("value", "margin_over_tuned_adam", "verdict"):
+            expected, measured = reference["methods"][name][key], scaled["methods"][name][key]
+            if isinstance(expected, str):
+                assert measured == expected, (name, key)
+            else:
+                np.testing.assert_allclose(measured, expected, rtol=1e-12, err_msg=name)
+    assert scaled["scale"] == scale
+
+
+def test_linear_bars():
+    # Weight flipping: the MSE over the last third only (the first record is left out).
+    runs = {name: [1.6, 1.6, 1.6] for name in METHODS}
+    runs[CANDIDATE] = [1.4, 1.44, 1.45]
+    runs["idbd"] = [1.4, 1.5, 1.5]
+    runs["autostep"] = [1.0, np.nan, 1.0]
+    row = summary_of(STREAMS["weight-flipping"], runs, 10.0)
+    verdicts = {name: row["methods"][name]["verdict"] for name in METHODS}
+    assert verdicts == {CANDIDATE: "pass", "idbd": "fail", "autostep": "fail",
+                        "metaoptimize": "fail", TUNED: "fail", REFERENCE: "fail"}
+    table = hand_made_table(STREAMS["weight-flipping"], runs)
+    table.loc[table["step"] == 10, "squared_error"] = 100.0  # burn-in: not measured
+    values = one_default.run_values(table, STREAMS["weight-flipping"])
+    assert values.loc[("weight-flipping", CANDIDATE, 0.5, 0)] == pytest.approx(1.4)
+    # Noisy tracking: MSE / s² / the optimum's (2.0 in the hand-made table).
+    runs = {name: [2.1, 2.1, 2.1] for name in METHODS}
+    runs[CANDIDATE] = [2.0, 2.02, 2.04]
+    row = summary_of(STREAMS["noisy-tracking-paper"], runs, 0.1)
+    assert row["methods"][CANDIDATE]["value"] == pytest.approx(1.01)
+    assert row["methods"][CANDIDATE]["verdict"] == "pass"
+    assert row["methods"]["idbd"]["verdict"] == "fail"  # 1.05
+
+
+def test_smoke_run_has_every_row_and_method(smoke_run):
+    tables = smoke_run.tables("one-default")
+    summary = one_default.summarize(tables, SMOKE)
+    expected_rows = [stream.row(scale) for stream in STREAMS.values() for scale in stream.scales]
+    assert len(expected_rows) == 18 and list(summary["rows"]) == expected_rows
+    for row in summary["rows"].values():
+        assert list(row["methods"]) == list(METHODS)
+        assert all(entry["seeds"] >= 1 for entry in row["methods"].values())
+    answer = summary["answer"]
+    failed = [name for name in answer["failed_rows"].split(", ") if name]
+    assert answer["passed"] + len(failed) == answer["rows"] == 18
+    assert answer_text("", answer) == answer["text"]
+    # Adam's grid moves with the targets' scale; the other methods' settings do not.
+    table = pd.concat([tables[name] for name in tables if name.startswith("weight-flipping-")])
+    values = table.groupby(["method", "scale"])["value"].unique()
+    np.testing.assert_allclose(values[(TUNED, 10.0)], 100 * values[(TUNED, 0.1)])
+    np.testing.assert_array_equal(values[(CANDIDATE, 10.0)], values[(CANDIDATE, 0.1)])
