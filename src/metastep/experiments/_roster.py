@@ -5,9 +5,11 @@ The roster (:func:`roster`), in three families (:data:`FAMILIES`):
 * ``tuned``: SGD, Adam and RMSprop (``ms.sgd``, ``ms.adam``, ``ms.rmsprop``), their step size
   swept around a centre that each experiment chooses; reported at their best step size.
 * ``meta``: IDBD, Autostep, SMD, MetaOptimize, Adam-HD and normalized IDBD (the candidate for one
-  default, ``ms.normalized_idbd``), every hyperparameter at the library's default (their meta step
-  size is swept around it, to measure the sensitivity); IDBD, Autostep, SMD and normalized IDBD
-  read the Gauss-Newton curvature (``ms.deep.extra_args``), the others only the gradient.
+  default, ``ms.normalized_idbd``, in its two forms: over RMSprop-normalized gradients, the
+  default, and over plain gradients, ``normalize_gradients=False``), every hyperparameter at the
+  library's default (their meta step size is swept around it, to measure the sensitivity); IDBD,
+  Autostep, SMD and normalized IDBD read the Gauss-Newton curvature (``ms.deep.extra_args``), the
+  others only the gradient.
 * ``free``: the learning-rate-free peers of ``optax.contrib``: Prodigy (its learning-rate
   factor), Mechanic around ``optax.adam`` (the base learning rate) and schedule-free AdamW (its
   learning rate), at optax's defaults and swept around them. Schedule-free predicts with the point
@@ -43,12 +45,13 @@ from metastep.experiments._base import SweptMethod
 
 FAMILIES = {
     "tuned": ("sgd", "adam", "rmsprop"),
-    "meta": ("idbd", "autostep", "smd", "metaoptimize", "adam-hd", "normalized-idbd"),
+    "meta": ("idbd", "autostep", "smd", "metaoptimize", "adam-hd", "normalized-idbd",
+             "normalized-idbd-plain"),
     "free": ("prodigy", "mechanic", "schedule-free-adamw"),
 }
 ROSTER = tuple(name for names in FAMILIES.values() for name in names)  # every method, in order
 FAMILY = {name: family for family, names in FAMILIES.items() for name in names}
-GAUSS_NEWTON = ("idbd", "autostep", "smd", "normalized-idbd")  # the methods that read the curvature
+GAUSS_NEWTON = ("idbd", "autostep", "smd", "normalized-idbd", "normalized-idbd-plain")  # the methods that read the curvature
 FEATURED_METHODS = ("idbd", "autostep", "normalized-idbd")  # in the step-size heatmaps
 # Mechanic's documentation: "base learning rate set to 1.0 (or any other constant)".
 MECHANIC_BASE_LEARNING_RATE = 1.0
@@ -117,6 +120,10 @@ def roster(names: Sequence[str], points: int,
         SweptMethod("normalized-idbd", "Normalized IDBD", "meta_step_size", "μ",
                     meta("normalized-idbd", ms.normalized_idbd), ms.normalized_idbd,
                     color="black"),
+        SweptMethod("normalized-idbd-plain", "Normalized IDBD, plain gradients",
+                    "meta_step_size", "μ", meta("normalized-idbd-plain", ms.normalized_idbd),
+                    functools.partial(ms.normalized_idbd, normalize_gradients=False),
+                    color="0.3", linestyle="--"),
         SweptMethod("prodigy", "Prodigy", "learning_rate", "factor",
                     grid("prodigy", 0.5, contrib.prodigy, "learning_rate"),
                     contrib.prodigy, color="tab:green", linestyle="-."),
