@@ -54,7 +54,8 @@ def methods(points: int) -> dict[str, SweptMethod]:
         SweptMethod("autotidbd", "AutoTIDBD", "meta_step_size", "θ",
                     meta_grid(autotidbd, points), autotidbd,
                     {"initial_step_size": library_default(autotidbd, "initial_step_size"),
-                     "tau": library_default(autotidbd, "tau"), "form": "full_gradient"},
+                     "tau": library_default(autotidbd, "tau"), "form": "full_gradient",
+                     "variant": "paper"},
                     color="tab:orange"),
         # A learner of its own: built by td_learner from the constants, not by transformation.
         SweptMethod("swifttd", "SwiftTD", "meta_step_size", "θ", meta_grid(swifttd, points),
