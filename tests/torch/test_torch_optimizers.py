@@ -31,6 +31,11 @@ CONFIGURATIONS = {
                     "min_step_size", (1e-6, 0.03)),
     "smd": (mst.SMD, {"meta_step_size": 0.05, "decay": 0.9}, "decay", (0.9, 0.5)),
     "metaoptimize": (mst.MetaOptimize, {"meta_step_size": 1e-2}, "base", ("adam", "lion")),
+    "normalized_idbd": (mst.NormalizedIDBD, {"meta_step_size": 0.03}, "normalize_gradients",
+                        (True, False)),
+    "normalized_idbd_one_tensor_at_a_time": (
+        mst.NormalizedIDBD, {"meta_step_size": 0.03, "foreach": False}, "unit_step_size",
+        (0.1, 0.3)),
 }
 OPTIMIZERS = {
     name: (
@@ -164,6 +169,8 @@ def test_step_sizes_before_the_first_step_are_the_initial_ones():
         (mst.DeltaDelta([p], initial_step_size=0.3), 0.3),
         (mst.SMD([p], initial_step_size=0.3), 0.3),
         (mst.MetaOptimize([p], initial_step_size=0.3), 0.3),
+        (mst.NormalizedIDBD([p], initial_step_size=0.3, eps=1e-4), 0.3 / 1e-2),
+        (mst.NormalizedIDBD([p], 0.1, 0.3, normalize_gradients=False), 0.3 / 3),  # fan-in 3
     ]
     for optimizer, expected in cases:
         (step_sizes,) = mst.step_sizes(optimizer)
@@ -191,6 +198,16 @@ def test_step_sizes_before_the_first_step_are_the_initial_ones():
     (lambda p: mst.MetaOptimize(p, weight_decay=-1.0), "`weight_decay` must be >= 0"),
     (lambda p: mst.MetaOptimize(p, base_options={"beta": 1}), "`base_options` of base 'adam'"),
     (lambda p: mst.MetaOptimize(p, meta_step_size="fast"), "`meta_step_size` must be a real"),
+    (lambda p: mst.NormalizedIDBD(p, meta_step_size=-1.0), "`meta_step_size` must be >= 0"),
+    (lambda p: mst.NormalizedIDBD(p, unit_step_size=0.0), "`unit_step_size` must be > 0"),
+    (lambda p: mst.NormalizedIDBD(p, initial_step_size=-0.1), "`initial_step_size` must be > 0"),
+    (lambda p: mst.NormalizedIDBD(p, gradient_normalizer_rate=1.5),
+     r"`gradient_normalizer_rate` must be in \(0, 1\]"),
+    (lambda p: mst.NormalizedIDBD(p, meta_normalizer_rate=0.0),
+     "`meta_normalizer_rate` must be > 0"),
+    (lambda p: mst.NormalizedIDBD(p, eps=0.0), "`eps` must be > 0"),
+    (lambda p: mst.NormalizedIDBD(p, normalize_gradients=1), "`normalize_gradients` must be a"),
+    (lambda p: mst.NormalizedIDBD(p, foreach="yes"), "`foreach` must be a bool"),
 ])
 def test_invalid_hyperparameters_are_named(make, match):
     with pytest.raises(ValueError, match=match):
@@ -211,14 +228,14 @@ def test_hyperparameters_are_checked_in_new_groups_and_at_each_step():
 def test_invalid_steps_are_named():
     p = torch.zeros(2, 3, requires_grad=True)
     p.grad = torch.ones(2, 3)
-    for optimizer in (mst.IDBD([p]), mst.Autostep([p])):
+    for optimizer in (mst.IDBD([p]), mst.Autostep([p]), mst.NormalizedIDBD([p])):
         with pytest.raises(ValueError, match="needs `curvature` in step"):
             optimizer.step()
+        with pytest.raises(ValueError, match=r"`curvature\[0\]` must be a tensor of the "
+                                             r"parameter's shape \(2, 3\), got \(3, 2\)"):
+            optimizer.step(curvature=[torch.ones(3, 2)])
     with pytest.raises(ValueError, match="SMD needs `curvature_vector_product`"):
         mst.SMD([p]).step()
-    with pytest.raises(ValueError, match=r"`curvature\[0\]` must be a tensor of the parameter's "
-                                         r"shape \(2, 3\), got \(3, 2\)"):
-        mst.IDBD([p]).step(curvature=[torch.ones(3, 2)])
     with pytest.raises(ValueError, match="one tensor per parameter"):
         mst.IDBD([p]).step(curvature=[torch.ones(2, 3)] * 2)
     with pytest.raises(ValueError, match=r"`curvature_vector_product\(v\)\[0\]` must be a tensor"):

@@ -39,6 +39,8 @@ FAST_CASES = {
         lambda p: mst.MetaOptimize(p, "adamw", "adam", 1e-2, 1e-2, discount=0.9,
                                    weight_decay=1e-2),
     ),
+    "normalized_idbd": (lambda: ms.normalized_idbd(0.03),
+                        lambda p: mst.NormalizedIDBD(p, 0.03)),
 }
 MORE_CASES = {
     "idbd_scalar_bounded": (
@@ -54,6 +56,17 @@ MORE_CASES = {
     "autostep_fan_in": (
         lambda: ms.autostep(0.05, 0.5, 100.0, unit_axes="fan_in"),
         lambda p: mst.Autostep(p, 0.05, 0.5, 100.0, unit_axes="fan_in"),
+    ),
+    "normalized_idbd_plain_gradients": (
+        lambda: ms.normalized_idbd(0.03, normalize_gradients=False),
+        lambda p: mst.NormalizedIDBD(p, 0.03, normalize_gradients=False),
+    ),
+    "normalized_idbd_one_tensor_at_a_time": (
+        lambda: ms.normalized_idbd(0.03, initial_step_size=0.02, gradient_normalizer_rate=0.01,
+                                   meta_normalizer_rate=0.1),
+        lambda p: mst.NormalizedIDBD(p, 0.03, initial_step_size=0.02,
+                                     gradient_normalizer_rate=0.01, meta_normalizer_rate=0.1,
+                                     foreach=False),
     ),
     "sgd_hd": (lambda: ms.hypergradient(1e-5, 1e-2), lambda p: mst.SGDHD(p, 1e-5, 1e-2)),
     "sgd_hd_floor": (

@@ -24,6 +24,7 @@ from metastep.torch.delta_delta import DeltaDelta
 from metastep.torch.hypergradient import SGDHD, AdamHD
 from metastep.torch.idbd import IDBD
 from metastep.torch.metaoptimize import MetaOptimize
+from metastep.torch.normalized_idbd import NormalizedIDBD
 from metastep.torch.smd import SMD
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "IDBD",
     "MetaOptimize",
     "MetaStepOptimizer",
+    "NormalizedIDBD",
     "step_sizes",
 ]
