@@ -286,7 +286,7 @@ def test_importing_the_jax_core_leaves_torch_out():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["idbd", "metaoptimize"])
+@pytest.mark.parametrize("name", ["idbd", "metaoptimize", "normalized_idbd"])
 def test_torch_compile_of_the_step_matches_eager(name):
     """``torch.compile`` traces the step (it recompiles once, when the state appears)."""
     make = OPTIMIZERS[name][0]
