@@ -2,12 +2,14 @@
 error rows read alike at every scale), and the smoke run's rows and methods. (test_every_experiment
 checks its tables, summary and figures with the others'.)"""
 
+import inspect
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import metastep as ms
 from metastep.experiments import one_default
 from metastep.experiments.one_default import CANDIDATE, METHODS, REFERENCE, TUNED
 from metastep.report.build import answer_text
@@ -134,6 +136,10 @@ def test_smoke_run_has_every_row_and_method(smoke_run):
     failed = [name for name in answer["failed_rows"].split(", ") if name]
     assert answer["passed"] + len(failed) == answer["rows"] == 18
     assert answer_text("", answer) == answer["text"]
+    # The candidate's settings as its signature gives them now (they may change).
+    settings = inspect.signature(ms.normalized_idbd).parameters
+    assert summary["candidate_settings"] == {name: parameter.default
+                                             for name, parameter in settings.items()}
     # Adam's grid moves with the targets' scale; the other methods' settings do not.
     table = pd.concat([tables[name] for name in tables if name.startswith("weight-flipping-")])
     values = table.groupby(["method", "scale"])["value"].unique()

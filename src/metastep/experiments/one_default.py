@@ -27,6 +27,7 @@ for noisy tracking, ``optimal_mse``; deep rows add ``task``.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -229,9 +230,20 @@ class Group:
         return {"stream": self.stream.config(),
                 "methods": {method.name: {"family": FAMILY[method.name],
                                           method.parameter: list(method.grid),
-                                          "curvature": curvature(method)}
-                            for method in self.methods},
-                "other_hyperparameters": "the defaults of metastep and optax.contrib"}
+                                          "curvature": curvature(method),
+                                          "defaults": signature_defaults(method.optimizer)}
+                            for method in self.methods}}
+
+
+def signature_defaults(function) -> dict[str, Any]:
+    """The settings in ``function``'s signature (a ``functools.partial``'s arguments included):
+    what a "default" column ran with, which a later library version may change. Numbers and
+    strings as they are, other values in words."""
+    call = function if isinstance(function, functools.partial) else functools.partial(function)
+    bound = inspect.signature(call.func).bind_partial(*call.args, **call.keywords)
+    bound.apply_defaults()
+    return {name: value if isinstance(value, (bool, int, float, str, type(None))) else repr(value)
+            for name, value in bound.arguments.items()}
 
 
 def groups(stream: Stream, adam_points: int) -> list[tuple[str, Group]]:
@@ -434,6 +446,7 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]
             + (f"; not run: {unavailable} (no data)" if unavailable else ""))
     return {
         "candidate": CANDIDATE,
+        "candidate_settings": signature_defaults(ms.normalized_idbd),
         "rows": rows,
         "answer": {
             "rows": len(rows),
