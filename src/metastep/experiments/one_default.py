@@ -2,8 +2,9 @@
 
 Is there a meta-learned step size whose library default, used unchanged, meets every bar, on
 linear and deep learners alike, whatever the targets' scale? The candidate, normalized IDBD
-(``ms.normalized_idbd``), IDBD, Autostep, MetaOptimize and Mechanic (around ``optax.adam``) run at
-their defaults; Adam is tuned per row (a grid of its step size, reported at its best point).
+(``ms.normalized_idbd``; also over plain gradients), IDBD, Autostep, MetaOptimize and Mechanic
+(around ``optax.adam``) run at their defaults; Adam is tuned per row (a grid of its step size,
+reported at its best point).
 
 The rows (problems; the bars are in :data:`EXPLANATION`), each a stream at one scale of its
 targets (× 0.1 and × 10 besides × 1 where the targets are real numbers; errors divided by ``s²``):
@@ -52,7 +53,9 @@ from metastep.experiments._roster import FAMILY, RosterLearner, curvature, roste
 CANDIDATE = "normalized-idbd"
 TUNED = "adam"  # tuned per row; every other column runs at its default
 REFERENCE = "mechanic"  # the learning-rate-free peer that deep rows must also beat
-METHODS = (CANDIDATE, "idbd", "autostep", "metaoptimize", TUNED, REFERENCE)  # the columns
+# The columns: the candidate, its form over plain gradients, the peers at their defaults.
+METHODS = (CANDIDATE, "normalized-idbd-plain", "idbd", "autostep", "metaoptimize", TUNED,
+           REFERENCE)
 SCALES = (1.0, 0.1, 10.0)  # the targets' scales of the rows with real-valued targets
 SCALE_SUFFIX = {1.0: "", 0.1: "-scale-1e-1", 10.0: "-scale-1e1"}  # row names: no dots
 ADAM_SPACING = 0.5  # decades between Adam's grid points
@@ -462,7 +465,9 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]
 # ---------------------------------------------------------------------------------------------
 # Figures
 
-COLUMN_TITLES = {CANDIDATE: "Normalized IDBD\n(candidate)", "idbd": "IDBD", "autostep": "Autostep",
+COLUMN_TITLES = {CANDIDATE: "Normalized IDBD\n(candidate)",
+                 "normalized-idbd-plain": "Normalized IDBD,\nplain gradients",
+                 "idbd": "IDBD", "autostep": "Autostep",
                  "metaoptimize": "MetaOptimize", TUNED: "Adam\n(tuned per row)",
                  REFERENCE: "Mechanic\n(Adam)"}
 VERDICT_MARKS = {"pass": " ✓", "fail": " ✗", "reference": ""}
@@ -572,44 +577,38 @@ BUDGETS = {
 
 EXPLANATION = f"""
 **The question**: is there one method with one setting of its hyperparameters, used unchanged
-on every problem and at every scale of the targets, that meets every bar? The candidate is
-normalized IDBD (`ms.normalized_idbd`) at its library default; IDBD, Autostep and MetaOptimize run
-at theirs, Mechanic (around Adam) at its default, and Adam is tuned for each row (a grid of its
-step size, centred at a usual value × the row's scale; its best point is reported, and
-`tuned_adam_at_grid_edge` says when that best is at an end of the grid).
+on every problem and at every scale of the targets, that meets every bar? The candidate,
+normalized IDBD (`ms.normalized_idbd`; its settings: `candidate_settings`), its form over
+plain gradients (`normalize_gradients=False`), IDBD, Autostep, MetaOptimize and Mechanic (around
+Adam) run at their library defaults; Adam is tuned per row (a
+grid of its step size centred at a usual value × the row's scale, reported at its best point;
+`tuned_adam_at_grid_edge` says when that is an end of the grid).
 
-The rows and their bars (`rows.<row>.bar`):
-
-- **weight flipping** (Sutton 1992: 20 inputs, 5 relevant, MSE over the last third of the run;
-  linear learner): MSE / s² ≤ {WEIGHT_FLIPPING_BAR} (tuned IDBD gets about 1.51, the oracle's fixed
-  per-input step sizes 1.373);
-- **noisy tracking**, `talk` and `paper` presets (linear learner): MSE over the run / s², divided
-  by the Kalman optimum's MSE, ≤ {NOISY_TRACKING_BAR};
-- **slowly-changing regression**, `redraw` and `flip_one` (21-5-1 network, squared error / s²),
-  **permuted digits** and **label-permuted digits** (online accuracy) and **permuted
-  Fashion-MNIST** (online accuracy, UPGD's protocol): the method at its default must beat tuned
-  Adam **and** Mechanic, each by a paired difference over seeds (`vs_tuned_adam`,
-  `vs_mechanic`: difference ± SE, positive = better, `beyond_2se` whether it exceeds 2 SE).
-
-Rows with real-valued targets are repeated with the targets × 0.1 (`…-scale-1e-1`) and × 10
-(`…-scale-1e1`); errors are divided by s², so a method that is indifferent to the scale gets the
-same number at every scale, and the bar is the same. `answer.passed` counts the rows that the
-candidate passes, `answer.failed_rows` names the others, `answer.passes_per_method` counts them
-for each method at its default. A method that diverged in a seed is reported as diverged (and
-fails); it is never averaged over the surviving seeds.
+The rows and their bars (`rows.<row>.bar`): **weight flipping** (Sutton 1992, MSE over the last
+third of the run, linear learner): ≤ {WEIGHT_FLIPPING_BAR} (tuned IDBD about 1.51, the oracle's
+fixed per-input step sizes 1.373); **noisy tracking** `talk` and `paper` (linear learner): the
+MSE over the run ÷ the Kalman optimum's ≤ {NOISY_TRACKING_BAR}; **slowly-changing regression**
+`redraw` and `flip_one` (21-5-1, squared error), **permuted digits**, **label-permuted digits**
+and **permuted Fashion-MNIST** (online accuracy): beat tuned Adam **and** Mechanic, each by a
+paired difference over seeds (`vs_tuned_adam`, `vs_mechanic`: difference ± SE, positive =
+better; `beyond_2se`). Rows with real-valued targets are repeated with the targets × 0.1
+(`…-scale-1e-1`) and × 10 (`…-scale-1e1`), errors divided by s²: a method indifferent to the
+scale reads the same at every scale, against the same bar. `answer` counts the rows the
+candidate passes and names the others (`passes_per_method`: each method at its default). A
+method that diverged in a seed is reported as diverged and fails; it is never averaged over the
+surviving seeds.
 
 How to read the figures:
 
 - **margin-over-tuned-adam**: the table, rows = problems, columns = methods; each cell gives the
-  row's number (✓ pass, ✗ fail the bar), its colour the margin over tuned Adam, positive (blue)
-  when the method is better: the difference of accuracies, or Adam's relative excess of error
-  (Adam − method) / Adam; grey: diverged.
-- **candidate-step-sizes**: normalized IDBD's step sizes (the factor α s that multiplies the
-  gradient, mean log₁₀ over each parameter array) over time on label-permuted digits, task
-  switches dotted: whether its step sizes rise again after a switch (plasticity) or settle.
+  row's number (✓ pass, ✗ fail), its colour the margin over tuned Adam, blue when the method is
+  better: the difference of accuracies, or Adam's relative excess of error (Adam − method) /
+  Adam; grey: diverged.
+- **candidate-step-sizes**: normalized IDBD's step sizes (α s, the factor of the gradient; mean
+  log₁₀ over each parameter array) over time on label-permuted digits, task switches dotted.
 
-The quick budget is a first look (2 seeds on the deep rows: differences are noisy); the issue's
-budget is `--full` (300,000 steps and 5 seeds, the 64-300-150-10 network), for a cluster.
+The quick budget is a first look (2 seeds on the deep rows); the issue's budget is `--full`
+(300,000 steps and 5 seeds, the 64-300-150-10 network), for a cluster.
 """
 
 EXPERIMENT = Experiment(
