@@ -7,11 +7,12 @@ curvature gets it from ``mst.Curvature`` (its extra backward pass is part of the
 curvature is in benchmarks/deep_step.py); one that reads none, as Adam, runs a plain
 ``loss.backward()`` ("-"); IDBD "none" is IDBD given zero curvature by ``mst.Curvature``, and
 "gauss_newton product" is SMD with ``Curvature(..., diagonal=False)``, which skips the diagonal
-that SMD does not read (one backward pass less). Every optimizer is timed in the same process, in
-interleaved rounds (the median round counts), at batch 1 and batch 64, and reported as
-microseconds per step, as the ratio to Adam and with the loss at the end (random inputs and
-labels, new labels at every step: about ln 10 = 2.3 when all is well, a check that no run
-diverged, not a score).
+that SMD does not read (one backward pass less); "NormalizedIDBD foreach=False" is its
+one-tensor-at-a-time implementation (the others have only the multi-tensor one). Every optimizer
+is timed in the same process, in interleaved rounds (the median round counts), at batch 1 and
+batch 64, and reported as microseconds per step, as the ratio to Adam and with the loss at the
+end (random inputs and labels, new labels at every step: about ln 10 = 2.3 when all is well, a
+check that no run diverged, not a score).
 
 Targets (issue 13): Hessian-free variants ≤ 1.3× Adam; Gauss-Newton curvature ≤ 2.5× Adam. The
 optimizers apply each operation to all parameters at once (torch._foreach_*).
@@ -55,6 +56,9 @@ def optimizers():
         ("SGDHD", lambda p: mst.SGDHD(p, 1e-5, 1e-3), None),
         ("AdamHD", lambda p: mst.AdamHD(p, 1e-7, 1e-3), None),
         ("MetaOptimize adam/adam", lambda p: mst.MetaOptimize(p), None),
+        ("NormalizedIDBD", lambda p: mst.NormalizedIDBD(p), "none"),
+        ("NormalizedIDBD", lambda p: mst.NormalizedIDBD(p), "gauss_newton"),
+        ("NormalizedIDBD foreach=False", lambda p: mst.NormalizedIDBD(p, foreach=False), "none"),
     ]
 
 
