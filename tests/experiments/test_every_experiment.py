@@ -34,8 +34,8 @@ REQUIRED_KEYS = {
     "label-permuted-digits": ("answer.tuned_adam", "answer.best_meta_default_vs_tuned_adam"),
     "permuted-fashion": ("answer.tuned_adam", "answer.best_meta_default_vs_tuned_adam"),
     "one-default": ("answer.rows", "answer.passed",
-                    "rows.weight-flipping.methods.normalized-idbd.value",
-                    "rows.permuted-digits.methods.normalized-idbd.vs_tuned_adam.difference"),
+                    "rows.noisy-tracking-paper.methods.normalized-idbd.value",
+                    "rows.label-permuted-digits.methods.normalized-idbd.vs_tuned_adam.difference"),
     "td-random-walk": (
         "first_10_episodes.td.best_alpha", "first_10_episodes.td.best_rms_error",
         *(f"first_10_episodes.{method}.default_rms_error"
@@ -46,6 +46,12 @@ REQUIRED_KEYS = {
         *(f"{method}.default.{key}"
           for method in ("tidbd-semi", "tidbd-full", "autotidbd", "swifttd", "normalized-idbd")
           for key in ("mean_value_error", "after_switch_error", "segment_end_error")),
+    ),
+    "td-mountain-car": (
+        "td.best.mean_error", "td.best.final_error",
+        *(f"{method}.default.{key}"
+          for method in ("tidbd-semi", "tidbd-full", "autotidbd", "swifttd", "normalized-idbd")
+          for key in ("mean_error", "final_error")),
     ),
 }
 FIGURES = {
@@ -66,6 +72,7 @@ FIGURES = {
     "td-random-walk": {"error-vs-step-size", "td-lambda-curves", "meta-step-size-sweeps",
                        "step-sizes-per-state"},
     "td-nonstationary": {"error-around-switches", "step-sizes-over-time", "error-vs-step-size"},
+    "td-mountain-car": {"error-over-time", "error-vs-step-size", "step-sizes-over-time"},
 }
 
 

@@ -17,6 +17,9 @@ from metastep.report.build import answer_text
 SEEDS = (0, 1, 2)
 SMOKE = one_default.EXPERIMENT.budget("smoke")
 STREAMS = {stream.name: stream for stream in one_default.streams(SMOKE)}
+# Every stream, as the quick budget declares them (the hand-made tables need no computation).
+DECLARED = {stream.name: stream
+            for stream in one_default.streams(one_default.EXPERIMENT.budget("quick"))}
 ADAM_STEP_SIZES = (1e-3, 1e-2)
 
 
@@ -56,7 +59,7 @@ ERROR_RUNS = {CANDIDATE: [1.0, 1.1, 0.9], PLAIN: [1.5, 1.6, 1.7], "idbd": [1.9, 
 
 
 def test_deep_verdicts_pass_only_a_method_that_beats_both_references():
-    row = summary_of(STREAMS["slowly-changing-regression-redraw"], ERROR_RUNS)
+    row = summary_of(DECLARED["slowly-changing-regression-redraw"], ERROR_RUNS)
     methods = row["methods"]
     assert {name: methods[name]["verdict"] for name in METHODS} == {
         CANDIDATE: "pass", PLAIN: "fail", "idbd": "fail", "autostep": "fail",
@@ -80,7 +83,7 @@ def test_accuracy_rows_count_higher_as_better():
     runs = {name: [0.5 + 0.01 * seed for seed in SEEDS] for name in METHODS}
     runs[CANDIDATE] = [0.7, 0.72, 0.69]
     runs["idbd"] = [0.4, 0.41, 0.42]
-    row = summary_of(STREAMS["permuted-digits"], runs)
+    row = summary_of(DECLARED["permuted-digits"], runs)
     assert row["methods"][CANDIDATE]["verdict"] == "pass"
     assert row["methods"]["idbd"]["verdict"] == "fail"
     assert row["tuned_adam_step_size"] == ADAM_STEP_SIZES[1]  # the higher accuracy
@@ -90,7 +93,7 @@ def test_accuracy_rows_count_higher_as_better():
 
 @pytest.mark.parametrize("scale", [0.1, 10.0])
 def test_error_rows_read_alike_at_every_scale(scale):
-    stream = STREAMS["slowly-changing-regression-flip-one"]
+    stream = DECLARED["slowly-changing-regression-flip-one"]
     reference = summary_of(stream, ERROR_RUNS)
     scaled = summary_of(stream, ERROR_RUNS, scale)
     for name in METHODS:
@@ -109,41 +112,53 @@ def test_linear_bars():
     runs[CANDIDATE] = [1.4, 1.44, 1.45]
     runs["idbd"] = [1.4, 1.5, 1.5]
     runs["autostep"] = [1.0, np.nan, 1.0]
-    row = summary_of(STREAMS["weight-flipping"], runs, 10.0)
+    row = summary_of(DECLARED["weight-flipping"], runs, 10.0)
     verdicts = {name: row["methods"][name]["verdict"] for name in METHODS}
     assert verdicts == {CANDIDATE: "pass", PLAIN: "fail", "idbd": "fail", "autostep": "fail",
                         "metaoptimize": "fail", TUNED: "fail", REFERENCE: "fail"}
-    table = hand_made_table(STREAMS["weight-flipping"], runs)
+    table = hand_made_table(DECLARED["weight-flipping"], runs)
     table.loc[table["step"] == 10, "squared_error"] = 100.0  # burn-in: not measured
-    values = one_default.run_values(table, STREAMS["weight-flipping"])
+    values = one_default.run_values(table, DECLARED["weight-flipping"])
     assert values.loc[("weight-flipping", CANDIDATE, 0.5, 0)] == pytest.approx(1.4)
     # Noisy tracking: MSE / s² / the optimum's (2.0 in the hand-made table).
     runs = {name: [2.1, 2.1, 2.1] for name in METHODS}
     runs[CANDIDATE] = [2.0, 2.02, 2.04]
-    row = summary_of(STREAMS["noisy-tracking-paper"], runs, 0.1)
+    row = summary_of(DECLARED["noisy-tracking-paper"], runs, 0.1)
     assert row["methods"][CANDIDATE]["value"] == pytest.approx(1.01)
     assert row["methods"][CANDIDATE]["verdict"] == "pass"
     assert row["methods"]["idbd"]["verdict"] == "fail"  # 1.05
 
 
-def test_smoke_run_has_every_row_and_method(smoke_run):
+@pytest.mark.parametrize("budget", ["quick", "full"])
+def test_quick_and_full_budgets_have_the_issues_18_rows(budget, monkeypatch):
+    monkeypatch.setattr(one_default.permuted_fashion, "missing_data", lambda: None)
+    streams = one_default.streams(one_default.EXPERIMENT.budget(budget))
+    rows = [stream.row(scale) for stream in streams for scale in stream.scales]
+    assert len(rows) == len(set(rows)) == 18
+
+
+def test_smoke_run_has_every_row_and_method_of_its_streams(smoke_run):
     tables = smoke_run.tables("one-default")
     summary = one_default.summarize(tables, SMOKE)
     expected_rows = [stream.row(scale) for stream in STREAMS.values() for scale in stream.scales]
-    assert len(expected_rows) == 18 and list(summary["rows"]) == expected_rows
+    # One stream of each kind: a linear one (errors) and a deep one (accuracy).
+    assert {stream.linear for stream in STREAMS.values()} == {True, False}
+    assert {stream.metric for stream in STREAMS.values()} == {"squared_error", "accuracy"}
+    assert list(summary["rows"]) == expected_rows
     for row in summary["rows"].values():
         assert list(row["methods"]) == list(METHODS)
         assert all(entry["seeds"] >= 1 for entry in row["methods"].values())
     answer = summary["answer"]
     failed = [name for name in answer["failed_rows"].split(", ") if name]
-    assert answer["passed"] + len(failed) == answer["rows"] == 18
+    assert answer["passed"] + len(failed) == answer["rows"] == len(expected_rows)
     assert answer_text("", answer) == answer["text"]
     # The candidate's settings as its signature gives them now (they may change).
     settings = inspect.signature(ms.normalized_idbd).parameters
     assert summary["candidate_settings"] == {name: parameter.default
                                              for name, parameter in settings.items()}
     # Adam's grid moves with the targets' scale; the other methods' settings do not.
-    table = pd.concat([tables[name] for name in tables if name.startswith("weight-flipping-")])
+    table = pd.concat([tables[name] for name in tables
+                       if name.startswith("noisy-tracking-paper-")])
     values = table.groupby(["method", "scale"])["value"].unique()
     np.testing.assert_allclose(values[(TUNED, 10.0)], 100 * values[(TUNED, 0.1)])
     np.testing.assert_array_equal(values[(CANDIDATE, 10.0)], values[(CANDIDATE, 0.1)])

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -44,6 +43,7 @@ import metastep as ms
 from metastep.experiments import permuted_fashion
 from metastep.experiments._base import Budget, Experiment, Shard, SweptMethod, call_parameters
 from metastep.experiments._continual import STEP_SIZE_COLUMN, progress_chunk
+from metastep.experiments._one_default_figures import margin_figure
 from metastep.experiments._plasticity import better
 from metastep.experiments._roster import FAMILY, RosterLearner, curvature, roster
 
@@ -164,7 +164,8 @@ def streams(budget: Budget) -> list[Stream]:
             "run", "accuracy", ADAM_CENTRES["fashion"], (1.0,), sizes, False,
             switch_every=fashion["switch_every"], steps=fashion["steps"],
             seeds=fashion["seeds"]))
-    return result
+    only = settings.get("streams")  # a budget may run some streams only (smoke: the pipeline)
+    return [stream for stream in result if only is None or stream.name in only]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,44 +471,6 @@ COLUMN_TITLES = {CANDIDATE: "Normalized IDBD\n(candidate)",
                  "idbd": "IDBD", "autostep": "Autostep",
                  "metaoptimize": "MetaOptimize", TUNED: "Adam\n(tuned per row)",
                  REFERENCE: "Mechanic\n(Adam)"}
-VERDICT_MARKS = {"pass": " ✓", "fail": " ✗", "reference": ""}
-MARGIN_LIMIT = 1.0  # the colour scale's end: relative errors can reach −10 and more
-
-
-def cell_text(entry: dict[str, Any]) -> str:
-    if entry["diverged_seeds"]:
-        return f"diverged\n({entry['diverged_seeds']}/{entry['seeds']} seeds)"
-    return f"{entry['value']:.3g}{VERDICT_MARKS[entry['verdict']]}"
-
-
-def margin_figure(summary: dict[str, Any], budget: Budget) -> Figure:
-    """The table as a heatmap: colour = margin over tuned Adam (+ better), numbers = values."""
-    rows = summary["rows"]
-    margins = np.array([[rows[row]["methods"][method]["margin_over_tuned_adam"]
-                         for method in METHODS] for row in rows], dtype=np.float64)
-    figure = Figure(figsize=(2.0 * len(METHODS) + 4, 0.5 * len(rows) + 2.5), layout="constrained")
-    axes = figure.subplots()
-    colormap = matplotlib.colormaps["RdBu"].with_extremes(bad="0.8")
-    image = axes.imshow(np.ma.masked_invalid(margins), cmap=colormap, aspect="auto",
-                        vmin=-MARGIN_LIMIT, vmax=MARGIN_LIMIT)
-    for (i, j), margin in np.ndenumerate(margins):  # white on the darkest cells
-        axes.text(j, i, cell_text(rows[list(rows)[i]]["methods"][METHODS[j]]), ha="center",
-                  va="center", fontsize=8, color="white" if abs(margin) > 0.6 else "black")
-    axes.grid(False)
-    axes.set_xticks(range(len(METHODS)), [COLUMN_TITLES[method] for method in METHODS])
-    axes.set_yticks(range(len(rows)), [f"{row}\n({rows[row]['bar']})" for row in rows],
-                    fontsize=7)
-    axes.set_xlabel("method: at its library default, Adam at its best grid point per row")
-    axes.set_ylabel("problem (row) and its bar")
-    figure.colorbar(image, ax=axes, label="margin over tuned Adam (+ = better): accuracy "
-                    "difference, or (Adam − method) / Adam for errors; clipped at ±1")
-    answer = summary["answer"]
-    figure.suptitle(f"One default: the candidate passes {answer['passed']} of "
-                    f"{answer['rows']} rows ({budget.name} budget; ✓ pass, ✗ fail; errors "
-                    "divided by s²)")
-    return figure
-
-
 def step_size_figure(tables: dict[str, pd.DataFrame], budget: Budget) -> Figure | None:
     """The candidate's mean log₁₀ step size per parameter array over time on
     :data:`STEP_SIZE_ROW`, mean over seeds, task switches dotted; None without that row."""
@@ -533,7 +496,8 @@ def step_size_figure(tables: dict[str, pd.DataFrame], budget: Budget) -> Figure 
 
 
 def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure]:
-    result = {"margin-over-tuned-adam": margin_figure(summarize(tables, budget), budget)}
+    result = {"margin-over-tuned-adam": margin_figure(
+        summarize(tables, budget), budget, [(method, COLUMN_TITLES[method]) for method in METHODS])}
     step_sizes = step_size_figure(tables, budget)
     if step_sizes is not None:
         result["candidate-step-sizes"] = step_sizes
@@ -551,7 +515,10 @@ BUDGETS = {
         "slowly_changing_regression": {"steps": 400, "switch_every": 200},
         "switch_every": {"permuted": 200, "label_permuted": 100}, "hidden": [16],
         "fashion": {"steps": 200, "switch_every": 100, "hidden": [16], "seeds": 2},
-        "adam_points": 1, "linear_adam_points": 3, "records_per_task": 2}),
+        "adam_points": 1, "linear_adam_points": 3, "records_per_task": 2,
+        # A linear stream (errors at three scales) and a deep one (accuracy): each stream
+        # compiles a program of every method, and all 7 streams took a minute to compile.
+        "streams": ["noisy-tracking-paper", "label-permuted-digits"]}),
     # The linear rows at the weight-flipping quick budget and 200,000 steps of noisy tracking;
     # the deep rows at the continual experiments' quick settings, Fashion with 2 seeds.
     "quick": Budget(steps=30_000, seeds=2, settings={
