@@ -68,12 +68,14 @@ def default_position(method: SweptMethod) -> int:
     return (len(method.grid) - 1) // 2
 
 
-def td_learner(method: SweptMethod, value: Any, trace_decay: Any):
-    """The learner of ``method`` at ``value`` of its swept parameter, with ``λ = trace_decay``."""
+def td_learner(method: SweptMethod, value: Any, trace_decay: Any,
+               num_features: int = NUM_STATES, discount: float = DISCOUNT):
+    """The learner of ``method`` at ``value`` of its swept parameter, with ``λ = trace_decay``
+    (by default on the walk's features and discount)."""
     if method.name == "swifttd":
-        return ms.td.SwiftTD(NUM_STATES, DISCOUNT, trace_decay, meta_step_size=value,
+        return ms.td.SwiftTD(num_features, discount, trace_decay, meta_step_size=value,
                              **method.constants)
-    return ms.td.TDLearner(method.transformation(value), NUM_STATES, DISCOUNT, trace_decay)
+    return ms.td.TDLearner(method.transformation(value), num_features, discount, trace_decay)
 
 
 class SideBySideState(NamedTuple):
@@ -92,11 +94,13 @@ class SideBySide:
     ``"<method>/<key>"``) and :meth:`step_metrics` (per-step numbers the engine averages over a
     bin; :meth:`bin_records` may transform the averages)."""
 
-    num_features = NUM_STATES
+    num_features = NUM_STATES  # a subclass for another problem sets its own
+    discount = DISCOUNT
 
     def __init__(self, methods: dict[str, SweptMethod], position: Any, trace_decay: Any):
         index = jnp.asarray(position).astype(jnp.int32)  # the engine passes grid values as floats
-        self.learners = {name: td_learner(method, jnp.asarray(method.grid)[index], trace_decay)
+        self.learners = {name: td_learner(method, jnp.asarray(method.grid)[index], trace_decay,
+                                          self.num_features, self.discount)
                          for name, method in methods.items()}
 
     def init(self, key: jax.Array) -> SideBySideState:

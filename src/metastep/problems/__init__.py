@@ -1,6 +1,7 @@
 """The non-stationary problems, each a pure JAX stream (see :mod:`metastep.problems._base`)."""
 
 from metastep.problems._base import Problem, Sample, step_keys
+from metastep.problems.classic_control import mountain_car
 from metastep.problems.digits import label_permuted_digits, load_digits_data, permuted_digits
 from metastep.problems.fashion import load_fashion_mnist, permuted_fashion, read_idx
 from metastep.problems.noisy_tracking import (
@@ -44,6 +45,7 @@ __all__ = [
     "load_fashion_mnist",
     "ltu_network",
     "ltu_network_output",
+    "mountain_car",
     "noise_variances",
     "noisy_tracking",
     "optimal_mse",
