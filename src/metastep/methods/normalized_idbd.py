@@ -33,8 +33,9 @@ that multiplies ``g``; before any update, ``α₀ / sqrt(ε)`` (the rule at ``v 
 
 No bound on the effective step size: Autostep's ``M = max(Σ α c, 1)`` cuts ``α`` on the examples
 whose inputs happen to be large, which on Sutton's weight-flipping problem costs more than it
-saves (measured: the ``one-default`` experiment). Reductions: with ``μ = 0`` this is RMSprop with
-bias correction and a fixed step size ``α₀`` per weight.
+saves (screened over plain gradients at ``μ = 0.003``: MSE 1.97 with ``M``, 1.43 without).
+Reductions: with ``μ = 0`` this is RMSprop with bias correction and a fixed step size ``α₀`` per
+weight.
 """
 
 from __future__ import annotations
