@@ -132,6 +132,9 @@ def test_the_tile_coder_has_one_active_tile_per_tiling():
     np.testing.assert_array_equal(np.sort(np.flatnonzero(features[7])), np.sort(indices[7]))
     # Outside the box a point counts as the nearest point of the box.
     np.testing.assert_array_equal(tile_indices(HIGH + 1, LOW, HIGH, 8, 6), indices[1])
+    # Integer observations are coded as the same numbers in floating point.
+    np.testing.assert_array_equal(tile_features(np.array([0, 0]), LOW, HIGH, 8, 6),
+                                  tile_features(np.array([0.0, 0.0]), LOW, HIGH, 8, 6))
 
 
 def test_neighbouring_states_share_tiles():
@@ -164,6 +167,16 @@ def test_the_tilings_are_offset_asymmetrically():
     just_inside = LOW + (HIGH - LOW) / 6 * (1 - offsets[5])  # tiling 5's next tile, both axes
     moved = np.asarray(tile_indices(just_inside + 1e-9, LOW, HIGH, 8, 6))[5] % 49
     assert moved == 1 + 7
+
+
+@pytest.mark.parametrize("arguments, name", [
+    ({"num_tilings": 0}, "num_tilings"), ({"tiles_per_dimension": 1.5}, "tiles_per_dimension"),
+    ({"low": HIGH}, "low"), ({"high": HIGH[:1]}, "high"),
+])
+def test_bad_tile_coder_arguments_are_named(arguments, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        tile_indices(LOW, **{"low": LOW, "high": HIGH, "num_tilings": 4,
+                             "tiles_per_dimension": 3, **arguments})
 
 
 def test_a_missing_gymnasium_is_named(monkeypatch):

@@ -85,10 +85,18 @@ def tile_indices(observations, low, high, num_tilings: int, tiles_per_dimension:
     and the offset ``c_ij = (i (2j + 1) mod N) / N`` (displacements 1, 3, 5, ... as Sutton &
     Barto recommend): ``0 … k`` per dimension. Feature indices count tiling by tiling.
     """
+    check_count("num_tilings", num_tilings)
+    check_count("tiles_per_dimension", tiles_per_dimension)
     observations = jnp.asarray(observations)
+    if not jnp.issubdtype(observations.dtype, jnp.floating):
+        observations = observations.astype(jnp.result_type(float))
     dtype = observations.dtype
-    low, high = jnp.asarray(low, dtype), jnp.asarray(high, dtype)
     num_dimensions = observations.shape[-1]
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    if low.shape != (num_dimensions,) or high.shape != low.shape or not np.all(high > low):
+        raise ValueError(f"`low` and `high` must be [{num_dimensions}] with high > low, got "
+                         f"{low} and {high}")
+    low, high = jnp.asarray(low, dtype), jnp.asarray(high, dtype)
     unit = jnp.clip((observations - low) / (high - low), 0.0, 1.0)
     tilings = np.arange(num_tilings)
     offsets = (tilings[:, None] * (2 * np.arange(num_dimensions) + 1) % num_tilings) / num_tilings
@@ -104,7 +112,9 @@ def tile_features(observations, low, high, num_tilings: int, tiles_per_dimension
     observations = jnp.asarray(observations)
     indices = tile_indices(observations, low, high, num_tilings, tiles_per_dimension)
     size = num_tile_features(num_tilings, tiles_per_dimension, observations.shape[-1])
-    return jax.nn.one_hot(indices, size, dtype=observations.dtype).sum(-2)
+    dtype = (observations.dtype if jnp.issubdtype(observations.dtype, jnp.floating)
+             else jnp.result_type(float))
+    return jax.nn.one_hot(indices, size, dtype=dtype).sum(-2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,8 +203,10 @@ class ClassicControlState(NamedTuple):
 
 
 def serve_episodes(episodes: Episodes, state: ClassicControlState, draws: jax.Array):
-    """The pool rows of a block of steps and whether each starts an episode (``draws``: the
-    episode each step would start); and the advanced position."""
+    """A block of steps: the carry after it (episode, next time step, last row served) and per
+    step the pool row of its state, the row served before it (−1 before the first), whether it
+    starts an episode, its episode and its time step. ``draws``: the episode that each step
+    starts, if it starts one."""
     lengths, starts = jnp.asarray(episodes.lengths, jnp.int32), jnp.asarray(episodes.starts,
                                                                             jnp.int32)
 
