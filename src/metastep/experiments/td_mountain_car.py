@@ -3,8 +3,9 @@ Mountain Car under a fixed policy, on tile-coded features.
 
 The problem is ``ms.problems.mountain_car`` (gymnasium's ``MountainCar-v0``; energy pumping with
 ε = 0.1 random actions; γ = 1, so the return of a state is minus the number of steps left to the
-goal; 8 tilings of 8 × 8 tiles, 648 binary features, 8 active per state). Its true values are
-unknown: each step's target value is the Monte-Carlo return of its state.
+goal; 8 tilings of 8 × 8 tiles across the box, 9 × 9 each with its offset: 648 binary features,
+8 active per state). Its true values are unknown: each step's target value is the Monte-Carlo
+return of its state.
 
 Methods, all with λ = ``TRACE_DECAY`` and accumulating traces (SwiftTD: its true online trace),
 side by side on one stream per seed (:mod:`metastep.experiments._td`): TD(λ) with a fixed α over
@@ -323,8 +324,9 @@ EXPLANATION = """
 Mountain Car (gymnasium's `MountainCar-v0`, the real environment) under a fixed, stochastic
 policy: energy pumping (push in the direction of the velocity) with a uniformly random action
 10% of the time. With γ = 1 the return of a state is minus the number of steps left to the goal
-(about 140 per episode). The state (position, velocity) is tile-coded: 8 tilings of 8 × 8 tiles
-with asymmetric offsets, 648 binary features, 8 active per state. The episodes are played with
+(about 140 per episode). The state (position, velocity) is tile-coded: 8 tilings with
+asymmetric offsets, each cutting the box into 8 × 8 tiles (9 × 9 with the offset), 648 binary
+features, 8 active per state. The episodes are played with
 gymnasium when the stream starts (1,000 of them at the quick budget, from one environment seed)
 and each seed's stream serves them in its own random order. The true values are unknown, so the
 error is measured against the Monte-Carlo return of each state: the mean squared error of the
@@ -341,7 +343,7 @@ everywhere would have an error of about 7,060, the mean square of the returns):
 
 - TD(λ) does best over the run at α = 0.037 per weight (mean error 361 ± 5; 213 over the last
   20% of the run). A smaller α ends lower (183 at α = 0.0087, last 20%) but learns slower;
-  α = 0.075 blows up on one seed (its error reaches about 10¹⁴ without crossing the divergence
+  α = 0.075 blows up on one seed (its error grows past 10¹⁴ without crossing the divergence
   threshold) and α ≥ 0.15 diverges on every seed.
 - TIDBD in its semi-gradient form at its default θ = 0.01 has the least error of all: 310 ± 4
   over the run, 51 ± 1.2 below TD(λ) at its best α (paired over seeds; the best α was chosen on
