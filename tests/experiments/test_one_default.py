@@ -135,6 +135,7 @@ def test_quick_and_full_budgets_have_the_issues_18_rows(budget, monkeypatch):
     streams = one_default.streams(one_default.EXPERIMENT.budget(budget))
     rows = [stream.row(scale) for stream in streams for scale in stream.scales]
     assert len(rows) == len(set(rows)) == 18
+    assert one_default.columns(one_default.EXPERIMENT.budget(budget)) == METHODS
 
 
 def test_smoke_run_has_every_row_and_method_of_its_streams(smoke_run):
@@ -146,7 +147,7 @@ def test_smoke_run_has_every_row_and_method_of_its_streams(smoke_run):
     assert {stream.metric for stream in STREAMS.values()} == {"squared_error", "accuracy"}
     assert list(summary["rows"]) == expected_rows
     for row in summary["rows"].values():
-        assert list(row["methods"]) == list(METHODS)
+        assert list(row["methods"]) == list(one_default.columns(SMOKE))
         assert all(entry["seeds"] >= 1 for entry in row["methods"].values())
     answer = summary["answer"]
     failed = [name for name in answer["failed_rows"].split(", ") if name]

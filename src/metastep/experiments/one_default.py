@@ -250,13 +250,21 @@ def signature_defaults(function) -> dict[str, Any]:
             for name, value in bound.arguments.items()}
 
 
-def groups(stream: Stream, adam_points: int) -> list[tuple[str, Group]]:
-    """The groups of a stream's methods, named: all in one program where Adam has one grid
+def columns(budget: Budget) -> tuple[str, ...]:
+    """The methods a budget runs: :data:`METHODS`, or its ``methods`` setting (which keeps the
+    candidate and the two references, in :data:`METHODS`' order)."""
+    chosen = set(budget.settings.get("methods", METHODS)) | {CANDIDATE, TUNED, REFERENCE}
+    return tuple(method for method in METHODS if method in chosen)
+
+
+def groups(stream: Stream, adam_points: int,
+           methods: Sequence[str] = METHODS) -> list[tuple[str, Group]]:
+    """The groups of a stream's ``methods``, named: all in one program where Adam has one grid
     point or the learner is linear (cheap), else Adam alone (its grid) and the defaults (one
     lane per seed and scale, not one per Adam grid point)."""
     every = tuple(method if method.name != TUNED else
                   roster([TUNED], adam_points, {TUNED: stream.adam_centre})[0]
-                  for method in roster(METHODS, 1, {}))
+                  for method in roster(methods, 1, {}))
     if stream.linear or adam_points == 1:
         return [("all", Group(stream, every))]
     return [("tuned", Group(stream, tuple(m for m in every if m.name == TUNED))),
@@ -333,7 +341,7 @@ def shards(budget: Budget) -> list[Shard]:
                                                                           stream.seeds)
         every = record_every(stream, budget)
         points = budget.settings["linear_adam_points" if stream.linear else "adam_points"]
-        for part, group in groups(stream, points):
+        for part, group in groups(stream, points, columns(budget)):
             lane_steps = group.points * len(stream.scales) * stream.steps
             for first in range(0, stream.seeds, block):
                 seeds = list(range(first, min(first + block, stream.seeds)))
@@ -405,7 +413,8 @@ def row_summary(values: pd.Series, stream: Stream, scale: float) -> dict[str, An
     adam_runs = values.loc[(TUNED, best)]
     mechanic_runs = values.loc[REFERENCE].droplevel("value")
     methods = {}
-    for method in METHODS:
+    present = set(values.index.get_level_values("method"))
+    for method in (name for name in METHODS if name in present):
         runs = adam_runs if method == TUNED else values.loc[method].droplevel("value")
         value = float(runs.mean(skipna=False))
         tuned_value = float(adam_runs.mean(skipna=False))
@@ -438,7 +447,7 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]
         values = run_values(stream_table(tables, stream), stream)
         for scale in stream.scales:
             rows[stream.row(scale)] = row_summary(values.loc[stream.row(scale)], stream, scale)
-    judged = [name for name in METHODS
+    judged = [name for name in columns(budget)
               if any(row["methods"][name]["verdict"] in ("pass", "fail") for row in rows.values())]
     passes = {name: sum(row["methods"][name]["verdict"] == "pass" for row in rows.values())
               for name in judged}
@@ -497,7 +506,8 @@ def step_size_figure(tables: dict[str, pd.DataFrame], budget: Budget) -> Figure 
 
 def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure]:
     result = {"margin-over-tuned-adam": margin_figure(
-        summarize(tables, budget), budget, [(method, COLUMN_TITLES[method]) for method in METHODS])}
+        summarize(tables, budget), budget,
+        [(method, COLUMN_TITLES[method]) for method in columns(budget)])}
     step_sizes = step_size_figure(tables, budget)
     if step_sizes is not None:
         result["candidate-step-sizes"] = step_sizes
@@ -518,7 +528,9 @@ BUDGETS = {
         "adam_points": 1, "linear_adam_points": 3, "records_per_task": 2,
         # A linear stream (errors at three scales) and a deep one (accuracy): each stream
         # compiles a program of every method, and all 7 streams took a minute to compile.
-        "streams": ["noisy-tracking-paper", "label-permuted-digits"]}),
+        "streams": ["noisy-tracking-paper", "label-permuted-digits"],
+        # The candidate and the two references, of which the verdicts need nothing more.
+        "methods": [CANDIDATE, TUNED, REFERENCE]}),
     # The linear rows at the weight-flipping quick budget and 200,000 steps of noisy tracking;
     # the deep rows at the continual experiments' quick settings, Fashion with 2 seeds.
     "quick": Budget(steps=30_000, seeds=2, settings={
