@@ -272,8 +272,9 @@ def test_the_default_method_is_normalized_idbd_at_its_defaults():
     key = jax.random.PRNGKey(0)
     state, other = default.init(key), explicit.init(key)
     x, y = jnp.asarray([0.5, -1.0, 2.0]), jnp.asarray(1.5)
+    default_step, explicit_step = jax.jit(default.step), jax.jit(explicit.step)
     for _ in range(3):
-        state, output = default.step(state, x, y)
-        other, expected = explicit.step(other, x, y)
+        state, output = default_step(state, x, y)
+        other, expected = explicit_step(other, x, y)
         np.testing.assert_array_equal(output.prediction, expected.prediction)
     assert isinstance(state.opt_state, ms.methods.NormalizedIDBDState)
