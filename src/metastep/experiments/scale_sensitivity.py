@@ -88,24 +88,26 @@ def budget_methods(budget: Budget) -> dict[str, SweptMethod]:
 # Shards: one per method, a sweep per scale
 
 
-def method_sweep(problems: list[Problem], method: SweptMethod, seeds: list[int], steps: int,
+def weight_flipping_at(scale: float) -> Problem:
+    """The problem at the target scale ``scale`` (a grid parameter of the sweep)."""
+    return ms.problems.weight_flipping(NUM_INPUTS, scale=scale)
+
+
+def method_sweep(scales: list[float], method: SweptMethod, seeds: list[int], steps: int,
                  record_every: int) -> pd.DataFrame:
-    """One row per (scale, hyperparameter, seed, record): the squared error, mean over the bin."""
-    tables = []
-    for problem in problems:
-        result = ms.sweep(method.linear_learners(NUM_INPUTS), problem,
-                          {method.parameter: list(method.grid)}, seeds=seeds, steps=steps,
-                          record_every=record_every)
-        tables.append(sweep_table(result, method.name, scale=problem.params["scale"]))
-    return pd.concat(tables, ignore_index=True)
+    """One row per (scale, hyperparameter, seed, record): the squared error, mean over the bin.
+    The scales are a grid axis of the one sweep: one compiled program for all of them."""
+    result = ms.sweep(method.linear_learners(NUM_INPUTS), weight_flipping_at,
+                      {"scale": list(scales), method.parameter: list(method.grid)}, seeds=seeds,
+                      steps=steps, record_every=record_every)
+    return sweep_table(result, method.name)
 
 
 def shards(budget: Budget) -> list[Shard]:
-    problems = [ms.problems.weight_flipping(scale=scale) for scale in SCALES]
     return [
         Shard.of_call(name, method_sweep,
                       work=len(SCALES) * len(method.grid) * budget.seeds * budget.steps,
-                      problems=problems, method=method, seeds=budget.seed_list,
+                      scales=list(SCALES), method=method, seeds=budget.seed_list,
                       steps=budget.steps, record_every=budget.record_every(RECORDS))
         for name, method in budget_methods(budget).items()
     ]
