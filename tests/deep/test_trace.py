@@ -155,8 +155,13 @@ def test_trace_is_exact_when_the_hessian_is_diagonal(x64, granularity):
         np.testing.assert_allclose(final - np.diag(np.diag(final)), 0.0, atol=1e-15)
 
 
-@pytest.mark.parametrize("curvature_source", ["hessian_diagonal", "gauss_newton"])
-@pytest.mark.parametrize("granularity", ["weight", "scalar"])
+# One combination in the fast tests; the other three (the same check) are slow.
+@pytest.mark.parametrize(("granularity", "curvature_source"), [
+    ("weight", "gauss_newton"),
+    pytest.param("weight", "hessian_diagonal", marks=pytest.mark.slow),
+    pytest.param("scalar", "gauss_newton", marks=pytest.mark.slow),
+    pytest.param("scalar", "hessian_diagonal", marks=pytest.mark.slow),
+])
 def test_trace_misses_exactly_the_dropped_terms_in_a_network(x64, granularity, curvature_source):
     """In a tanh network h differs from ∂w/∂β by exactly the propagated dropped terms, which are
     not negligible there."""
