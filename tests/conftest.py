@@ -27,14 +27,26 @@ def pytest_configure(config):
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-# Files whose tests wait more than they compute (a Ray cluster's processes start and import JAX):
-# run first, so that on a loaded machine their wait overlaps the other worker's tests instead of
-# ending the session (the Ray test took 70 s under load, 10 s quiet).
-RUN_FIRST = ("tests/report/test_ray_executor.py",)
+# The longest files first (pytest-xdist hands out whole files in this order: addopts sets
+# --no-loadscope-reorder), so that the two workers finish together. The Ray test mostly waits (a
+# cluster's processes start and import JAX: 70 s on a loaded machine, 10 s quiet); first, that
+# wait overlaps the other worker's tests instead of ending the session.
+RUN_FIRST = (
+    "tests/report/test_ray_executor.py",
+    "tests/experiments/test_every_experiment.py",
+    "tests/test_engine.py",
+    "tests/methods/test_optax_conformance.py",
+    "tests/deep/test_learner.py",
+    "tests/test_readme.py",
+)
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: not item.nodeid.startswith(RUN_FIRST))  # stable: order kept
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return RUN_FIRST.index(path) if path in RUN_FIRST else len(RUN_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file and among the others is kept
 
 
 @pytest.fixture
