@@ -28,9 +28,8 @@ def pytest_configure(config):
 
 
 # The longest files first (pytest-xdist hands out whole files in this order: addopts sets
-# --no-loadscope-reorder), so that the two workers finish together. The Ray test mostly waits (a
-# cluster's processes start and import JAX: 70 s on a loaded machine, 10 s quiet); first, that
-# wait overlaps the other worker's tests instead of ending the session.
+# --no-loadscope-reorder), so that the two workers finish together. The Ray tests (slow) mostly
+# wait for their cluster's processes: first, that wait overlaps the other worker's tests.
 RUN_FIRST = (
     "tests/report/test_ray_executor.py",
     "tests/experiments/test_every_experiment.py",
