@@ -7,7 +7,7 @@ import pytest
 
 import metastep.methods as ms
 from metastep.learner import LinearLearner
-from helpers import run_learner
+from helpers import run_dense_kernel, run_learner
 
 INITIAL_STEP_SIZE = 0.05
 
@@ -84,19 +84,7 @@ def test_dense_kernel_has_one_bound_per_output_unit(x64, nonstationary_data):
     ys = ys * np.array([0.1, 1.0, 10.0])
     meta_step_size, tau = 0.1, 100.0
     method = ms.autostep(meta_step_size, 0.1, tau)
-
-    def step(carry, data):
-        kernel, opt_state = carry
-        x, y = data
-        prediction = x @ kernel
-        grads = -jnp.outer(x, y - prediction)
-        curvature = jnp.broadcast_to((x * x)[:, None], kernel.shape)
-        updates, opt_state = method.update(grads, opt_state, kernel, curvature=curvature)
-        return (kernel + updates, opt_state), (prediction, opt_state.step_sizes)
-
-    kernel = jnp.zeros((5, 3))
-    run = jax.jit(lambda carry, xs, ys: jax.lax.scan(step, carry, (xs, ys)))
-    _, (predictions, step_sizes) = run((kernel, method.init(kernel)), jnp.asarray(xs), ys)
+    predictions, step_sizes = run_dense_kernel(method, xs, ys)
 
     expected_predictions, expected_step_sizes, bounds = autostep_reference(
         xs, ys, meta_step_size, tau, 0.1

@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import metastep.methods as ms
-from helpers import assert_close, run_learner
+from helpers import assert_close, run_dense_kernel, run_learner
 from metastep.methods.normalized_idbd import fan_in
 
 
@@ -81,21 +81,8 @@ def test_dense_kernel_starts_from_its_fan_in_and_matches_the_rule(x64, nonstatio
     rng = np.random.default_rng(1)
     ys = (xs @ rng.normal(size=(5, 3)) + 0.1 * rng.normal(size=(len(xs), 3))) * [0.1, 1.0, 10.0]
     method = ms.normalized_idbd(0.01, 0.5)
-
-    def step(carry, data):
-        kernel, opt_state = carry
-        x, y = data
-        prediction = x @ kernel
-        grads = -jnp.outer(x, y - prediction)
-        curvature = jnp.broadcast_to((x * x)[:, None], kernel.shape)
-        updates, opt_state = method.update(grads, opt_state, kernel, curvature=curvature)
-        return (kernel + updates, opt_state), (prediction, opt_state.step_sizes)
-
-    kernel = jnp.zeros((5, 3))
-    state = method.init(kernel)
-    np.testing.assert_allclose(np.exp(state.log_step_size), 0.5 / 5)
-    run = jax.jit(lambda carry, xs, ys: jax.lax.scan(step, carry, (xs, ys)))
-    _, (predictions, step_sizes) = run((kernel, state), jnp.asarray(xs), ys)
+    np.testing.assert_allclose(np.exp(method.init(jnp.zeros((5, 3))).log_step_size), 0.5 / 5)
+    predictions, step_sizes = run_dense_kernel(method, xs, ys)
     expected_predictions, expected_step_sizes = normalized_idbd_reference(
         xs, ys, 0.01, 0.5 / 5, 0.001, 0.01, 1e-8)
     assert_close(predictions, expected_predictions)
