@@ -162,3 +162,24 @@ def learner_factory(side_by_side: type[SideBySide], methods: dict[str, SweptMeth
         return side_by_side(methods, position, trace_decay)
 
     return LEARNER_FACTORIES.setdefault(key, make_learner)
+
+
+def sweep_side_by_side(side_by_side: type[SideBySide], problem: Problem,
+                       methods: dict[str, SweptMethod], trace_decays: list[float],
+                       seeds: list[int], steps: int, record_every: int):
+    """Every method side by side over λ × grid position × ``seeds``, one ``ms.sweep``.
+
+    Returns the sweep's result, per method the columns every TD table starts with (``method``,
+    ``trace_decay``, ``position``, ``value``, ``seed``, ``step``; one row per lane and record,
+    in the order of ``result.records[...].reshape(-1)``) and each row's record index."""
+    points = len(next(iter(methods.values())).grid)
+    result = ms.sweep(learner_factory(side_by_side, methods), problem,
+                      {"trace_decay": list(trace_decays), "position": list(range(points))},
+                      seeds=seeds, steps=steps, record_every=record_every)
+    config, seed, record = np.indices(result.squared_error.shape).reshape(3, -1)
+    position = result.grid["position"][config].astype(int)
+    leading = {name: {"method": name, "trace_decay": result.grid["trace_decay"][config],
+                      "position": position, "value": np.asarray(method.grid)[position],
+                      "seed": result.seeds[seed], "step": result.steps[record]}
+               for name, method in methods.items()}
+    return result, leading, record

@@ -106,23 +106,16 @@ def return_sweep(problem: Problem, methods: dict[str, SweptMethod], trace_decay:
                  seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
     """One row per (method, grid value, seed, record): ``return_error``, the step-size
     quantiles (NaN for TD(λ)) and ``diverged``."""
-    points = len(next(iter(methods.values())).grid)
-    result = ms.sweep(_td.learner_factory(MountainCarSideBySide, methods), problem,
-                      {"trace_decay": [trace_decay], "position": list(range(points))},
-                      seeds=seeds, steps=steps, record_every=record_every)
-    num_configs, num_seeds, num_records = result.squared_error.shape
-    config, seed, record = np.indices((num_configs, num_seeds, num_records)).reshape(3, -1)
-    position = result.grid["position"][config].astype(int)
+    result, leading, _ = _td.sweep_side_by_side(MountainCarSideBySide, problem, methods,
+                                                [trace_decay], seeds, steps, record_every)
     tables = []
-    for name, method in methods.items():
+    for name in methods:
         error = result.records[f"{name}/return_error"].reshape(-1).astype(np.float64)
         quantiles = result.records.get(f"{name}/step_size_quantiles")
         quantiles = (np.full((len(error), len(QUANTILES)), np.nan) if quantiles is None
                      else quantiles.reshape(-1, len(QUANTILES)).astype(np.float64))
         tables.append(pd.DataFrame({
-            "method": name, "trace_decay": trace_decay, "position": position,
-            "value": np.asarray(method.grid)[position], "seed": result.seeds[seed],
-            "step": result.steps[record], "return_error": error,
+            **leading[name], "return_error": error,
             **dict(zip(QUANTILE_NAMES, quantiles.T)), "diverged": np.isnan(error)}))
     return pd.concat(tables, ignore_index=True)
 

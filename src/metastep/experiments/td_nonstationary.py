@@ -94,15 +94,10 @@ def tracking_sweep(problem: Problem, methods: dict[str, SweptMethod], trace_deca
     """One row per (method, grid value, seed, record): ``value_error``, ``step_size`` (the
     geometric mean of the learned step sizes over the states; NaN for TD(λ)) and
     ``diverged``."""
-    points = len(next(iter(methods.values())).grid)
-    result = ms.sweep(_td.learner_factory(TrackingSideBySide, methods), problem,
-                      {"trace_decay": [trace_decay], "position": list(range(points))},
-                      seeds=seeds, steps=steps, record_every=record_every)
-    num_configs, num_seeds, num_records = result.squared_error.shape
-    config, seed, record = np.indices((num_configs, num_seeds, num_records)).reshape(3, -1)
-    position = result.grid["position"][config].astype(int)
+    result, leading, _ = _td.sweep_side_by_side(TrackingSideBySide, problem, methods,
+                                                [trace_decay], seeds, steps, record_every)
     tables = []
-    for name, method in methods.items():
+    for name in methods:
         error = result.records[f"{name}/value_error"].reshape(-1).astype(np.float64)
         step_sizes = result.records.get(f"{name}/step_sizes")
         if step_sizes is None:
@@ -111,9 +106,7 @@ def tracking_sweep(problem: Problem, methods: dict[str, SweptMethod], trace_deca
             logs = np.log(np.maximum(step_sizes.astype(np.float64), np.finfo(np.float32).tiny))
             step_size = np.exp(logs.mean(axis=-1)).reshape(-1)
         tables.append(pd.DataFrame({
-            "method": name, "trace_decay": trace_decay, "position": position,
-            "value": np.asarray(method.grid)[position], "seed": result.seeds[seed],
-            "step": result.steps[record], "value_error": error, "step_size": step_size,
+            **leading[name], "value_error": error, "step_size": step_size,
             "diverged": np.isnan(error)}))
     return pd.concat(tables, ignore_index=True)
 

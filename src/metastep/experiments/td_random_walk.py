@@ -45,8 +45,8 @@ from metastep.experiments._td import (
     NUM_STATES,
     SideBySide,
     default_position,
-    learner_factory,
     methods,
+    sweep_side_by_side,
 )
 from metastep.problems import Problem
 
@@ -99,21 +99,13 @@ def side_by_side_sweep(problem: Problem, methods: dict[str, SweptMethod],
     """One row per (method, λ, grid value, seed, record): ``rms_error``, ``max_abs_value`` and
     ``diverged``; the meta methods' learned step sizes per state (``alpha_s01`` …
     ``alpha_s19``) in the rows of the last record (NaN in the others and for TD(λ))."""
-    points = len(next(iter(methods.values())).grid)
-    result = ms.sweep(learner_factory(RandomWalkSideBySide, methods), problem,
-                      {"trace_decay": list(trace_decays), "position": list(range(points))},
-                      seeds=seeds, steps=steps, record_every=record_every)
-    num_configs, num_seeds, num_records = result.squared_error.shape
-    config, seed, record = np.indices((num_configs, num_seeds, num_records)).reshape(3, -1)
-    position = result.grid["position"][config]
-    last = record == num_records - 1
+    result, leading, record = sweep_side_by_side(RandomWalkSideBySide, problem, methods,
+                                                 trace_decays, seeds, steps, record_every)
+    last = record == len(result.steps) - 1
     tables = []
-    for name, method in methods.items():
+    for name in methods:
         error = result.records[f"{name}/rms_error"].reshape(-1)
-        columns = {"method": name, "trace_decay": result.grid["trace_decay"][config],
-                   "position": position, "value": np.asarray(method.grid)[position],
-                   "seed": result.seeds[seed], "step": result.steps[record],
-                   "rms_error": error,
+        columns = {**leading[name], "rms_error": error,
                    "max_abs_value": result.records[f"{name}/max_abs_value"].reshape(-1),
                    "diverged": np.isnan(error)}
         step_sizes = result.records.get(f"{name}/step_sizes")
