@@ -7,9 +7,9 @@ records of the bins done) every ``every_seconds`` of work, and once more when it
 public engine calls made in the block are numbered in order (:func:`engine_call`), and a call's
 chunk of lanes saves to ``<directory>/call-<number>-<chunk>.npz``. Run again in a new block on
 the same directory (the same code, e.g. a shard computed again after its process was killed), the
-calls come in the same order and each finds its file and continues from it: the bins done are not computed again,
-and since the same compiled chunks then run from the same carry, the results are the same, bit
-for bit, as those of an uninterrupted run.
+calls come in the same order and each finds its file and continues from it: the bins done are not
+computed again, and since the same compiled chunks then run from the same carry, the results are
+the same, bit for bit, as those of an uninterrupted run.
 
 A file is used only if its fingerprint also matches: a description of the call (its learner's
 type, its problem's name and parameters), its schedule, its lanes' parameters and seeds, the

@@ -51,7 +51,8 @@ FAMILIES = {
 }
 ROSTER = tuple(name for names in FAMILIES.values() for name in names)  # every method, in order
 FAMILY = {name: family for family, names in FAMILIES.items() for name in names}
-GAUSS_NEWTON = ("idbd", "autostep", "smd", "normalized-idbd", "normalized-idbd-plain")  # the methods that read the curvature
+# The methods that read the curvature.
+GAUSS_NEWTON = ("idbd", "autostep", "smd", "normalized-idbd", "normalized-idbd-plain")
 FEATURED_METHODS = ("idbd", "autostep", "normalized-idbd")  # in the step-size heatmaps
 # Mechanic's documentation: "base learning rate set to 1.0 (or any other constant)".
 MECHANIC_BASE_LEARNING_RATE = 1.0
