@@ -100,6 +100,23 @@ def test_returns_equal_a_direct_sum_over_the_episode(stream, pool):
     np.testing.assert_array_equal(undiscounted.returns, -steps_left)
 
 
+def test_observation_features_are_the_observations_scaled_to_the_box(blocks, stream, pool):
+    """features="observation": the same stream (targets, info) serving the observation mapped
+    onto [−1, 1]; the tile-coded problem's params do not name the option."""
+    problem = ms.problems.mountain_car(4, 5, discount=DISCOUNT, num_episodes=EPISODES,
+                                       features="observation")
+    observed = blocks(problem, jax.random.key(0), [STEPS])[1]
+    rows = pool.starts[stream.info["episode"]] + stream.info["time_step"]
+    scaled = 2 * (pool.observations[rows] - pool.low) / (pool.high - pool.low) - 1
+    assert problem.num_features == 2 and problem.params["features"] == "observation"
+    assert "features" not in PROBLEM.params
+    np.testing.assert_allclose(observed.x, scaled, rtol=1e-5, atol=1e-6)
+    assert np.abs(observed.x).max() <= 1 + 1e-6
+    for mine, theirs in zip(jax.tree.leaves((observed.y, observed.info)),
+                            jax.tree.leaves((stream.y, stream.info)), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_a_truncated_episode_sums_its_rewards_up_to_the_cut():
     cut = mountain_car_episodes.__wrapped__(3, 0.1, DISCOUNT, 0, 40)
     np.testing.assert_array_equal(cut.lengths, 40)
@@ -192,6 +209,7 @@ def test_a_missing_gymnasium_is_named(monkeypatch):
     ({"discount": -0.1}, "discount"), ({"num_episodes": 0}, "num_episodes"),
     ({"environment_seed": -1}, "environment_seed"), ({"max_episode_steps": 0},
                                                      "max_episode_steps"),
+    ({"features": "pixels"}, "features"),
 ])
 def test_bad_arguments_are_named(arguments, name):
     with pytest.raises(ValueError, match=f"`{name}`"):

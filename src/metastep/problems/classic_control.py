@@ -39,7 +39,9 @@ Features: a tile coder over the observation box (:func:`tile_indices`, Sutton & 
 §9.5.4): ``num_tilings`` grid tilings of ``tiles_per_dimension`` tiles across each dimension
 (plus one, so that every offset tiling covers the box), tiling ``i`` offset by ``i (1, 3) /
 num_tilings`` of a tile width (asymmetric offsets); binary features, one active per tiling, no
-hashing: ``num_tilings (tiles_per_dimension + 1)²`` features.
+hashing: ``num_tilings (tiles_per_dimension + 1)²`` features. With ``features="observation"``
+the stream serves the observation itself, scaled to [−1, 1] across the box
+(:func:`scaled_observations`: 2 features, for a network's input) instead.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from metastep.td.learner import TDTarget
 ENVIRONMENT = "MountainCar-v0"
 GYMNASIUM_MISSING = ("ms.problems.mountain_car needs gymnasium, an optional dependency: "
                      "pip install 'metastep[experiments]'")
+FEATURES = ("tiles", "observation")
 # Past the end of any episode: the stream's first step starts one.
 BEFORE_FIRST_EPISODE = np.iinfo(np.int32).max
 
@@ -115,6 +118,12 @@ def tile_features(observations, low, high, num_tilings: int, tiles_per_dimension
     dtype = (observations.dtype if jnp.issubdtype(observations.dtype, jnp.floating)
              else jnp.result_type(float))
     return jax.nn.one_hot(indices, size, dtype=dtype).sum(-2)
+
+
+def scaled_observations(observations, low, high):
+    """``2 (o − low) / (high − low) − 1``: the observation box mapped onto [−1, 1]."""
+    low, high = (jnp.asarray(bound, observations.dtype) for bound in (low, high))
+    return 2.0 * (observations - low) / (high - low) - 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,6 +240,7 @@ def mountain_car(
     num_episodes: int = 1_000,
     environment_seed: int = 0,
     max_episode_steps: int = 500,
+    features: str = "tiles",
 ) -> Problem:
     """Mountain Car under the energy-pumping policy, tile-coded (see the module docstring).
 
@@ -243,6 +253,8 @@ def mountain_car(
       num_episodes: ≥ 1 episodes in the pool that the stream draws from.
       environment_seed: integer ≥ 0, the seed of the environment and of the policy.
       max_episode_steps: ≥ 1, gymnasium's time limit: an episode is truncated there.
+      features: ``"tiles"`` (the tile coder's binary features) or ``"observation"`` (the
+        observation scaled to [−1, 1] across the box; the tile arguments are then unused).
     """
     check_count("num_tilings", num_tilings)
     check_count("tiles_per_dimension", tiles_per_dimension)
@@ -251,9 +263,12 @@ def mountain_car(
     check_count("num_episodes", num_episodes)
     check_count("environment_seed", environment_seed, minimum=0)
     check_count("max_episode_steps", max_episode_steps)
+    if features not in FEATURES:
+        raise ValueError(f"`features` must be one of {FEATURES}, got {features!r}")
     if gymnasium_missing():
         raise ImportError(GYMNASIUM_MISSING)
-    num_features = num_tile_features(num_tilings, tiles_per_dimension, 2)
+    tiled = features == "tiles"
+    num_features = num_tile_features(num_tilings, tiles_per_dimension, 2) if tiled else 2
 
     def pool() -> Episodes:
         # float() fails on traced values: the engine then compiles the floats in.
@@ -275,8 +290,9 @@ def mountain_car(
         reward = jnp.where(previous_rows < 0, 0.0, rewards[jnp.maximum(previous_rows, 0)])
         returns = jnp.asarray(episodes.returns, dtype)[rows]
         observations = jnp.asarray(episodes.observations, dtype)[rows]
-        x = tile_features(observations, episodes.low, episodes.high, num_tilings,
-                          tiles_per_dimension)
+        x = (tile_features(observations, episodes.low, episodes.high, num_tilings,
+                           tiles_per_dimension) if tiled
+             else scaled_observations(observations, episodes.low, episodes.high))
         target = TDTarget(reward, jnp.where(new, 0.0, discount).astype(dtype), returns)
         info = {"return": returns, "episode": indices, "time_step": time_steps,
                 "truncated": jnp.asarray(episodes.truncated)[indices]}
@@ -291,10 +307,13 @@ def mountain_car(
                 "tiles_per_dimension": tiles_per_dimension,
                 "random_action_probability": random_action_probability, "discount": discount,
                 "num_episodes": num_episodes, "environment_seed": environment_seed,
-                "max_episode_steps": max_episode_steps},
+                "max_episode_steps": max_episode_steps,
+                # Named only when not the default: the tile-coded params stay as they were.
+                **({} if tiled else {"features": features})},
         init=init,
         generate=generate,
         description=(f"{ENVIRONMENT} under energy pumping (ε = {random_action_probability}), "
-                     f"{num_tilings} tilings of {tiles_per_dimension}² tiles, γ = {discount}, "
-                     f"{num_episodes} episodes"),
+                     + (f"{num_tilings} tilings of {tiles_per_dimension}² tiles" if tiled
+                        else "the observation scaled to [−1, 1]")
+                     + f", γ = {discount}, {num_episodes} episodes"),
     )

@@ -18,6 +18,9 @@ the base step size ``α``, the bound ``κ`` and ``‖·‖₁`` the sum of absol
 (A step whose trace is zero, the stream's first, which has no previous state, changes neither ``t``
 nor ``v``: the code makes no such step.)
 
+Parameters may be any pytree (a network's): ``‖z‖₁`` sums over all its leaves, as the authors'
+code sums over all the network's parameters, and one bound scales the whole step.
+
 ``M ≤ 1`` when the step cannot overshoot (for a linear learner the update changes the error of
 the current state by ``α δ z·φ``, at most ``α |δ| ‖z‖₁`` for features in [−1, 1]), and the step is
 scaled down otherwise. Step sizes: ``α / max(M, 1)`` per weight (divided by ``sqrt(v̂ + ε)`` for
@@ -37,6 +40,12 @@ from metastep._structure import recorded
 from metastep.methods import _common
 from metastep.methods._step_sizes import method_state
 from metastep.td.tidbd import TD_HINT
+
+
+def l1_norm(tree: Any) -> jax.Array:
+    """``‖·‖₁`` over the whole pytree: the absolute values of every leaf, summed (the authors'
+    code sums its ``z_sum`` over every parameter of the network)."""
+    return sum(jnp.sum(jnp.abs(leaf)) for leaf in jax.tree.leaves(tree))
 
 
 def bounded_step_size(learning_rate, kappa, td_error, trace_norm):
@@ -71,9 +80,10 @@ def obgd(learning_rate: float = 1.0, kappa: float = 2.0) -> optax.GradientTransf
         del params
         td_error, trace = (_common.require_extra_arg("obgd", name, extra_args, TD_HINT)
                            for name in ("td_error", "trace"))
-        step_size = bounded_step_size(learning_rate, kappa, td_error, jnp.sum(jnp.abs(trace)))
-        step_sizes = jnp.full_like(grads, step_size)
-        return -step_sizes * grads, _common.cast_like(ObGDState(step_sizes), state)
+        step_size = bounded_step_size(learning_rate, kappa, td_error, l1_norm(trace))
+        step_sizes = jax.tree.map(lambda g: jnp.full_like(g, step_size), grads)
+        updates = jax.tree.map(lambda a, g: -a * g, step_sizes, grads)
+        return updates, _common.cast_like(ObGDState(step_sizes), state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -116,19 +126,23 @@ def adaptive_obgd(learning_rate: float = 1.0, kappa: float = 2.0, beta2: float =
                            for name in ("td_error", "trace"))
         # A step with a zero trace (the stream's first, which has no previous state) updates
         # nothing: it leaves t and v as they are, as in the code, which has no such step.
-        active = jnp.any(trace != 0)
+        active = l1_norm(trace) != 0
         count = jnp.where(active, _common.increment(state.count), state.count)
-        second_moment = jnp.where(
-            active, beta2 * state.second_moment + (1 - beta2) * jnp.square(td_error * trace),
-            state.second_moment)
-        correction = 1 - beta2 ** count.astype(second_moment.dtype)
-        corrected = second_moment / jnp.where(count > 0, correction, 1)  # v = 0 before any update
-        scale = 1 / jnp.sqrt(corrected + eps)
+        second_moment = jax.tree.map(
+            lambda v, z: jnp.where(active, beta2 * v + (1 - beta2) * jnp.square(td_error * z), v),
+            state.second_moment, trace)
+
+        def scale_of(v):  # 1 / sqrt(v̂ + ε); v = 0 before any update
+            correction = 1 - beta2 ** count.astype(v.dtype)
+            return 1 / jnp.sqrt(v / jnp.where(count > 0, correction, 1) + eps)
+
+        scale = jax.tree.map(scale_of, second_moment)
         step_size = bounded_step_size(learning_rate, kappa, td_error,
-                                      jnp.sum(jnp.abs(trace * scale)))
-        step_sizes = step_size * scale
+                                      l1_norm(jax.tree.map(jnp.multiply, trace, scale)))
+        step_sizes = jax.tree.map(lambda s: step_size * s, scale)
+        updates = jax.tree.map(lambda a, g: -a * g, step_sizes, grads)
         new_state = AdaptiveObGDState(count, second_moment, step_sizes)
-        return -step_sizes * grads, _common.cast_like(new_state, state)
+        return updates, _common.cast_like(new_state, state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
