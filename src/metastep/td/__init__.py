@@ -7,7 +7,9 @@
 - :func:`obgd` and :func:`adaptive_obgd` (Elsayed, Vasan & Mahmood 2024): steps bounded against
   overshooting;
 - :class:`TrueOnlineTD`: true online TD(λ) with a fixed step size (van Seijen et al. 2016);
-- :class:`SwiftTD` (Javed, Sharifnassab & Sutton 2024): true online TD(λ) with its own step sizes.
+- :class:`SwiftTD` (Javed, Sharifnassab & Sutton 2024): true online TD(λ) with its own step sizes;
+- :class:`DeepTDLearner`: TD(λ) on a network's value (stream TD(λ) with :func:`obgd`, Elsayed
+  et al. 2024), traces over its parameters; :func:`stream_mlp`, the network of stream TD(λ).
 
 A TD problem's stream gives the target of each step as a :class:`TDTarget` (reward, per-step
 discount, true value); ``ms.run_arrays(learner, xs, rewards)`` takes plain rewards with the
@@ -15,6 +17,7 @@ learner's constant discount. See docs/td.md.
 """
 
 from metastep.td.autotidbd import AutoTIDBDState, autotidbd
+from metastep.td.deep import DeepTDLearner, DeepTDLearnerState, stream_mlp
 from metastep.td.obgd import AdaptiveObGDState, ObGDState, adaptive_obgd, obgd
 from metastep.td.learner import SIDE_SIGNALS, TDLearner, TDLearnerState, TDTarget
 from metastep.td.swifttd import SwiftTD, SwiftTDState
@@ -26,6 +29,8 @@ __all__ = [
     "SIDE_SIGNALS",
     "AdaptiveObGDState",
     "AutoTIDBDState",
+    "DeepTDLearner",
+    "DeepTDLearnerState",
     "ObGDState",
     "SwiftTD",
     "SwiftTDState",
@@ -38,5 +43,6 @@ __all__ = [
     "adaptive_obgd",
     "autotidbd",
     "obgd",
+    "stream_mlp",
     "tidbd",
 ]
