@@ -25,6 +25,7 @@ from metastep.problems.slowly_changing_regression import (
     ltu_network_output,
     slowly_changing_regression,
 )
+from metastep.problems.trace_patterning import TracePatterningState, trace_patterning
 from metastep.problems.switching_2d import Switching2DState, switching_2d
 from metastep.problems.weight_flipping import WeightFlippingState, weight_flipping
 
@@ -38,6 +39,7 @@ __all__ = [
     "Sample",
     "SlowlyChangingRegressionState",
     "Switching2DState",
+    "TracePatterningState",
     "WeightFlippingState",
     "fixed_step_size_mse",
     "label_permuted_digits",
@@ -63,5 +65,6 @@ __all__ = [
     "step_keys",
     "switching_2d",
     "task_permutation",
+    "trace_patterning",
     "weight_flipping",
 ]
