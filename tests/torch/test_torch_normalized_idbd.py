@@ -83,3 +83,22 @@ def test_multi_tensor_and_one_tensor_steps_are_equal(dtype, normalize_gradients)
     initial_step_sizes = mst.step_sizes(mst.NormalizedIDBD(
         params, normalize_gradients=normalize_gradients))
     assert all(not torch.equal(a, b) for a, b in zip(step_sizes, initial_step_sizes))  # learned
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_foreach_rsqrt_is_torch_rsqrt_bit_for_bit(dtype):
+    """The fast ``1 / sqrt`` of the normalizers (``x ** -0.5`` in float32 and float64) gives
+    ``torch.rsqrt``'s values exactly, subnormal, zero, infinite and negative inputs included."""
+    from metastep.torch._optimizer import foreach_rsqrt_
+
+    info = torch.finfo(dtype)
+    magnitudes = torch.logspace(np.log10(info.tiny) - 6, np.log10(info.max), 20_001,
+                                dtype=torch.float64)
+    special = torch.tensor([0.0, -0.0, float("inf"), -1.0, float("nan")], dtype=torch.float64)
+    values = torch.cat([magnitudes, special]).to(dtype)
+    tensors = [values.clone(), values[:7].clone().reshape(7, 1)]
+    foreach_rsqrt_(tensors)
+    for actual, given in zip(tensors, (values, values[:7].reshape(7, 1))):
+        expected = torch.rsqrt(given)
+        assert torch.equal(actual.isnan(), expected.isnan())
+        assert torch.equal(actual.nan_to_num(), expected.nan_to_num())

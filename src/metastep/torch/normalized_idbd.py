@@ -32,7 +32,7 @@ import torch
 
 from metastep import _checks
 from metastep.methods import _common
-from metastep.torch._optimizer import MetaStepOptimizer, check_optional
+from metastep.torch._optimizer import MetaStepOptimizer, check_optional, foreach_rsqrt_
 from metastep.torch.hypergradient import _bias_corrections
 
 
@@ -158,7 +158,7 @@ def _multi_tensor_update(group, params, curvature, states, gradient_corrections,
     torch._foreach_addcmul_(meta_normalizers, meta_gradients, meta_gradients, value=rate)
     divisors = torch._foreach_div(meta_normalizers, meta_corrections)
     torch._foreach_clamp_min_(divisors, torch.finfo(params[0].dtype).tiny)
-    torch._foreach_rsqrt_(divisors)
+    foreach_rsqrt_(divisors)
     torch._foreach_addcmul_(log_step_sizes, meta_gradients, divisors,
                             value=-group["meta_step_size"])
     step_sizes = divisors  # α s
@@ -173,7 +173,7 @@ def _multi_tensor_update(group, params, curvature, states, gradient_corrections,
         torch._foreach_copy_(scales, normalizers)
         torch._foreach_div_(scales, gradient_corrections)
         torch._foreach_add_(scales, group["eps"])
-        torch._foreach_rsqrt_(scales)
+        foreach_rsqrt_(scales)
         torch._foreach_mul_(step_sizes, scales)
     torch._foreach_addcmul_(params, step_sizes, grads, value=-1.0)
     # h ← h [1 − α s c]⁺ − α s g, as h − h min(α s c, 1) − α s g (two passes fewer)
@@ -197,14 +197,16 @@ def _one_tensor_update(group, params, curvature, states, gradient_corrections,
         meta_gradient = g * h
         state["meta_normalizer"].mul_(1.0 - meta_rate).addcmul_(
             meta_gradient, meta_gradient, value=meta_rate)
-        divisor = (state["meta_normalizer"] / meta_correction).clamp_min_(tiny).rsqrt_()
+        divisor = (state["meta_normalizer"] / meta_correction).clamp_min_(tiny)
+        foreach_rsqrt_([divisor])
         state["log_step_size"].addcmul_(meta_gradient, divisor, value=-group["meta_step_size"])
         step_size = divisor.copy_(state["log_step_size"]).exp_()
         if group["normalize_gradients"]:
             normalizer = state["gradient_normalizer"]
             normalizer.mul_(1.0 - rate).addcmul_(g, g, value=rate)
             scale = meta_gradient.copy_(normalizer).div_(gradient_correction)
-            step_size.mul_(scale.add_(group["eps"]).rsqrt_())
+            foreach_rsqrt_([scale.add_(group["eps"])])
+            step_size.mul_(scale)
         p.addcmul_(step_size, g, value=-1.0)
         rates = meta_gradient.copy_(step_size).mul_(c).clamp_max_(1.0)
         h.addcmul_(h, rates, value=-1.0).addcmul_(step_size, g, value=-1.0)
