@@ -53,6 +53,12 @@ REQUIRED_KEYS = {
           for method in ("tidbd-semi", "tidbd-full", "autotidbd", "swifttd", "normalized-idbd")
           for key in ("mean_error", "final_error")),
     ),
+    "trace-patterning": (
+        "return_variance", "zero_prediction_error", "td.best.mean_error", "td.best.msre",
+        *(f"{method}.default.{key}"
+          for method in ("tidbd-semi", "tidbd-full", "autotidbd", "swifttd", "normalized-idbd")
+          for key in ("mean_error", "final_error", "msre", "distractor_to_cs")),
+    ),
 }
 FIGURES = {
     "switching-2d": {"error-surface", "step-size-trajectories", "idbd-step-sizes-over-time"},
@@ -73,6 +79,7 @@ FIGURES = {
                        "step-sizes-per-state"},
     "td-nonstationary": {"error-around-switches", "step-sizes-over-time", "error-vs-step-size"},
     "td-mountain-car": {"error-over-time", "error-vs-step-size", "step-sizes-over-time"},
+    "trace-patterning": {"error-over-time", "error-vs-step-size", "step-sizes-per-group"},
 }
 
 
