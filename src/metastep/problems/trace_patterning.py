@@ -93,18 +93,13 @@ benchmarks-for-state-construction, and its ``exp.py`` and ``Algorithms/MicroStim
 from __future__ import annotations
 
 import itertools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastep._checks import (
-    check_count,
-    check_positive,
-    check_unit_interval,
-    is_concrete,
-)
+from metastep._checks import check_count, check_positive, check_unit_interval, is_concrete
 from metastep._structure import recorded
 from metastep.problems._base import Problem, Sample
 from metastep.problems._common import steps_of_block
@@ -133,6 +128,34 @@ class TracePatterningState(NamedTuple):
     last_onsets: jax.Array  # int32 [num_signals], the step of each signal's last onset
 
 
+class Rules(NamedTuple):
+    """What the trials follow: sizes and durations (Python ints), probabilities and the
+    discount (floats, possibly traced)."""
+
+    num_cs: int
+    num_distractors: int
+    num_activation_patterns: int
+    isi_range: tuple[int, int]
+    iti_range: tuple[int, int]
+    cs_duration: int
+    distractor_duration: int
+    us_duration: int
+    activation_share: Any  # p: the probability of drawing an activation pattern
+    noise: Any
+    distractor_probability: Any
+    discount: Any
+
+
+class Representation(NamedTuple):
+    """How the features are made from the signals (see the module docstring)."""
+
+    features: str
+    num_microstimuli: int
+    decay: Any
+    width: Any
+    scale_by_trace: bool
+
+
 def candidate_patterns(num_cs: int) -> np.ndarray:
     """The CS patterns with ``⌊num_cs / 2⌋`` CSs on, bool [C(n, ⌊n/2⌋), n]."""
     combinations = list(itertools.combinations(range(num_cs), num_cs // 2))
@@ -140,11 +163,6 @@ def candidate_patterns(num_cs: int) -> np.ndarray:
     for row, on in enumerate(combinations):
         patterns[row, list(on)] = True
     return patterns
-
-
-def activation_probability_bounds(num_cs: int, num_activation_patterns: int) -> tuple:
-    """``q`` must lie in ``[K / 2^n, 1]`` so that ``p`` is a probability."""
-    return num_activation_patterns / 2 ** num_cs, 1.0
 
 
 def microstimuli(trace: jax.Array, num_microstimuli: int, width, scale_by_trace: bool):
@@ -182,6 +200,111 @@ def check_range(name: str, value, minimum: int = 1) -> tuple[int, int]:
 def mean_power(base, low: int, high: int):
     """``E[base^K]`` for ``K`` uniform on the integers ``low … high``."""
     return jnp.mean(jnp.power(base, jnp.arange(low, high + 1, dtype=jnp.result_type(float))))
+
+
+def later_trials_value(rules: Rules, us_probability) -> jax.Array:
+    """``u / (1 − E[γ^I] E[γ^ITI])``: the expected discounted US of all the trials from the next
+    one on, seen from the step before the next trial's start."""
+    isi_factor = mean_power(rules.discount, *rules.isi_range)  # E[γ^I]
+    trial_factor = isi_factor * mean_power(rules.discount, *rules.iti_range)  # E[γ^(I + ITI)]
+    us_sum = jnp.sum(jnp.power(rules.discount, jnp.arange(rules.us_duration,
+                                                          dtype=jnp.result_type(float))))
+    return us_probability * isi_factor * us_sum / (1.0 - trial_factor)
+
+
+def draw_trial(rules: Rules, trials_key: jax.Array, start, patterns: jax.Array) -> Trials:
+    """The trial that starts at step ``start``, from ``fold_in(trials_key, start)``."""
+    num_cs, count = rules.num_cs, rules.num_activation_patterns
+    u = jax.random.uniform(jax.random.fold_in(trials_key, start),
+                           (num_cs + rules.num_distractors + 5,), jnp.result_type(float))
+    chosen = patterns[jnp.minimum(jnp.floor(u[1] * count).astype(jnp.int32), count - 1)]
+    cs = jnp.where(u[0] < rules.activation_share, chosen, u[5:5 + num_cs] < 0.5)
+    matched = jnp.any(jnp.all(cs == patterns, axis=-1))
+
+    def uniform_integer(v, low, high):
+        return jnp.minimum(low + jnp.floor(v * (high - low + 1)).astype(jnp.int32), high)
+
+    return Trials(jnp.asarray(start, jnp.int32), uniform_integer(u[3], *rules.isi_range),
+                  uniform_integer(u[4], *rules.iti_range), cs,
+                  u[5 + num_cs:] < rules.distractor_probability, matched != (u[2] < rules.noise))
+
+
+def first_trials(rules: Rules, trials_key: jax.Array, patterns: jax.Array,
+                 count: int) -> Trials:
+    """The first ``count`` trials of the stream, the first at step 0 (a scan rather than a
+    Python loop: one trial draw to compile)."""
+    def next_trial(start, _):
+        trial = draw_trial(rules, trials_key, start, patterns)
+        return trial.start + trial.isi + trial.iti, trial
+
+    return jax.lax.scan(next_trial, jnp.int32(0), length=count)[1]
+
+
+def us_to_come(rules: Rules, t, trials: Trials) -> jax.Array:
+    """``R Σ_{j<D, s+I+j>t} γ^{s+I+j−t−1}`` per trial: its US after step ``t``, discounted."""
+    delays = (trials.start + trials.isi)[..., None] + jnp.arange(rules.us_duration) - t - 1
+    powers = jnp.power(rules.discount, jnp.maximum(delays, 0).astype(jnp.result_type(float)))
+    return jnp.where(trials.reinforced, jnp.where(delays >= 0, powers, 0.0).sum(-1), 0.0)
+
+
+def advance(rules: Rules, later_trials, trials_key, patterns, carry, t):
+    """Step ``t``: the trials (a new one drawn at the end of the queue when the next starts),
+    each signal's last onset, and what the step outputs."""
+    trials, last_onsets = carry
+    last = jax.tree.map(lambda field: field[-1], trials)
+    drawn = draw_trial(rules, trials_key, last.start + last.isi + last.iti, patterns)
+    shifted = jax.tree.map(lambda queue, new: jnp.concatenate([queue[1:], new[None]]),
+                           trials, drawn)
+    trials = jax.tree.map(lambda a, b: jnp.where(t == trials.start[1], a, b), shifted, trials)
+    current = jax.tree.map(lambda field: field[0], trials)
+    k = t - current.start  # the time in the trial
+    us_on = current.reinforced & (k >= current.isi) & (k < current.isi + rules.us_duration)
+    signals = jnp.concatenate([us_on[None], current.cs & (k < rules.cs_duration),
+                               current.distractors & (k < rules.distractor_duration)])
+    onsets = jnp.concatenate([(current.reinforced & (k == current.isi))[None],
+                              current.cs & (k == 0), current.distractors & (k == 0)])
+    last_onsets = jnp.where(onsets, t, last_onsets)
+    to_come = us_to_come(rules, t, trials)
+    next_start = (trials.start[1] - t - 1).astype(jnp.result_type(float))
+    value = to_come[0] + jnp.power(rules.discount, next_start) * later_trials
+    pattern = jnp.sum(current.cs * 2 ** jnp.arange(rules.num_cs, dtype=jnp.int32))
+    outputs = (signals, last_onsets, k, pattern, current.reinforced, value, to_come.sum())
+    return (trials, last_onsets), outputs
+
+
+def onset_traces(decay, last_onsets: jax.Array, t: jax.Array) -> jax.Array:
+    """``d^{t − onset}`` per signal [steps, signals] (0 where there was no onset yet)."""
+    never = last_onsets == NEVER
+    ages = jnp.where(never, 0, t[:, None] - last_onsets).astype(jnp.result_type(float))
+    return jnp.where(never, 0.0, jnp.power(decay, ages))
+
+
+def features_of(representation: Representation, num_cs: int, signals, last_onsets,
+                time_in_trial, pattern, t) -> jax.Array:
+    """The features [steps, num_features] of a block (see the module docstring)."""
+    dtype, steps = jnp.result_type(float), len(t)
+    m, width = representation.num_microstimuli, representation.width
+    x = [jnp.ones((steps, 1), dtype), signals.astype(dtype)]
+    if representation.features != "presence":
+        trace = onset_traces(representation.decay, last_onsets, t)
+        x.append(microstimuli(trace, m, width, representation.scale_by_trace).reshape(
+            steps, -1))
+    if representation.features == "pattern_microstimuli":
+        trial_trace = jnp.power(representation.decay, time_in_trial.astype(dtype))
+        trial = microstimuli(trial_trace, m, width, representation.scale_by_trace)
+        one_hot = jax.nn.one_hot(pattern, 2 ** num_cs, dtype=dtype)
+        x.append((one_hot[:, :, None] * trial[:, None, :]).reshape(steps, -1))
+    return jnp.concatenate(x, axis=-1)
+
+
+def num_features_of(representation: Representation, num_cs: int, num_signals: int) -> int:
+    """``1 + S`` (presence), ``+ S m`` (microstimuli), ``+ 2^n m`` (pattern microstimuli)."""
+    count = 1 + num_signals
+    if representation.features != "presence":
+        count += num_signals * representation.num_microstimuli
+    if representation.features == "pattern_microstimuli":
+        count += 2 ** num_cs * representation.num_microstimuli
+    return count
 
 
 @recorded
@@ -229,78 +352,17 @@ def trace_patterning(
         authors' code).
       lookahead_trials: ≥ 1 next trials summed into ``info["return"]``.
     """
-    if features not in FEATURES:
-        raise ValueError(f"`features` must be one of {FEATURES}, got {features!r}")
-    check_count("num_cs", num_cs)
-    check_count("num_distractors", num_distractors, minimum=0)
+    rules, representation = checked_arguments(
+        features, num_cs, num_distractors, num_activation_patterns,
+        activation_patterns_probability, noise, distractor_probability, isi_range, iti_range,
+        cs_duration, distractor_duration, us_duration, discount, num_microstimuli,
+        microstimulus_decay, microstimulus_width, scale_by_trace, lookahead_trials)
+    discount = rules.discount
     candidates = candidate_patterns(num_cs)
-    check_count("num_activation_patterns", num_activation_patterns)
-    if num_activation_patterns > len(candidates):
-        raise ValueError(f"`num_activation_patterns` must be <= C({num_cs}, {num_cs // 2}) = "
-                         f"{len(candidates)}, got {num_activation_patterns}")
-    check_unit_interval("activation_patterns_probability", activation_patterns_probability)
-    low_q, _ = activation_probability_bounds(num_cs, num_activation_patterns)
-    if is_concrete(activation_patterns_probability) and activation_patterns_probability < low_q:
-        raise ValueError(f"`activation_patterns_probability` must be >= num_activation_patterns"
-                         f" / 2^num_cs = {low_q}, got {activation_patterns_probability}")
-    check_unit_interval("noise", noise)
-    check_unit_interval("distractor_probability", distractor_probability)
-    check_count("us_duration", us_duration)
-    isi_low, isi_high = check_range("isi_range", isi_range)
-    iti_low, iti_high = check_range("iti_range", iti_range, minimum=us_duration)
-    shortest_trial = isi_low + iti_low
-    for name, duration in (("cs_duration", cs_duration),
-                           ("distractor_duration", distractor_duration)):
-        check_count(name, duration)
-        if duration > shortest_trial:
-            raise ValueError(f"`{name}` must be <= the shortest trial ({shortest_trial} steps), "
-                             f"got {duration}")
-    if discount is None:
-        discount = 1.0 - 2.0 / (isi_low + isi_high)
-    check_unit_interval("discount", discount)
-    if is_concrete(discount) and discount >= 1:
-        raise ValueError(f"`discount` must be < 1 (a continuing task), got {discount}")
-    check_count("num_microstimuli", num_microstimuli)
-    check_unit_interval("microstimulus_decay", microstimulus_decay)
-    check_positive("microstimulus_width", microstimulus_width)
-    if not isinstance(scale_by_trace, bool):
-        raise ValueError(f"`scale_by_trace` must be a bool, got {scale_by_trace!r}")
-    check_count("lookahead_trials", lookahead_trials)
-
     num_signals = 1 + num_cs + num_distractors
-    num_patterns = 2 ** num_cs
-    num_features = 1 + num_signals
-    if features != "presence":
-        num_features += num_signals * num_microstimuli
-    if features == "pattern_microstimuli":
-        num_features += num_patterns * num_microstimuli
-    dtype = jnp.result_type(float)
-    random_share = num_activation_patterns / num_patterns
-    activation_share = ((activation_patterns_probability - random_share)
-                        / (1.0 - random_share))  # p
     us_probability = (activation_patterns_probability * (1.0 - noise)
                       + (1.0 - activation_patterns_probability) * noise)
-    isi_factor = mean_power(discount, isi_low, isi_high)  # E[γ^I]
-    trial_factor = isi_factor * mean_power(discount, iti_low, iti_high)  # E[γ^(I + ITI)]
-    us_sum = jnp.sum(jnp.power(discount, jnp.arange(us_duration, dtype=dtype)))  # Σ_j γ^j
-    later_trials = us_probability * isi_factor * us_sum / (1.0 - trial_factor)
-
-    def draw_trial(trials_key, start, patterns) -> Trials:
-        u = jax.random.uniform(jax.random.fold_in(trials_key, start),
-                               (num_cs + num_distractors + 5,), dtype)
-        uniform_cs, uniform_distractors = u[5:5 + num_cs], u[5 + num_cs:]
-        chosen = patterns[jnp.minimum(jnp.floor(u[1] * num_activation_patterns).astype(
-            jnp.int32), num_activation_patterns - 1)]
-        cs = jnp.where(u[0] < activation_share, chosen, uniform_cs < 0.5)
-        matched = jnp.any(jnp.all(cs == patterns, axis=-1))
-        reinforced = matched != (u[2] < noise)
-
-        def uniform_integer(v, low, high):
-            return jnp.minimum(low + jnp.floor(v * (high - low + 1)).astype(jnp.int32), high)
-
-        return Trials(jnp.asarray(start, jnp.int32), uniform_integer(u[3], isi_low, isi_high),
-                      uniform_integer(u[4], iti_low, iti_high), cs,
-                      uniform_distractors < distractor_probability, reinforced)
+    later_trials = later_trials_value(rules, us_probability)
 
     def init(key: jax.Array) -> TracePatterningState:
         patterns_key, trials_key = jax.random.split(key)
@@ -308,92 +370,37 @@ def trace_patterning(
         # faster than jax.random.choice without replacement).
         order = jnp.argsort(jax.random.uniform(patterns_key, (len(candidates),)))
         patterns = jnp.asarray(candidates)[order[:num_activation_patterns]]
-
-        def next_trial(start, _):
-            trial = draw_trial(trials_key, start, patterns)
-            return trial.start + trial.isi + trial.iti, trial
-
-        # A scan rather than a Python loop: one trial draw to compile instead of 1 + lookahead.
-        _, trials = jax.lax.scan(next_trial, jnp.int32(0), length=1 + lookahead_trials)
-        return TracePatterningState(trials_key, jnp.uint32(0), patterns, trials,
-                                    jnp.full(num_signals, NEVER, jnp.int32))
-
-    def us_to_come(t, start, isi, reinforced):
-        """``R Σ_{j<D, s+I+j>t} γ^{s+I+j−t−1}`` per trial (broadcast over the trials)."""
-        delays = (start + isi)[..., None] + jnp.arange(us_duration) - t - 1
-        terms = jnp.where(delays >= 0, jnp.power(discount, jnp.maximum(delays, 0).astype(dtype)),
-                          0.0)
-        return jnp.where(reinforced, terms.sum(-1), 0.0)
-
-    def advance(carry, t, trials_key, patterns):
-        trials, last_onsets = carry
-        last = jax.tree.map(lambda field: field[-1], trials)
-        drawn = draw_trial(trials_key, last.start + last.isi + last.iti, patterns)
-        shifted = jax.tree.map(lambda queue, new: jnp.concatenate([queue[1:], new[None]]),
-                               trials, drawn)
-        trials = jax.tree.map(lambda a, b: jnp.where(t == trials.start[1], a, b), shifted, trials)
-        current = jax.tree.map(lambda field: field[0], trials)
-        time_in_trial = t - current.start
-        us_on = current.reinforced & (time_in_trial >= current.isi) & (
-            time_in_trial < current.isi + us_duration)
-        signals = jnp.concatenate([us_on[None], current.cs & (time_in_trial < cs_duration),
-                                   current.distractors & (time_in_trial < distractor_duration)])
-        onsets = jnp.concatenate([(current.reinforced & (time_in_trial == current.isi))[None],
-                                  current.cs & (time_in_trial == 0),
-                                  current.distractors & (time_in_trial == 0)])
-        last_onsets = jnp.where(onsets, t, last_onsets)
-        to_come = us_to_come(t, trials.start, trials.isi, trials.reinforced)
-        value = to_come[0] + jnp.power(discount, (trials.start[1] - t - 1).astype(dtype)) * (
-            later_trials)
-        pattern = jnp.sum(current.cs * 2 ** jnp.arange(num_cs, dtype=jnp.int32))
-        step_output = (signals, last_onsets, time_in_trial, pattern, current.reinforced, value,
-                       to_come.sum())
-        return (trials, last_onsets), step_output
-
-    def traces(ages_from, t):
-        """``d^{t − onset}`` per onset step (0 where there was none)."""
-        never = ages_from == NEVER
-        ages = jnp.where(never, 0, t[:, None] - ages_from).astype(dtype)
-        return jnp.where(never, 0.0, jnp.power(microstimulus_decay, ages))
-
-    def features_of(signals, last_onsets, time_in_trial, pattern, t):
-        x = [jnp.ones((len(t), 1), dtype), signals.astype(dtype)]
-        if features != "presence":
-            trace = traces(last_onsets, t)
-            x.append(microstimuli(trace, num_microstimuli, microstimulus_width,
-                                  scale_by_trace).reshape(len(t), -1))
-        if features == "pattern_microstimuli":
-            trial_trace = jnp.power(microstimulus_decay, time_in_trial.astype(dtype))
-            trial = microstimuli(trial_trace, num_microstimuli, microstimulus_width,
-                                 scale_by_trace)
-            one_hot = jax.nn.one_hot(pattern, num_patterns, dtype=dtype)
-            x.append((one_hot[:, :, None] * trial[:, None, :]).reshape(len(t), -1))
-        return jnp.concatenate(x, axis=-1)
+        return TracePatterningState(
+            trials_key, jnp.uint32(0), patterns,
+            first_trials(rules, trials_key, patterns, 1 + lookahead_trials),
+            jnp.full(num_signals, NEVER, jnp.int32))
 
     def generate(state: TracePatterningState, num_steps: int):
+        dtype = jnp.result_type(float)
         t = steps_of_block(state.step, num_steps).astype(jnp.int32)
         (trials, last_onsets), (signals, onsets, time_in_trial, pattern, reinforced, value,
                                 realized) = jax.lax.scan(
-            lambda carry, step: advance(carry, step, state.trials_key, state.patterns),
+            lambda carry, step: advance(rules, later_trials, state.trials_key, state.patterns,
+                                        carry, step),
             (state.trials, state.last_onsets), t)
         us = signals[:, 0].astype(dtype)
         target = TDTarget(us, jnp.where(t == 0, 0.0, discount).astype(dtype),
                           value.astype(dtype))
         info = {"us": us, "pattern": pattern, "reinforced": reinforced,
                 "time_in_trial": time_in_trial, "return": realized.astype(dtype)}
-        x = features_of(signals, onsets, time_in_trial, pattern, t)
+        x = features_of(representation, num_cs, signals, onsets, time_in_trial, pattern, t)
         advanced = TracePatterningState(state.trials_key, state.step + num_steps, state.patterns,
                                         trials, last_onsets)
         return advanced, Sample(x, target, info)
 
     return Problem(
         name="trace_patterning",
-        num_features=num_features,
+        num_features=num_features_of(representation, num_cs, num_signals),
         params={"features": features, "num_cs": num_cs, "num_distractors": num_distractors,
                 "num_activation_patterns": num_activation_patterns,
                 "activation_patterns_probability": activation_patterns_probability,
                 "noise": noise, "distractor_probability": distractor_probability,
-                "isi_range": (isi_low, isi_high), "iti_range": (iti_low, iti_high),
+                "isi_range": rules.isi_range, "iti_range": rules.iti_range,
                 "cs_duration": cs_duration, "distractor_duration": distractor_duration,
                 "us_duration": us_duration, "discount": discount,
                 "num_microstimuli": num_microstimuli,
@@ -403,8 +410,61 @@ def trace_patterning(
         init=init,
         generate=generate,
         description=(f"Trace patterning: {num_cs} CSs ({num_activation_patterns} activation "
-                     f"patterns), {num_distractors} distractors, ISI {isi_low}-{isi_high}, ITI "
-                     f"{iti_low}-{iti_high}, γ = {discount:.4g}, {features} features"
-                     if is_concrete(discount) else "Trace patterning"),
+                     f"patterns), {num_distractors} distractors, ISI {isi_range[0]}-{isi_range[1]}"
+                     f", ITI {iti_range[0]}-{iti_range[1]}, γ = {discount:.4g}, {features} "
+                     "features" if is_concrete(discount) else "Trace patterning"),
     )
 
+
+def checked_arguments(features, num_cs, num_distractors, num_activation_patterns,
+                      activation_patterns_probability, noise, distractor_probability, isi_range,
+                      iti_range, cs_duration, distractor_duration, us_duration, discount,
+                      num_microstimuli, microstimulus_decay, microstimulus_width,
+                      scale_by_trace, lookahead_trials) -> tuple[Rules, Representation]:
+    """The arguments of :func:`trace_patterning` checked (errors name them), as its rules and
+    representation (``discount`` resolved)."""
+    if features not in FEATURES:
+        raise ValueError(f"`features` must be one of {FEATURES}, got {features!r}")
+    check_count("num_cs", num_cs)
+    check_count("num_distractors", num_distractors, minimum=0)
+    check_count("num_activation_patterns", num_activation_patterns)
+    num_candidates = len(candidate_patterns(num_cs))
+    if num_activation_patterns > num_candidates:
+        raise ValueError(f"`num_activation_patterns` must be <= C({num_cs}, {num_cs // 2}) = "
+                         f"{num_candidates}, got {num_activation_patterns}")
+    check_unit_interval("activation_patterns_probability", activation_patterns_probability)
+    random_share = num_activation_patterns / 2 ** num_cs  # of the uniform patterns
+    if (is_concrete(activation_patterns_probability)
+            and activation_patterns_probability < random_share):
+        raise ValueError(f"`activation_patterns_probability` must be >= num_activation_patterns"
+                         f" / 2^num_cs = {random_share}, got {activation_patterns_probability}")
+    check_unit_interval("noise", noise)
+    check_unit_interval("distractor_probability", distractor_probability)
+    check_count("us_duration", us_duration)
+    isi_range = check_range("isi_range", isi_range)
+    iti_range = check_range("iti_range", iti_range, minimum=us_duration)
+    shortest_trial = isi_range[0] + iti_range[0]
+    for name, duration in (("cs_duration", cs_duration),
+                           ("distractor_duration", distractor_duration)):
+        check_count(name, duration)
+        if duration > shortest_trial:
+            raise ValueError(f"`{name}` must be <= the shortest trial ({shortest_trial} steps), "
+                             f"got {duration}")
+    if discount is None:
+        discount = 1.0 - 2.0 / sum(isi_range)
+    check_unit_interval("discount", discount)
+    if is_concrete(discount) and discount >= 1:
+        raise ValueError(f"`discount` must be < 1 (a continuing task), got {discount}")
+    check_count("num_microstimuli", num_microstimuli)
+    check_unit_interval("microstimulus_decay", microstimulus_decay)
+    check_positive("microstimulus_width", microstimulus_width)
+    if not isinstance(scale_by_trace, bool):
+        raise ValueError(f"`scale_by_trace` must be a bool, got {scale_by_trace!r}")
+    check_count("lookahead_trials", lookahead_trials)
+    activation_share = ((activation_patterns_probability - random_share)
+                        / (1.0 - random_share))  # p
+    return (Rules(num_cs, num_distractors, num_activation_patterns, isi_range, iti_range,
+                  cs_duration, distractor_duration, us_duration, activation_share, noise,
+                  distractor_probability, discount),
+            Representation(features, num_microstimuli, microstimulus_decay,
+                           microstimulus_width, scale_by_trace))
