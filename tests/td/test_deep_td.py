@@ -39,32 +39,47 @@ def forward_backward(params, x):
     return value, [np.outer(x, dh), dh, a[:, None], np.ones(1)]
 
 
+class SampleMeanStd:
+    """The authors' running mean and variance (normalization_wrappers.py)."""
+
+    def __init__(self, shape=()):
+        self.count, self.mean, self.p, self.var = 0, np.zeros(shape), np.zeros(shape), 1.0
+
+    def update(self, sample):
+        count = self.count + 1
+        mean = self.mean + (sample - self.mean) / count
+        self.p = self.p + (sample - self.mean) * (sample - mean)
+        self.count, self.mean = count, mean
+        self.var = 1.0 if count < 2 else self.p / (count - 1)
+
+
 def stream_td_reference(params, xs, rewards, discounts, lam, method, normalize=False,
-                        alpha=1.0, kappa=2.0, beta2=0.999, eps=1e-8):
+                        scale_rewards=False, alpha=1.0, kappa=2.0, beta2=0.999, eps=1e-8):
     """The authors' stream TD(λ), one update per transition ``(φ, r, φ', γ)``: both values and
     ∇v(φ) under the current parameters, ∇v(φ) added to the decayed trace (emptied after an
-    episode's end), then ObGD, AdaptiveObGD or SGD (step ``alpha``). With ``normalize``: the
-    authors' running observation normalization (``SampleMeanStd``, ``NormalizeObservation``).
-    Returns the predictions ``v(φ')`` before each update."""
+    episode's end), then ObGD, AdaptiveObGD or SGD (step ``alpha``). ``normalize`` and
+    ``scale_rewards``: the authors' ``NormalizeObservation`` and ``ScaleReward`` wrappers (the
+    prediction scaled back, as their script does). Returns the predictions of ``φ'`` before
+    each update."""
     params = [np.array(p, np.float64) for p in params]
     z = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
-    count, mean, squares = 0, np.zeros(xs.shape[1]), np.zeros(xs.shape[1])
+    observations, reward_sums, reward_sum = SampleMeanStd(xs.shape[1]), SampleMeanStd(), 0.0
     previous, predictions = None, []
     for t, (_, gamma_into_phi, x, reward, gamma) in enumerate(
             transitions(xs, rewards, discounts)):
         if normalize:
-            count += 1
-            new_mean = mean + (x - mean) / count
-            squares = squares + (x - mean) * (x - new_mean)
-            mean = new_mean
-            variance = 1.0 if count < 2 else squares / (count - 1)
-            x = (x - mean) / np.sqrt(variance + 1e-8)
+            observations.update(x)
+            x = (x - observations.mean) / np.sqrt(observations.var + 1e-8)
+        if scale_rewards and t > 0:
+            reward_sum = reward_sum * gamma + reward  # γ = 0: the episode ended
+            reward_sums.update(reward_sum)
+        scale = np.sqrt(reward_sums.var + 1e-8) if scale_rewards else 1.0
         value_next, _ = forward_backward(params, x)
-        predictions.append(value_next)
+        predictions.append(value_next * scale)
         if t > 0:  # the stream's first step has no previous state: no transition
             value, gradient = forward_backward(params, previous)
-            delta = reward + gamma * value_next - value
+            delta = reward / scale + gamma * value_next - value
             z = [gamma_into_phi * lam * e + g for e, g in zip(z, gradient)]
             scales = [np.ones_like(e) for e in z]
             if method == "sgd":
@@ -94,14 +109,16 @@ def assert_close(actual, expected, tolerance=1e-9):
 
 @pytest.mark.parametrize("method, normalize", [("obgd", False), ("adaptive_obgd", True)])
 def test_stream_td_matches_the_numpy_transcription(x64, method, normalize):
+    """ObGD alone; AdaptiveObGD with both normalizations."""
     data = td_data(seed=21)
     methods = {"obgd": td.obgd(), "adaptive_obgd": td.adaptive_obgd(0.3)}
     alpha = {"obgd": 1.0, "adaptive_obgd": 0.3}[method]
     learner = td.DeepTDLearner(network(data[0].shape[1]), methods[method], discount=0.9,
-                               trace_decay=LAMBDA, normalize_observations=normalize)
+                               trace_decay=LAMBDA, normalize_observations=normalize,
+                               scale_rewards=normalize)
     predictions, _, _ = run_td(learner, *data)
     expected = stream_td_reference(initial_params(learner), *data, LAMBDA, method,
-                                   normalize=normalize, alpha=alpha)
+                                   normalize=normalize, scale_rewards=normalize, alpha=alpha)
     assert_close(predictions, expected)
     assert np.std(predictions) > 0.1  # the network moved
 
@@ -175,6 +192,7 @@ def test_sweep_lane_equals_the_run_alone():
     ({"trace_decay": 1.5}, "trace_decay"), ({"trace_decay": -0.1}, "trace_decay"),
     ({"discount": 1.01}, "discount"), ({"discount": float("nan")}, "discount"),
     ({"method": "sgd"}, "method"), ({"normalize_observations": 1}, "normalize_observations"),
+    ({"scale_rewards": None}, "scale_rewards"),
     ({"model": ms.deep.mlp((3, 4, 2))}, "model"),
 ])
 def test_bad_learner_arguments_are_named(arguments, name):

@@ -37,12 +37,20 @@ Jacobian of ``g`` in ``θ`` with z and the target held fixed, dropping the secon
 curvature-driven meta methods (``ms.normalized_idbd``, ``ms.idbd``, ``ms.autostep``) and any
 optax method run on the network.
 
-Observation normalization (``normalize_observations=True``): the authors' running normalization,
-``x̂_t = (x_t − m_t) / sqrt(s²_t + 10⁻⁸)`` with the running mean ``m_t`` and sample variance
-``s²_t`` of ``x_0 … x_t`` (Welford's update, ``s² = 1`` until two observations), updated with
-``x_t`` before it is normalized; the network sees ``x̂``. Left out: the authors' reward scaling
-(rewards divided by a running standard deviation of the discounted return), which would put the
-predictions in units that drift over the run; the problem's rewards are used as they are.
+The authors' normalizations, both off by default (their wrappers ``NormalizeObservation`` and
+``ScaleReward``; running moments by Welford's update, :func:`welford_update`, the variance 1
+until two samples):
+
+* ``normalize_observations=True``: the network sees ``x̂_t = (x_t − m_t) / sqrt(s²_t + 10⁻⁸)``,
+  ``m_t`` and ``s²_t`` the running mean and sample variance of ``x_0 … x_t`` (updated with
+  ``x_t`` before it is normalized).
+* ``scale_rewards=True``: the network learns the value of the rewards ``r_t / σ_t``, ``σ_t =
+  sqrt(s²_t + 10⁻⁸)`` with ``s²_t`` the running variance of the discounted reward sum ``u_t =
+  γ_t u_{t−1} + r_t`` (restarted by an episode's end, ``γ_t = 0``; the stream's first step, which
+  closes no transition, is left out). The prediction and the TD error that the step reports are
+  back in the problem's units, ``σ_t v(x_t)`` and ``σ_t δ_t``, as the authors' script reports its
+  predictions; the method sees ``δ_t`` in the network's units. So ObGD's bound, which assumes
+  ``|δ|`` of order 1 at most, keeps its meaning when the returns are large.
 """
 
 from __future__ import annotations
@@ -145,18 +153,33 @@ def stream_mlp(sizes: Sequence[int] = (2, 32, 32, 1), *, layer_norm_hidden: bool
             hidden = act(layer_norm(hidden) if layer_norm_hidden else hidden)
         return hidden @ params[-1]["kernel"] + params[-1]["bias"]
 
-    return Model(init, apply, (sizes[0],))
+    # One compiled call: eagerly, each of the init's small operations compiles on its own.
+    return Model(jax.jit(init), apply, (sizes[0],))
 
 
 # ---------------------------------------------------------------------------------------------
 # The learner
 
-class ObservationStatistics(NamedTuple):
-    """Welford's running moments of the observations (the authors' ``SampleMeanStd``)."""
+class RunningMoments(NamedTuple):
+    """Welford's running moments (the authors' ``SampleMeanStd``)."""
 
-    count: jax.Array  # observations seen
-    mean: jax.Array  # m [input_shape]
-    squares: jax.Array  # Σ (x − m_old)(x − m_new) [input_shape]
+    count: jax.Array  # samples seen
+    mean: jax.Array  # m
+    squares: jax.Array  # Σ (x − m_old)(x − m_new)
+
+
+def new_moments(shape: Sequence[int], dtype: Any) -> RunningMoments:
+    zeros = jnp.zeros(shape, dtype)
+    return RunningMoments(jnp.zeros((), jnp.int32), zeros, jnp.zeros_like(zeros))
+
+
+def welford_update(moments: RunningMoments, x: jax.Array):
+    """The moments updated with ``x``, and the sample variance (1 until two samples)."""
+    count = moments.count + 1
+    mean = moments.mean + (x - moments.mean) / count
+    squares = moments.squares + (x - moments.mean) * (x - mean)
+    variance = jnp.where(count < 2, 1.0, squares / jnp.maximum(count - 1, 1))
+    return RunningMoments(count, mean, squares), variance
 
 
 class DeepTDLearnerState(NamedTuple):
@@ -164,18 +187,10 @@ class DeepTDLearnerState(NamedTuple):
     trace: Any  # γ_{t−1} λ z: the decayed trace, before the next gradient is added
     previous_features: jax.Array  # x_{t−1} as the network saw it (normalized, if so)
     has_previous: jax.Array  # bool: False before the first step
-    observations: ObservationStatistics
+    observations: RunningMoments  # of x (normalize_observations)
+    reward_sum: jax.Array  # u_t, the discounted reward sum (scale_rewards)
+    reward_sums: RunningMoments  # of u (scale_rewards)
     opt_state: Any
-
-
-def normalize(statistics: ObservationStatistics, x: jax.Array):
-    """The statistics updated with ``x``, and ``x`` normalized by them."""
-    count = statistics.count + 1
-    mean = statistics.mean + (x - statistics.mean) / count
-    squares = statistics.squares + (x - statistics.mean) * (x - mean)
-    variance = jnp.where(count < 2, 1.0, squares / jnp.maximum(count - 1, 1))
-    return ObservationStatistics(count, mean, squares), (x - mean) / jnp.sqrt(
-        variance + OBSERVATION_EPS)
 
 
 @recorded
@@ -195,6 +210,8 @@ class DeepTDLearner:
       trace_decay: ``λ`` in [0, 1].
       input_shape: the shape of one input, for Flax and Equinox models.
       normalize_observations: normalize the inputs by their running mean and variance.
+      scale_rewards: divide the rewards by the running standard deviation of their discounted
+        sum (the predictions and TD errors reported are scaled back).
 
     Attributes:
       layer_names: the parameter arrays, in the order of the records.
@@ -206,17 +223,20 @@ class DeepTDLearner:
 
     def __init__(self, model: Model | Any, method: optax.GradientTransformation,
                  discount: float, trace_decay: float, *,
-                 input_shape: Sequence[int] | None = None, normalize_observations: bool = False):
+                 input_shape: Sequence[int] | None = None, normalize_observations: bool = False,
+                 scale_rewards: bool = False):
         self.method = as_method(method)
         check_unit_interval("discount", discount)
         check_unit_interval("trace_decay", trace_decay)
-        if not isinstance(normalize_observations, bool):
-            raise ValueError(f"`normalize_observations` must be True or False, got "
-                             f"{normalize_observations!r}")
+        for name, flag in (("normalize_observations", normalize_observations),
+                           ("scale_rewards", scale_rewards)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"`{name}` must be True or False, got {flag!r}")
         self.model = as_model(model, input_shape)
         self.discount = discount
         self.trace_decay = trace_decay
         self.normalize_observations = normalize_observations
+        self.scale_rewards = scale_rewards
         self.input_shape = self.model.input_shape
         self.num_features = self.input_shape[0] if len(self.input_shape) == 1 else None
         param_shapes = jax.eval_shape(self.model.init, jax.random.PRNGKey(0))
@@ -237,11 +257,10 @@ class DeepTDLearner:
         key = jax.random.PRNGKey(0) if key is None else key
         params = self.model.init(key)
         dtype = jnp.result_type(*jax.tree.leaves(params))
-        zeros = jnp.zeros(self.input_shape, dtype)
-        statistics = ObservationStatistics(jnp.zeros((), jnp.int32), zeros, jnp.zeros_like(zeros))
         return DeepTDLearnerState(params, jax.tree.map(jnp.zeros_like, params),
-                                  jnp.zeros_like(zeros), jnp.zeros((), bool), statistics,
-                                  self.method.init(params))
+                                  jnp.zeros(self.input_shape, dtype), jnp.zeros((), bool),
+                                  new_moments(self.input_shape, dtype), jnp.zeros((), dtype),
+                                  new_moments((), dtype), self.method.init(params))
 
     def value(self, params: Any, x: jax.Array) -> jax.Array:
         """``v(x; θ)`` of one input."""
@@ -257,19 +276,28 @@ class DeepTDLearner:
         params = state.params
         dtype = jnp.result_type(*jax.tree.leaves(params))
         x = jnp.asarray(x, dtype)
-        statistics = state.observations
+        started = state.has_previous
+        reward, discount = jnp.asarray(reward, dtype), jnp.asarray(discount, dtype)
+        observations, reward_sum, reward_sums = (state.observations, state.reward_sum,
+                                                 state.reward_sums)
         if self.normalize_observations:
-            statistics, x = normalize(statistics, x)
-        discount = jnp.asarray(discount, dtype)
+            observations, variance = welford_update(observations, x)
+            x = (x - observations.mean) / jnp.sqrt(variance + OBSERVATION_EPS)
+        scale = jnp.ones((), dtype)
+        if self.scale_rewards:  # from the first transition on (step 0 closes none)
+            reward_sum = jnp.where(started, discount * reward_sum + reward, reward_sum)
+            updated, variance = welford_update(reward_sums, reward_sum)
+            reward_sums = jax.tree.map(lambda new, old: jnp.where(started, new, old),
+                                       updated, reward_sums)
+            scale = jnp.sqrt(variance + OBSERVATION_EPS)  # variance 1 before a transition
         # Both states under θ_t in one batched pass: [x_{t−1}, x_t].
         values, gradients = jax.vmap(jax.value_and_grad(self.value), in_axes=(None, 0))(
             params, jnp.stack([state.previous_features, x]))
-        started = state.has_previous
         prediction = values[1]
         previous_value = jnp.where(started, values[0], 0.0)
         previous_gradient = jax.tree.map(lambda g: jnp.where(started, g[0], 0.0), gradients)
         next_gradient = jax.tree.map(lambda g: g[1], gradients)
-        td_error = jnp.asarray(reward, dtype) + discount * prediction - previous_value
+        td_error = reward / scale + discount * prediction - previous_value
         trace = jax.tree.map(jnp.add, state.trace, previous_gradient)
         updates, opt_state = self.method.update(
             jax.tree.map(lambda z: -td_error * z, trace), state.opt_state, params,
@@ -278,9 +306,11 @@ class DeepTDLearner:
             curvature=jax.tree.map(jnp.multiply, previous_gradient, trace))
         decayed = jax.tree.map(lambda z: discount * self.trace_decay * z, trace)
         new_state = DeepTDLearnerState(optax.apply_updates(params, updates), decayed, x,
-                                       jnp.ones((), bool), statistics, opt_state)
-        return new_state, StepOutput(prediction, td_error, self.step_sizes(new_state),
-                                     value_metrics(prediction, true_value))
+                                       jnp.ones((), bool), observations, reward_sum,
+                                       reward_sums, opt_state)
+        return new_state, StepOutput(scale * prediction, scale * td_error,
+                                     self.step_sizes(new_state),
+                                     value_metrics(scale * prediction, true_value))
 
     def step_sizes(self, state: DeepTDLearnerState) -> Any:
         """Per-weight step sizes used by the last update, a pytree like the params (NaN for
@@ -303,5 +333,5 @@ class DeepTDLearner:
     check_problem = LinearTDHooks.check_problem  # the stream's discount must be the learner's
 
 
-__all__ = ["DeepTDLearner", "DeepTDLearnerState", "ObservationStatistics", "sparse_uniform_kernel",
-           "stream_mlp"]
+__all__ = ["DeepTDLearner", "DeepTDLearnerState", "RunningMoments", "sparse_uniform_kernel",
+           "stream_mlp", "welford_update"]
