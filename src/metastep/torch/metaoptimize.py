@@ -30,7 +30,12 @@ import torch
 
 from metastep import _checks
 from metastep.methods.metaoptimize import ADAMW_WEIGHT_DECAY, BASES, EPS_ROOT, METAS
-from metastep.torch._optimizer import MetaStepOptimizer, check_granularity, check_optional
+from metastep.torch._optimizer import (
+    MetaStepOptimizer,
+    check_granularity,
+    check_optional,
+    foreach_rsqrt_,
+)
 
 _ADAM_OPTIONS = {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "eps_root": EPS_ROOT}
 # The options of each named base, with their defaults (optax's, as metastep.metaoptimize).
@@ -85,21 +90,22 @@ def _bias_corrections(decays: tuple[float, ...], counts: list[torch.Tensor],
     return [list(row.unbind()) for row in (1.0 - torch.pow(decays[:, None], steps)).to(dtype)]
 
 
-def _adam_directions(gradients, momenta, normalizers, counts, b1, b2, eps, eps_root):
-    """optax's ``scale_by_adam`` over lists: the moments updated in place, the directions
-    returned."""
+def _adam_denominators(gradients, momenta, normalizers, normalizer_corrections, scales, b1, b2,
+                       eps, eps_root):
+    """optax's ``scale_by_adam`` over lists, as a quotient: the moments updated in place, and
+    ``D = (sqrt(v / c₂ + eps_root) + eps) k`` returned (one new tensor per parameter; ``c₁``,
+    ``c₂``: the bias corrections of ``m`` and ``v``). Then ``m / D = (c₁ / k) d`` for optax's
+    direction ``d = m̂ / (sqrt(v̂ + eps_root) + eps)``: ``k = c₁`` gives ``d``, ``k = c₁ / α`` gives
+    ``α d`` (the correction of ``m`` and ``α`` in one pass over the weights)."""
     torch._foreach_lerp_(momenta, gradients, 1.0 - b1)  # b1 m + (1 − b1) g in one pass
     torch._foreach_mul_(normalizers, b2)
     torch._foreach_addcmul_(normalizers, gradients, gradients, value=1.0 - b2)
-    momentum_corrections, normalizer_corrections = _bias_corrections((b1, b2), counts,
-                                                                     momenta[0].dtype)
-    directions = torch._foreach_div(momenta, momentum_corrections)
-    roots = torch._foreach_div(normalizers, normalizer_corrections)
-    torch._foreach_add_(roots, eps_root)
-    torch._foreach_sqrt_(roots)
-    torch._foreach_add_(roots, eps)
-    torch._foreach_div_(directions, roots)
-    return directions
+    denominators = torch._foreach_div(normalizers, normalizer_corrections)
+    torch._foreach_add_(denominators, eps_root)
+    torch._foreach_sqrt_(denominators)
+    torch._foreach_add_(denominators, eps)
+    torch._foreach_mul_(denominators, scales)
+    return denominators
 
 
 def _lion_directions(gradients, momenta, b1, b2):
@@ -166,28 +172,111 @@ class MetaOptimize(MetaStepOptimizer):
                 self._init_base_state(group, p)
             self._init_block(group, p, "log_step_size", group["initial_step_size"], torch.log)
             self._init_meta_state(group, p)
-            state["step"].add_(1)
+        states = [self.state[p] for p in params]
+        torch._foreach_add_([state["step"] for state in states], 1)
+        base_corrections, meta_corrections = self._corrections(group, states)
         grads = [p.grad for p in params]
-        traces = [self.state[p]["meta_trace"] for p in params]
-        self._meta_step(group, params, self._block_products(group, traces, grads))
-        directions = self._base_directions(group, params)
-        weight_decay, discount = _weight_decay(group), group["discount"]
-        if weight_decay != 0.0:
-            directions = torch._foreach_add(directions, torch._foreach_mul(params, weight_decay))
+        traces = [state["meta_trace"] for state in states]
+        self._meta_step(group, params, self._block_products(group, traces, grads),
+                        meta_corrections)
         step_sizes = torch._foreach_exp(
             [self._block_value(group, p, "log_step_size") for p in params]
         )
-        negated = torch._foreach_neg(step_sizes)  # −α (a shared α: one element)
-        if weight_decay != 0.0:  # h ← (1 − κ α) h
-            factors = torch._foreach_mul(step_sizes, weight_decay)
-            torch._foreach_neg_(factors)
-            torch._foreach_add_(factors, 1.0)
+        directions, denominators = self._base_directions(group, params, step_sizes,
+                                                         base_corrections)
+        weight_decay, discount = _weight_decay(group), group["discount"]
+        if weight_decay != 0.0:
+            # h ← γ (1 − κ α) h − κ α w, then w ← (1 − κ α) w: the terms of Δw in κ
+            decays = torch._foreach_mul(step_sizes, -weight_decay)  # −κ α
+            factors = torch._foreach_add(decays, 1.0)
+            if discount != 1.0:
+                torch._foreach_mul_(factors, discount)
             torch._foreach_mul_(traces, factors)
-        # w ← w + Δw;  h ← γ h + Δw, with Δw = −α d (not stored: one pass less)
-        torch._foreach_addcmul_(params, directions, negated)
-        if discount != 1.0:  # a product by 1 changes nothing
+            torch._foreach_addcmul_(traces, params, decays)
+            torch._foreach_addcmul_(params, params, decays)
+        elif discount != 1.0:  # a product by 1 changes nothing
             torch._foreach_mul_(traces, discount)
-        torch._foreach_addcmul_(traces, directions, negated)
+        # w ← w − α d;  h ← h − α d (the rest of Δw, not stored: one pass less)
+        if denominators is None:
+            negated = torch._foreach_neg(step_sizes)  # −α (a shared α: one element)
+            torch._foreach_addcmul_(params, directions, negated)
+            torch._foreach_addcmul_(traces, directions, negated)
+        else:  # α d = m / D (Adam)
+            torch._foreach_addcdiv_(params, directions, denominators, value=-1.0)
+            torch._foreach_addcdiv_(traces, directions, denominators, value=-1.0)
+
+    def _corrections(self, group: dict[str, Any], states: list[dict[str, Any]]) -> tuple[
+            list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+        """The bias corrections of an Adam base (``c₁``, ``c₂`` per parameter) and of an Adam
+        meta optimizer (per block), in one computation; empty lists for the others."""
+        decays, base_rows = [], 0
+        if group["base"] in ("adam", "adamw"):
+            options = _base_options(group)
+            decays, base_rows = [options["b1"], options["b2"]], 2
+        if group["meta"] == "adam":
+            decays += [_ADAM_OPTIONS["b1"], _ADAM_OPTIONS["b2"]]
+        if not decays:
+            return [], []
+        rows = _bias_corrections(tuple(decays), [state["step"] for state in states],
+                                 states[0]["meta_trace"].dtype)
+        blocks = 1 if group["granularity"] == "scalar" else len(states)  # the owners' counts
+        return rows[:base_rows], [row[:blocks] for row in rows[base_rows:]]
+
+    def _base_directions(self, group: dict[str, Any], params: list[torch.Tensor],
+                         step_sizes: list[torch.Tensor], corrections: list[list[torch.Tensor]]
+                         ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """``d`` at learning rate 1 for each parameter and None, the base's state updated in
+        place; for an Adam base, ``m`` and ``D`` with ``m / D = α d``."""
+        base, options, grads = group["base"], _base_options(group), [p.grad for p in params]
+        if base == "sgd":
+            return grads, None
+        states = [self.state[p] for p in params]
+        momenta = [state.get("base_momentum") for state in states]
+        if base == "sgd_momentum":
+            torch._foreach_mul_(momenta, options["decay"])
+            torch._foreach_add_(momenta, grads)
+            if options["nesterov"]:
+                return torch._foreach_add(grads, momenta, alpha=options["decay"]), None
+            return momenta, None
+        if base == "lion":
+            return _lion_directions(grads, momenta, options["b1"], options["b2"]), None
+        normalizers = [state["base_normalizer"] for state in states]
+        if base == "rmsprop":
+            torch._foreach_mul_(normalizers, options["decay"])
+            torch._foreach_addcmul_(normalizers, grads, grads, value=1.0 - options["decay"])
+            directions = torch._foreach_add(normalizers, options["eps"])
+            foreach_rsqrt_(directions)
+            torch._foreach_mul_(directions, grads)
+            return directions, None
+        momentum_corrections, normalizer_corrections = corrections
+        scales = torch._foreach_div(momentum_corrections, step_sizes)  # c₁ / α
+        return momenta, _adam_denominators(grads, momenta, normalizers, normalizer_corrections,
+                                           scales, options["b1"], options["b2"], options["eps"],
+                                           options["eps_root"])
+
+    def _meta_step(self, group: dict[str, Any], params: list[torch.Tensor],
+                   meta_gradients: list[torch.Tensor],
+                   corrections: list[list[torch.Tensor]]) -> None:
+        """``β ← β + meta update of z``, for every block."""
+        block_states = self._block_states(group, params)
+        log_step_sizes = [state["log_step_size"] for state in block_states]
+        meta, rate = group["meta"], group["meta_step_size"]
+        if meta == "sgd":
+            torch._foreach_add_(log_step_sizes, meta_gradients, alpha=-rate)
+        elif meta == "lion":
+            directions = _lion_directions(
+                meta_gradients, [state["meta_momentum"] for state in block_states], 0.9, 0.99
+            )
+            torch._foreach_add_(directions, log_step_sizes, alpha=LION_META_WEIGHT_DECAY)
+            torch._foreach_add_(log_step_sizes, directions, alpha=-rate)
+        else:
+            momenta = [state["meta_momentum"] for state in block_states]
+            momentum_corrections, normalizer_corrections = corrections
+            denominators = _adam_denominators(
+                meta_gradients, momenta, [state["meta_normalizer"] for state in block_states],
+                normalizer_corrections, momentum_corrections, **_ADAM_OPTIONS,
+            )
+            torch._foreach_addcdiv_(log_step_sizes, momenta, denominators, value=-rate)
 
     def _init_base_state(self, group: dict[str, Any], p: torch.Tensor) -> None:
         state, base = self.state[p], group["base"]
@@ -206,57 +295,6 @@ class MetaOptimize(MetaStepOptimizer):
             block_state["meta_momentum"] = torch.zeros_like(block_state["log_step_size"])
         if group["meta"] == "adam" and "meta_normalizer" not in block_state:
             block_state["meta_normalizer"] = torch.zeros_like(block_state["log_step_size"])
-
-    def _base_directions(self, group: dict[str, Any],
-                         params: list[torch.Tensor]) -> list[torch.Tensor]:
-        """``d`` at learning rate 1 for each parameter, the base's state updated in place."""
-        base, options, grads = group["base"], _base_options(group), [p.grad for p in params]
-        if base == "sgd":
-            return grads
-        states = [self.state[p] for p in params]
-        momenta = [state.get("base_momentum") for state in states]
-        if base == "sgd_momentum":
-            torch._foreach_mul_(momenta, options["decay"])
-            torch._foreach_add_(momenta, grads)
-            if options["nesterov"]:
-                return torch._foreach_add(grads, torch._foreach_mul(momenta, options["decay"]))
-            return momenta
-        if base == "lion":
-            return _lion_directions(grads, momenta, options["b1"], options["b2"])
-        normalizers = [state["base_normalizer"] for state in states]
-        if base == "rmsprop":
-            squares = torch._foreach_mul(grads, grads)
-            torch._foreach_mul_(squares, 1.0 - options["decay"])
-            torch._foreach_mul_(normalizers, options["decay"])
-            torch._foreach_add_(normalizers, squares)
-            roots = torch._foreach_add(normalizers, options["eps"])
-            torch._foreach_rsqrt_(roots)
-            return torch._foreach_mul(roots, grads)
-        return _adam_directions(grads, momenta, normalizers, [state["step"] for state in states],
-                                options["b1"], options["b2"], options["eps"], options["eps_root"])
-
-    def _meta_step(self, group: dict[str, Any], params: list[torch.Tensor],
-                   meta_gradients: list[torch.Tensor]) -> None:
-        """``β ← β + meta update of z``, for every block."""
-        block_states = self._block_states(group, params)
-        log_step_sizes = [state["log_step_size"] for state in block_states]
-        meta = group["meta"]
-        if meta == "sgd":
-            directions = meta_gradients
-        elif meta == "lion":
-            directions = _lion_directions(
-                meta_gradients, [state["meta_momentum"] for state in block_states], 0.9, 0.99
-            )
-            torch._foreach_add_(directions,
-                                torch._foreach_mul(log_step_sizes, LION_META_WEIGHT_DECAY))
-        else:
-            directions = _adam_directions(
-                meta_gradients, [state["meta_momentum"] for state in block_states],
-                [state["meta_normalizer"] for state in block_states],
-                [state["step"] for state in block_states], **_ADAM_OPTIONS,
-            )
-        torch._foreach_add_(log_step_sizes,
-                            torch._foreach_mul(directions, -group["meta_step_size"]))
 
     def _step_sizes_of(self, group, p):
         log_step_size = self._block_value(group, p, "log_step_size")
