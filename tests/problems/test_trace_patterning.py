@@ -11,7 +11,7 @@ import pytest
 import metastep as ms
 from metastep.problems.trace_patterning import feature_groups
 
-STEPS = 100_000  # about 900 trials
+STEPS = 100_000  # about 830 trials
 BLOCK = 10_000
 M = 2  # microstimuli per trace
 GAMMA, DECAY = 0.95, 0.9025
