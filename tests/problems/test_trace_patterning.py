@@ -3,15 +3,17 @@ pattern draw, the distractors) checked on many streams, the realized return agai
 float64 sum of the US, the closed-form value against Monte-Carlo returns, the microstimuli
 against a NumPy recomputation from the signals, block-size independence, and bad arguments."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import metastep as ms
-from metastep.problems.trace_patterning import feature_groups
+from metastep.problems.trace_patterning import Rules, draw_trial, feature_groups
 
-STEPS = 100_000  # about 830 trials
+STEPS = 60_000  # about 500 trials
 BLOCK = 10_000
 M = 2  # microstimuli per trace
 GAMMA, DECAY = 0.95, 0.9025
@@ -22,7 +24,7 @@ PATTERNS = slice(13 + 12 * M, None)
 
 @pytest.fixture(scope="module")
 def stream():
-    """One stream at the defaults but 2 microstimuli, read as one block of 100,000 steps and
+    """One stream at the defaults but 2 microstimuli, read as one block of 60,000 steps and
     its first 30,000 steps as three blocks of 10,000, in one program; as NumPy arrays."""
     problem = ms.problems.trace_patterning("pattern_microstimuli", num_microstimuli=M)
 
@@ -100,7 +102,7 @@ def test_realized_return_is_the_discounted_sum_of_the_us(stream):
 
 def test_value_is_the_expected_return(stream):
     """``E[G_t − v_t | state] = 0``: per phase of the trial and outcome, the mean of ``G − v``
-    is 0 within 4 standard errors (of 25 batch means of 4,000 steps); and so the squared error
+    is 0 within 4 standard errors (of 20 batch means of 3,000 steps); and so the squared error
     of a prediction against the return is its error against the value plus the return's
     variance."""
     _, _, sample, _ = stream
@@ -109,8 +111,8 @@ def test_value_is_the_expected_return(stream):
     phases = {"before the US": k < 14, "US window": (k >= 14) & (k < 28), "ITI": k >= 28}
     for name, phase in phases.items():
         for outcome in (False, True):
-            where = (phase & (reinforced == outcome)).reshape(25, -1)
-            batch_means = np.where(where, error.reshape(25, -1), 0.0).sum(1) / where.sum(1)
+            where = (phase & (reinforced == outcome)).reshape(20, -1)
+            batch_means = np.where(where, error.reshape(20, -1), 0.0).sum(1) / where.sum(1)
             standard_error = batch_means.std(ddof=1) / np.sqrt(len(batch_means))
             assert abs(batch_means.mean()) < 4 * standard_error, (name, outcome)
     constant = sample.y.value.mean()  # the prediction of a learner that knows only the mean
@@ -164,6 +166,34 @@ def test_features_recomputed_from_the_signals(stream):
     groups = feature_groups(problem)
     assert [np.sum(groups == name) for name in ("bias", "us", "cs", "distractor", "pattern")] == [
         1, 1 + M, 6 * (1 + M), 5 * (1 + M), 64 * M]
+
+
+def test_trial_draws_with_noise():
+    """20,000 trials drawn at once: the activation patterns drawn with probability q = 1/2 in
+    all (with p = (2^6 q − 10) / (2^6 − 10) and the uniform patterns that match), each
+    equally often, the outcome flipped with probability ν = 0.2, ISI and ITI uniform."""
+    noise, count = 0.2, 20_000
+    share = (2 ** 6 * 0.5 - 10) / (2 ** 6 - 10)
+    rules = Rules(6, 5, 10, (14, 26), (80, 120), 4, 4, 2, share, noise, 0.5, 0.95)
+    patterns = jnp.asarray([[cs in on for cs in range(6)]  # 10 of the patterns of 3 CSs
+                            for on in itertools.combinations(range(6), 3)][:10])
+    trials = jax.tree.map(np.asarray, jax.jit(jax.vmap(
+        lambda start: draw_trial(rules, jax.random.PRNGKey(7), start, patterns)))(
+            np.arange(count)))
+    matches = np.all(trials.cs[:, None, :] == np.asarray(patterns)[None], axis=-1)
+    which = matches.argmax(1)[matches.any(1)]
+
+    def within(share, expected, draws=count):  # 4 standard errors
+        return abs(share - expected) < 4 * np.sqrt(expected * (1 - expected) / draws)
+
+    assert within(matches.any(1).mean(), 0.5)
+    assert all(within(np.mean(which == k), 0.1, len(which)) for k in range(10))
+    assert within(np.mean(trials.reinforced != matches.any(1)), noise)
+    assert within(trials.reinforced.mean(), 0.5)
+    assert within(trials.distractors.mean(), 0.5, trials.distractors.size)
+    for values, (low, high) in ((trials.isi, (14, 26)), (trials.iti, (80, 120))):
+        assert values.min() == low and values.max() == high
+        assert all(within(np.mean(values == v), 1 / (high - low + 1)) for v in (low, high))
 
 
 @pytest.mark.parametrize(("arguments", "name"), [
