@@ -100,6 +100,27 @@ def test_realized_return_is_the_discounted_sum_of_the_us(stream):
     np.testing.assert_allclose(sample.info["return"][:settled], expected[:settled], atol=1e-6)
 
 
+def test_value_against_a_float64_transcription(stream):
+    """``v_t`` recomputed in float64 from each trial's start, ISI, outcome and the next start:
+    the current trial's US to come plus ``γ^{n−t−1} u / (1 − E[γ^I] E[γ^ITI])``."""
+    _, _, sample, _ = stream
+    isi_factor = np.mean(GAMMA ** np.arange(14, 27.0))
+    iti_factor = np.mean(GAMMA ** np.arange(80, 121.0))
+    later = 0.5 * isi_factor * (1 + GAMMA) / (1 - isi_factor * iti_factor)
+    expected = np.full(STEPS, np.nan)
+    for start, isi, next_start in trials_of(sample):
+        t = np.arange(start, next_start)
+        to_come = np.zeros(len(t))
+        for j in range(2) if isi is not None else ():  # the US at start + ISI + j
+            delay = start + isi + j - t - 1
+            to_come += np.where(delay >= 0, GAMMA ** np.maximum(delay, 0), 0.0)
+        expected[t] = to_come + GAMMA ** (next_start - t - 1.0) * later
+    complete = ~np.isnan(expected)  # the steps of complete trials
+    assert complete.mean() > 0.99
+    np.testing.assert_allclose(sample.y.value[complete], expected[complete], rtol=1e-5,
+                               atol=1e-7)
+
+
 def test_value_is_the_expected_return(stream):
     """``E[G_t − v_t | state] = 0``: per phase of the trial and outcome, the mean of ``G − v``
     is 0 within 4 standard errors (of 20 batch means of 3,000 steps); and so the squared error
