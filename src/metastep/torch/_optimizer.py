@@ -223,10 +223,11 @@ class MetaStepOptimizer(torch.optim.Optimizer):
         """``first ⊙ second`` summed over each block (in the order of ``_block_states``): new
         tensors per weight; inner products per tensor or group (one pass, and no new tensor of a
         parameter's size)."""
-        if group.get("granularity", "weight") == "weight":
+        granularity = group.get("granularity", "weight")
+        if granularity == "weight":
             return torch._foreach_mul(first, second)
-        return self._block_sums(group, [torch.dot(a.reshape(-1), b.reshape(-1))
-                                        for a, b in zip(first, second)])
+        dots = [torch.dot(a.reshape(-1), b.reshape(-1)) for a, b in zip(first, second)]
+        return dots if granularity == "tensor" else [torch.stack(dots).sum()]
 
     def _block_sums(self, group: dict[str, Any],
                     per_weight: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -87,7 +87,9 @@ def _bias_corrections(decays: tuple[float, ...], counts: list[torch.Tensor],
     precise = torch.promote_types(dtype, torch.float32)
     steps = torch.stack(counts).to(precise)
     decays = torch.tensor(decays, dtype=precise, device=steps.device)
-    return [list(row.unbind()) for row in (1.0 - torch.pow(decays[:, None], steps)).to(dtype)]
+    values = (1.0 - torch.pow(decays[:, None], steps)).to(dtype).view(-1).unbind()  # one call
+    return [list(values[start:start + len(counts)]) for start in range(0, len(values),
+                                                                       len(counts))]
 
 
 def _adam_denominators(gradients, momenta, normalizers, normalizer_corrections, scales, b1, b2,
@@ -170,8 +172,9 @@ class MetaOptimize(MetaStepOptimizer):
                 state["step"] = torch.zeros((), dtype=torch.int64, device=p.device)
                 state["meta_trace"] = torch.zeros_like(p)
                 self._init_base_state(group, p)
-            self._init_block(group, p, "log_step_size", group["initial_step_size"], torch.log)
-            self._init_meta_state(group, p)
+                self._init_block(group, p, "log_step_size", group["initial_step_size"],
+                                 torch.log)
+                self._init_meta_state(group, p)
         states = [self.state[p] for p in params]
         torch._foreach_add_([state["step"] for state in states], 1)
         base_corrections, meta_corrections = self._corrections(group, states)
