@@ -364,6 +364,7 @@ def trace_patterning(
                       + (1.0 - activation_patterns_probability) * noise)
     later_trials = later_trials_value(rules, us_probability)
 
+    @jax.jit  # compiled once per problem: eagerly, the scan of first_trials would recompile
     def init(key: jax.Array) -> TracePatterningState:
         patterns_key, trials_key = jax.random.split(key)
         # K distinct candidates, uniformly: the first K of a random order (an argsort compiles
