@@ -50,9 +50,8 @@ fixed by the key: the state holds the current trial and the next ``lookahead_tri
 ``G_t`` sums the current trial's remaining US and theirs; the trials after them are left out,
 an error below ``γ^{M L_min + I_min} (1 − γ^D) / ((1 − γ)(1 − γ^{L_min}))`` for ``M =
 lookahead_trials``, ``L_min`` the shortest trial and ``I_min`` the shortest ISI (4·10⁻⁹ at the
-defaults). Other ``info``: ``"us"`` (the
-US at ``t``), ``"pattern"`` (the trial's CS pattern as the integer ``Σ_i 2^i CS_i``),
-``"reinforced"`` and ``"time_in_trial"`` (``t − s``).
+defaults). Other ``info``: ``"us"`` (the US at ``t``), ``"pattern"`` (the trial's CS pattern as
+the integer ``Σ_i 2^i CS_i``), ``"reinforced"`` and ``"time_in_trial"`` (``t − s``).
 
 Features (``features``):
 
