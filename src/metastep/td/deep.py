@@ -61,6 +61,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from metastep._checks import check_real, check_unit_interval
@@ -87,18 +88,15 @@ OBSERVATION_EPS = 1e-8  # the authors' NormalizeObservation
 # ---------------------------------------------------------------------------------------------
 # The network of stream TD(λ)
 
-def sparse_uniform_kernel(key: jax.Array, fan_in: int, fan_out: int, sparsity: float):
-    """``[fan_in, fan_out]`` from ``U(−1/√fan_in, 1/√fan_in)``, then ``⌈sparsity · fan_in⌉``
-    of each output unit's input weights, chosen at random, set to 0 (the authors'
-    ``sparse_init``)."""
-    values_key, order_key = jax.random.split(key)
-    bound = 1.0 / math.sqrt(fan_in)
-    kernel = jax.random.uniform(values_key, (fan_in, fan_out), minval=-bound, maxval=bound)
-    num_zeros = math.ceil(sparsity * fan_in)
-    # Each input's rank in a random order of its unit's inputs: the first num_zeros are cut.
-    ranks = jnp.argsort(jnp.argsort(jax.random.uniform(order_key, (fan_in, fan_out)), axis=0),
-                        axis=0)
-    return jnp.where(ranks < num_zeros, 0.0, kernel)
+def sparse_uniform_kernel(values: jax.Array, order: jax.Array, sparsity: float) -> jax.Array:
+    """A ``[fan_in, fan_out]`` kernel from two arrays of that shape drawn from ``U(0, 1)``: the
+    weights ``U(−1/√fan_in, 1/√fan_in)`` from ``values``, then ``⌈sparsity · fan_in⌉`` of each
+    output unit's input weights set to 0, those of the smallest ``order`` in its column (a
+    random subset: the authors' ``sparse_init``)."""
+    fan_in = values.shape[0]
+    kernel = (2.0 * values - 1.0) / math.sqrt(fan_in)
+    ranks = jnp.argsort(jnp.argsort(order, axis=0), axis=0)
+    return jnp.where(ranks < math.ceil(sparsity * fan_in), 0.0, kernel)
 
 
 def layer_norm(hidden: jax.Array) -> jax.Array:
@@ -140,11 +138,19 @@ def stream_mlp(sizes: Sequence[int] = (2, 32, 32, 1), *, layer_norm_hidden: bool
                          f"got {activation!r}")
     act = STREAM_ACTIVATIONS[activation]
 
+    shapes = list(zip(sizes[:-1], sizes[1:]))
+    offsets = np.cumsum([0] + [2 * fan_in * fan_out for fan_in, fan_out in shapes])
+
     def init(key):
-        keys = jax.random.split(key, len(sizes) - 1)
-        return [{"kernel": sparse_uniform_kernel(k, fan_in, fan_out, sparsity),
-                 "bias": jnp.zeros((fan_out,))}
-                for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:])]
+        # One draw for every layer: each random draw compiles on its own, seconds under vmap.
+        uniforms = jax.random.uniform(key, (int(offsets[-1]),))
+        params = []
+        for (fan_in, fan_out), start in zip(shapes, offsets[:-1]):
+            values, order = uniforms[start:start + 2 * fan_in * fan_out].reshape(
+                2, fan_in, fan_out)
+            params.append({"kernel": sparse_uniform_kernel(values, order, sparsity),
+                           "bias": jnp.zeros((fan_out,))})
+        return params
 
     def apply(params, inputs):
         hidden = inputs
@@ -153,7 +159,7 @@ def stream_mlp(sizes: Sequence[int] = (2, 32, 32, 1), *, layer_norm_hidden: bool
             hidden = act(layer_norm(hidden) if layer_norm_hidden else hidden)
         return hidden @ params[-1]["kernel"] + params[-1]["bias"]
 
-    # One compiled call: eagerly, each of the init's small operations compiles on its own.
+    # Compiled as one call: eagerly, each of its small operations would compile on its own.
     return Model(jax.jit(init), apply, (sizes[0],))
 
 
