@@ -23,8 +23,9 @@ decay 1e-3 on ``β``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -80,34 +81,73 @@ def _weight_decay(group: dict[str, Any]) -> float:
     return ADAMW_WEIGHT_DECAY if group["base"] == "adamw" else 0.0
 
 
-def _bias_corrections(decays: tuple[float, ...], counts: list[torch.Tensor],
-                      dtype: torch.dtype) -> list[list[torch.Tensor]]:
-    """optax's ``1 − decay^t`` for each decay and count (computed in at least float32, as optax
-    does), in ``dtype``. One computation for all."""
+class _AdamTerms(NamedTuple):
+    """Per tensor, from optax's bias corrections ``c₁ = 1 − b1^t`` and ``c₂ = 1 − b2^t``: the
+    terms of ``D = sqrt(v + eps_root c₂) + eps sqrt(c₂)``, which is ``(sqrt(v̂ + eps_root) + eps)
+    sqrt(c₂)``, and the factor ``sqrt(c₂) / c₁`` that makes ``factor · m / D`` optax's direction
+    ``m̂ / (sqrt(v̂ + eps_root) + eps)``. Python floats, or one-element tensors."""
+
+    floors: list[Any]  # eps_root c₂
+    eps_terms: list[Any]  # eps sqrt(c₂)
+    factors: list[Any]  # sqrt(c₂) / c₁
+
+
+def _adam_terms(b1: float, b2: float, eps: float, eps_root: float, counts: list[Any],
+                dtype: torch.dtype) -> _AdamTerms:
+    """The terms for step counts given as ints (computed in float64, as numbers), or as tensors
+    (computed in at least float32, as optax does, in ``dtype``: one computation for all)."""
+    if all(isinstance(count, int) for count in counts):
+        momentum_corrections = [1.0 - b1 ** count for count in counts]
+        normalizer_corrections = [1.0 - b2 ** count for count in counts]
+        roots = [math.sqrt(c) for c in normalizer_corrections]
+        return _AdamTerms([eps_root * c for c in normalizer_corrections],
+                          [eps * root for root in roots],
+                          [root / c for root, c in zip(roots, momentum_corrections)])
     precise = torch.promote_types(dtype, torch.float32)
     steps = torch.stack(counts).to(precise)
-    decays = torch.tensor(decays, dtype=precise, device=steps.device)
-    values = (1.0 - torch.pow(decays[:, None], steps)).to(dtype).view(-1).unbind()  # one call
-    return [list(values[start:start + len(counts)]) for start in range(0, len(values),
-                                                                       len(counts))]
+    decays = torch.tensor((b1, b2), dtype=precise, device=steps.device)
+    momentum_corrections, normalizer_corrections = 1.0 - torch.pow(decays[:, None], steps)
+    roots = normalizer_corrections.sqrt()
+    terms = torch.stack([normalizer_corrections * eps_root, roots * eps,
+                         roots / momentum_corrections]).to(dtype)
+    values = terms.view(-1).unbind()  # one call
+    return _AdamTerms(*(list(values[start:start + len(counts)])
+                        for start in range(0, len(values), len(counts))))
 
 
-def _adam_denominators(gradients, momenta, normalizers, normalizer_corrections, scales, b1, b2,
-                       eps, eps_root):
+def _adam_denominators(gradients, momenta, normalizers, terms: _AdamTerms, b1, b2):
     """optax's ``scale_by_adam`` over lists, as a quotient: the moments updated in place, and
-    ``D = (sqrt(v / c₂ + eps_root) + eps) k`` returned (one new tensor per parameter; ``c₁``,
-    ``c₂``: the bias corrections of ``m`` and ``v``). Then ``m / D = (c₁ / k) d`` for optax's
-    direction ``d = m̂ / (sqrt(v̂ + eps_root) + eps)``: ``k = c₁`` gives ``d``, ``k = c₁ / α`` gives
-    ``α d`` (the correction of ``m`` and ``α`` in one pass over the weights)."""
+    ``D`` of :class:`_AdamTerms` returned (one new tensor per parameter), so that
+    ``d = factor · m / D``."""
     torch._foreach_lerp_(momenta, gradients, 1.0 - b1)  # b1 m + (1 − b1) g in one pass
     torch._foreach_mul_(normalizers, b2)
     torch._foreach_addcmul_(normalizers, gradients, gradients, value=1.0 - b2)
-    denominators = torch._foreach_div(normalizers, normalizer_corrections)
-    torch._foreach_add_(denominators, eps_root)
+    denominators = torch._foreach_add(normalizers, terms.floors)
     torch._foreach_sqrt_(denominators)
-    torch._foreach_add_(denominators, eps)
-    torch._foreach_mul_(denominators, scales)
+    torch._foreach_add_(denominators, terms.eps_terms)
     return denominators
+
+
+def _add_quotients(targets, numerators, denominators, scales) -> None:
+    """``x ← x + s · m / D`` for each list ``x`` of ``targets``, with ``s`` per tensor: numbers
+    (no pass of their own) or tensors (``D ← D / s`` first)."""
+    if not all(isinstance(scale, float) for scale in scales):
+        torch._foreach_div_(denominators, scales)
+        scales = [1.0] * len(scales)
+    for target in targets:
+        torch._foreach_addcdiv_(target, numerators, denominators, scales)
+
+
+def _negated_products(step_sizes, factors, shared: bool) -> list[Any]:
+    """``−α · factor`` per tensor: numbers where the factors are numbers and ``α`` is shared
+    (read once), tensors otherwise."""
+    if not all(isinstance(factor, float) for factor in factors):
+        products = torch._foreach_mul(step_sizes, factors)
+        torch._foreach_neg_(products)
+        return products
+    if not shared:
+        return torch._foreach_mul(step_sizes, [-factor for factor in factors])
+    return [-alpha * factor for alpha, factor in zip(torch.stack(step_sizes).tolist(), factors)]
 
 
 def _lion_directions(gradients, momenta, b1, b2):
@@ -176,17 +216,20 @@ class MetaOptimize(MetaStepOptimizer):
                                  torch.log)
                 self._init_meta_state(group, p)
         states = [self.state[p] for p in params]
-        torch._foreach_add_([state["step"] for state in states], 1)
-        base_corrections, meta_corrections = self._corrections(group, states)
+        counts = [state["step"] for state in states]
+        torch._foreach_add_(counts, 1)
+        # On a CPU (not compiled), numbers read from the state once save passes and small
+        # operations; elsewhere everything stays in tensors (no wait for the device).
+        on_host = params[0].device.type == "cpu" and not torch.compiler.is_compiling()
+        if on_host:
+            counts = torch.stack(counts).tolist()
         grads = [p.grad for p in params]
         traces = [state["meta_trace"] for state in states]
-        self._meta_step(group, params, self._block_products(group, traces, grads),
-                        meta_corrections)
-        step_sizes = torch._foreach_exp(
-            [self._block_value(group, p, "log_step_size") for p in params]
-        )
-        directions, denominators = self._base_directions(group, params, step_sizes,
-                                                         base_corrections)
+        block_states = self._block_states(group, params)
+        self._meta_step(group, block_states, self._block_products(group, traces, grads),
+                        counts[:len(block_states)])
+        step_sizes = self._step_sizes(group, params, block_states)
+        directions, quotient = self._base_directions(group, params, counts)
         weight_decay, discount = _weight_decay(group), group["discount"]
         if weight_decay != 0.0:
             # h ← γ (1 − κ α) h − κ α w, then w ← (1 − κ α) w: the terms of Δw in κ
@@ -200,36 +243,29 @@ class MetaOptimize(MetaStepOptimizer):
         elif discount != 1.0:  # a product by 1 changes nothing
             torch._foreach_mul_(traces, discount)
         # w ← w − α d;  h ← h − α d (the rest of Δw, not stored: one pass less)
-        if denominators is None:
+        if quotient is None:
             negated = torch._foreach_neg(step_sizes)  # −α (a shared α: one element)
             torch._foreach_addcmul_(params, directions, negated)
             torch._foreach_addcmul_(traces, directions, negated)
-        else:  # α d = m / D (Adam)
-            torch._foreach_addcdiv_(params, directions, denominators, value=-1.0)
-            torch._foreach_addcdiv_(traces, directions, denominators, value=-1.0)
+        else:  # α d = α factor m / D (Adam)
+            denominators, factors = quotient
+            scales = _negated_products(step_sizes, factors, group["granularity"] != "weight")
+            _add_quotients((params, traces), directions, denominators, scales)
 
-    def _corrections(self, group: dict[str, Any], states: list[dict[str, Any]]) -> tuple[
-            list[list[torch.Tensor]], list[list[torch.Tensor]]]:
-        """The bias corrections of an Adam base (``c₁``, ``c₂`` per parameter) and of an Adam
-        meta optimizer (per block), in one computation; empty lists for the others."""
-        decays, base_rows = [], 0
-        if group["base"] in ("adam", "adamw"):
-            options = _base_options(group)
-            decays, base_rows = [options["b1"], options["b2"]], 2
-        if group["meta"] == "adam":
-            decays += [_ADAM_OPTIONS["b1"], _ADAM_OPTIONS["b2"]]
-        if not decays:
-            return [], []
-        rows = _bias_corrections(tuple(decays), [state["step"] for state in states],
-                                 states[0]["meta_trace"].dtype)
-        blocks = 1 if group["granularity"] == "scalar" else len(states)  # the owners' counts
-        return rows[:base_rows], [row[:blocks] for row in rows[base_rows:]]
+    def _step_sizes(self, group: dict[str, Any], params: list[torch.Tensor],
+                    block_states: list[dict[str, Any]]) -> list[torch.Tensor]:
+        """``α`` per parameter (a shared one as a 0-d view): one ``exp`` per block."""
+        blocks = torch._foreach_exp([state["log_step_size"] for state in block_states])
+        granularity = group["granularity"]
+        if granularity == "weight":
+            return blocks
+        shared = [block.view(()) for block in blocks]
+        return shared * len(params) if granularity == "scalar" else shared
 
     def _base_directions(self, group: dict[str, Any], params: list[torch.Tensor],
-                         step_sizes: list[torch.Tensor], corrections: list[list[torch.Tensor]]
-                         ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+                         counts: list[Any]) -> tuple[Any, Any]:
         """``d`` at learning rate 1 for each parameter and None, the base's state updated in
-        place; for an Adam base, ``m`` and ``D`` with ``m / D = α d``."""
+        place; for an Adam base, ``m`` and ``(D, factor)`` of :class:`_AdamTerms`."""
         base, options, grads = group["base"], _base_options(group), [p.grad for p in params]
         if base == "sgd":
             return grads, None
@@ -251,17 +287,15 @@ class MetaOptimize(MetaStepOptimizer):
             foreach_rsqrt_(directions)
             torch._foreach_mul_(directions, grads)
             return directions, None
-        momentum_corrections, normalizer_corrections = corrections
-        scales = torch._foreach_div(momentum_corrections, step_sizes)  # c₁ / α
-        return momenta, _adam_denominators(grads, momenta, normalizers, normalizer_corrections,
-                                           scales, options["b1"], options["b2"], options["eps"],
-                                           options["eps_root"])
+        b1, b2 = options["b1"], options["b2"]
+        terms = _adam_terms(b1, b2, options["eps"], options["eps_root"], counts,
+                            params[0].dtype)
+        return momenta, (_adam_denominators(grads, momenta, normalizers, terms, b1, b2),
+                         terms.factors)
 
-    def _meta_step(self, group: dict[str, Any], params: list[torch.Tensor],
-                   meta_gradients: list[torch.Tensor],
-                   corrections: list[list[torch.Tensor]]) -> None:
+    def _meta_step(self, group: dict[str, Any], block_states: list[dict[str, Any]],
+                   meta_gradients: list[torch.Tensor], counts: list[Any]) -> None:
         """``β ← β + meta update of z``, for every block."""
-        block_states = self._block_states(group, params)
         log_step_sizes = [state["log_step_size"] for state in block_states]
         meta, rate = group["meta"], group["meta_step_size"]
         if meta == "sgd":
@@ -274,12 +308,18 @@ class MetaOptimize(MetaStepOptimizer):
             torch._foreach_add_(log_step_sizes, directions, alpha=-rate)
         else:
             momenta = [state["meta_momentum"] for state in block_states]
-            momentum_corrections, normalizer_corrections = corrections
+            options = _ADAM_OPTIONS
+            terms = _adam_terms(options["b1"], options["b2"], options["eps"],
+                                options["eps_root"], counts, log_step_sizes[0].dtype)
             denominators = _adam_denominators(
                 meta_gradients, momenta, [state["meta_normalizer"] for state in block_states],
-                normalizer_corrections, momentum_corrections, **_ADAM_OPTIONS,
+                terms, options["b1"], options["b2"],
             )
-            torch._foreach_addcdiv_(log_step_sizes, momenta, denominators, value=-rate)
+            if all(isinstance(factor, float) for factor in terms.factors):
+                scales = [-rate * factor for factor in terms.factors]
+            else:
+                scales = torch._foreach_mul(terms.factors, -rate)
+            _add_quotients((log_step_sizes,), momenta, denominators, scales)
 
     def _init_base_state(self, group: dict[str, Any], p: torch.Tensor) -> None:
         state, base = self.state[p], group["base"]
