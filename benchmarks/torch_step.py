@@ -8,11 +8,13 @@ curvature is in benchmarks/deep_step.py); one that reads none, as Adam, runs a p
 ``loss.backward()`` ("-"); IDBD "none" is IDBD given zero curvature by ``mst.Curvature``, and
 "gauss_newton product" is SMD with ``Curvature(..., diagonal=False)``, which skips the diagonal
 that SMD does not read (one backward pass less); "NormalizedIDBD foreach=False" is its
-one-tensor-at-a-time implementation (the others have only the multi-tensor one). Every optimizer
-is timed in the same process, in interleaved rounds (the median round counts), at batch 1 and
-batch 64, and reported as microseconds per step, as the ratio to Adam and with the loss at the
-end (random inputs and labels, new labels at every step: about ln 10 = 2.3 when all is well, a
-check that no run diverged, not a score).
+one-tensor-at-a-time implementation (the others have only the multi-tensor one); "MetaOptimize
+base/meta" is that base and meta optimizer with one step size for all weights (the default
+granularity), "weight" with one per weight. Every optimizer is timed in the same process, in
+interleaved rounds (the median round counts), at batch 1 and batch 64, and reported as
+microseconds per step, as the ratio to Adam and with the loss at the end (random inputs and
+labels, new labels at every step: about ln 10 = 2.3 when all is well, a check that no run
+diverged, not a score).
 
 Targets (issue 13): Hessian-free variants ≤ 1.3× Adam; Gauss-Newton curvature ≤ 2.5× Adam. The
 optimizers apply each operation to all parameters at once (torch._foreach_*).
@@ -56,6 +58,13 @@ def optimizers():
         ("SGDHD", lambda p: mst.SGDHD(p, 1e-5, 1e-3), None),
         ("AdamHD", lambda p: mst.AdamHD(p, 1e-7, 1e-3), None),
         ("MetaOptimize adam/adam", lambda p: mst.MetaOptimize(p), None),
+        ("MetaOptimize adam/adam weight", lambda p: mst.MetaOptimize(p, granularity="weight"),
+         None),
+        ("MetaOptimize adamw/adam", lambda p: mst.MetaOptimize(p, "adamw"), None),
+        ("MetaOptimize sgd/sgd", lambda p: mst.MetaOptimize(p, "sgd", "sgd"), None),
+        ("MetaOptimize sgd_momentum/adam", lambda p: mst.MetaOptimize(p, "sgd_momentum"), None),
+        ("MetaOptimize rmsprop/adam", lambda p: mst.MetaOptimize(p, "rmsprop"), None),
+        ("MetaOptimize lion/lion", lambda p: mst.MetaOptimize(p, "lion", "lion"), None),
         ("NormalizedIDBD", lambda p: mst.NormalizedIDBD(p), "none"),
         ("NormalizedIDBD", lambda p: mst.NormalizedIDBD(p), "gauss_newton"),
         ("NormalizedIDBD foreach=False", lambda p: mst.NormalizedIDBD(p, foreach=False), "none"),
@@ -139,10 +148,10 @@ def main():
                 times[index].append(time_steps(step, args.steps, args.device, CLOCKS[args.clock]))
         reference = statistics.median(times[0])
         print(f"\nbatch {batch}")
-        print(f"{'optimizer':28s} {'curvature':20s} {'us/step':>9s} {'x Adam':>7s} {'loss':>8s}")
+        print(f"{'optimizer':31s} {'curvature':20s} {'us/step':>9s} {'x Adam':>7s} {'loss':>8s}")
         for index, (name, source, _, last) in enumerate(runs):
             median = statistics.median(times[index])
-            print(f"{name:28s} {source or '-':20s} {median:9.0f} {median / reference:7.2f} "
+            print(f"{name:31s} {source or '-':20s} {median:9.0f} {median / reference:7.2f} "
                   f"{last['loss'].item():8.3f}")
 
 
