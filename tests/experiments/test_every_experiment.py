@@ -59,6 +59,9 @@ REQUIRED_KEYS = {
           for method in ("tidbd-semi", "tidbd-full", "autotidbd", "swifttd", "normalized-idbd")
           for key in ("mean_error", "final_error", "msre", "distractor_to_cs")),
     ),
+    "td-deep": ("zero_prediction_error", "adam.best.mean_error", "adam.best.final_error",
+                *(f"{method}.default.{key}" for method in ("stream-td", "normalized-idbd")
+                  for key in ("mean_error", "final_error"))),
 }
 FIGURES = {
     "switching-2d": {"error-surface", "step-size-trajectories", "idbd-step-sizes-over-time"},
@@ -80,6 +83,7 @@ FIGURES = {
     "td-nonstationary": {"error-around-switches", "step-sizes-over-time", "error-vs-step-size"},
     "td-mountain-car": {"error-over-time", "error-vs-step-size", "step-sizes-over-time"},
     "trace-patterning": {"error-over-time", "error-vs-step-size", "step-sizes-per-group"},
+    "td-deep": {"error-over-time", "error-vs-step-size", "step-sizes-over-time"},
 }
 
 

@@ -1,0 +1,414 @@
+"""td-deep: streaming deep TD(λ) on Mountain Car: stream TD(λ) with ObGD (Elsayed, Vasan &
+Mahmood 2024) and the meta-learned step sizes on the same small network, predicting the return.
+
+The problem is td-mountain-car's (``ms.problems.mountain_car``: gymnasium's ``MountainCar-v0``
+under energy pumping with ε = 0.1 random actions) with the authors' discount γ = 0.99 instead of
+1, and the learner sees the observation itself (``features="observation"``: position and
+velocity scaled to [−1, 1]) instead of tiles. Each step's target value is the Monte-Carlo
+return of its state.
+
+The learner is :class:`ms.td.DeepTDLearner` with the stream TD(λ) recipe for every method: the
+network :func:`ms.td.stream_mlp` ``(2, HIDDEN, HIDDEN, 1)`` (LayerNorm without affine
+parameters, leaky ReLU, 90% sparse uniform init: with 2 inputs the first layer starts at 0, as
+in the authors' code), the running observation normalization and the reward scaling (predictions
+reported in the problem's units), λ = ``TRACE_DECAY`` (the authors'). Only the step-size method
+differs, side by side on one stream per seed, each from the same initial network
+(:mod:`metastep.experiments._td`'s side-by-side learner): ObGD (stream TD(λ)) and AdaptiveObGD
+over their base step size α (±1 decade around the authors' 1.0, κ = 2); normalized IDBD (the
+library's one-default candidate), IDBD and Autostep over their meta step size (±2 decades around
+the library's default), given the TD curvature ``∇v(x_{t−1}) ⊙ z``; and Adam over α, the tuned
+baseline.
+
+Measure (td-mountain-car's): ``return_error``, the mean over each bin of ``(v(x_t) − G_t)²``,
+the prediction made before step t's update against the return ``G_t`` from that state. Per lane:
+``mean_error`` over the run, ``final_error`` over its last ``FINAL_FRACTION``. The best
+configuration of a method has the least ``mean_error`` (mean over seeds); one with a diverged
+seed is never chosen. Step sizes: per bin, the 10%, 50% and 90% quantiles over all the network's
+weights (Adam reports none). No published number exists for this protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+import metastep as ms
+from metastep._learner_protocol import StepOutput
+from metastep.experiments import _td
+from metastep.experiments._base import Budget, Experiment, Shard, SweptMethod
+from metastep.experiments._roster import centred_grid
+from metastep.experiments.td_mountain_car import (
+    FINAL_FRACTION,
+    QUANTILE_NAMES,
+    QUANTILES,
+    configuration_errors,
+    entry,
+    lane_errors,
+    nearest,
+)
+from metastep.experiments.td_nonstationary import paired_difference
+from metastep.problems import Problem
+from metastep.problems.classic_control import gymnasium_missing, mountain_car_episodes
+
+TRACE_DECAY = 0.8  # λ of the authors' stream TD(λ)
+DISCOUNT = 0.99  # the authors' γ (with γ = 1, ObGD drifts here: see the explanation)
+HIDDEN = 32  # units in each of the two hidden layers
+RECORDS = 50
+BASELINE = "adam"  # the tuned baseline: its best α
+ADAM_DECADES = (-4.0, -1.0)
+
+BUDGETS = {
+    # Stream TD(λ), the candidate and the baseline: each network learner in the program adds
+    # seconds of compilation (the others are the same learner with another method).
+    "smoke": Budget(steps=1_000, seeds=2, settings={
+        "points": 3, "num_episodes": 30, "methods": ("stream-td", "normalized-idbd", "adam")}),
+    "quick": Budget(steps=40_000, seeds=8, settings={"points": 5, "num_episodes": 500}),
+    "full": Budget(steps=200_000, seeds=20, settings={"points": 9, "num_episodes": 2_000}),
+}
+
+
+def network() -> ms.deep.Model:
+    return ms.td.stream_mlp((2, HIDDEN, HIDDEN, 1))
+
+
+def deep_learner(method: Any, trace_decay: Any) -> ms.td.DeepTDLearner:
+    """Stream TD(λ)'s learner (network, normalizations) with ``method``."""
+    return ms.td.DeepTDLearner(network(), method, DISCOUNT, trace_decay,
+                               normalize_observations=True, scale_rewards=True)
+
+
+def methods(points: int) -> dict[str, SweptMethod]:
+    """Each method over ``points`` values (odd: the defaults in the middle)."""
+    around_one = centred_grid(1.0, 2.0 / (points - 1), points)  # α of ObGD: 0.1 … 10
+    return {method.name: method for method in (
+        SweptMethod("stream-td", "stream TD(λ) (ObGD)", "learning_rate", "α", around_one,
+                    ms.td.obgd, color="black"),
+        SweptMethod("adaptive-obgd", "AdaptiveObGD", "learning_rate", "α", around_one,
+                    ms.td.adaptive_obgd, color="0.5", linestyle="--"),
+        SweptMethod("normalized-idbd", "normalized IDBD", "meta_step_size", "μ",
+                    _td.meta_grid(ms.normalized_idbd, points), ms.normalized_idbd,
+                    color="tab:green"),
+        SweptMethod("idbd", "IDBD", "meta_step_size", "θ", _td.meta_grid(ms.idbd, points),
+                    ms.idbd, color="tab:blue"),
+        SweptMethod("autostep", "Autostep", "meta_step_size", "θ",
+                    _td.meta_grid(ms.autostep, points), ms.autostep, color="tab:orange"),
+        SweptMethod(BASELINE, "Adam", "learning_rate", "α",
+                    tuple(np.logspace(*ADAM_DECADES, points).tolist()), ms.adam,
+                    color="tab:red", linestyle=":"),
+    )}
+
+
+def budget_methods(budget: Budget) -> dict[str, SweptMethod]:
+    every = methods(budget.settings["points"])
+    names = budget.settings.get("methods", tuple(every))
+    return {name: every[name] for name in names}
+
+
+def budget_problem(budget: Budget) -> Problem:
+    return ms.problems.mountain_car(discount=DISCOUNT, features="observation",
+                                    num_episodes=budget.settings["num_episodes"])
+
+
+def record_every(budget: Budget) -> int:
+    return budget.record_every(RECORDS)
+
+
+def default_value(method: SweptMethod) -> float:
+    """The library's default (the authors' α = 1 for the ObGDs): the grid's middle."""
+    return method.grid[_td.default_position(method)]
+
+
+class DeepSideBySide(_td.SideBySide):
+    """Every method's :func:`deep_learner` at position ``position`` of its grid, on one stream,
+    each from the same initial network; records per method ``"<method>/return_error"`` and,
+    but for Adam, ``"<method>/step_size_quantiles"`` [3] over all weights; NaN once the method
+    diverged."""
+
+    num_features = 2
+    discount = DISCOUNT
+
+    def __init__(self, methods: dict[str, SweptMethod], position: Any, trace_decay: Any):
+        index = jnp.asarray(position).astype(jnp.int32)  # the engine passes grid values as floats
+        self.learners = {
+            name: deep_learner(method.transformation(jnp.asarray(method.grid)[index]),
+                               trace_decay)
+            for name, method in methods.items()}
+
+    def step_metrics(self, output: StepOutput, y: Any) -> dict[str, Any]:
+        return {"return_error": jnp.square(output.prediction - y.value)}
+
+    def method_records(self, name: str, learner: Any, learner_state: Any) -> dict[str, Any]:
+        if name == BASELINE:
+            return {}
+        weights = jnp.concatenate([a.reshape(-1) for a in jax.tree.leaves(
+            learner.step_sizes(learner_state))])
+        return {"step_size_quantiles": jnp.quantile(weights, jnp.asarray(QUANTILES))}
+
+
+def return_sweep(problem: Problem, methods: dict[str, SweptMethod], trace_decay: float,
+                 seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
+    """One row per (method, grid value, seed, record): ``return_error``, the step-size
+    quantiles (NaN for Adam) and ``diverged``."""
+    result, leading, _ = _td.sweep_side_by_side(DeepSideBySide, problem, methods, [trace_decay],
+                                                seeds, steps, record_every)
+    tables = []
+    for name in methods:
+        error = result.records[f"{name}/return_error"].reshape(-1).astype(np.float64)
+        quantiles = result.records.get(f"{name}/step_size_quantiles")
+        quantiles = (np.full((len(error), len(QUANTILES)), np.nan) if quantiles is None
+                     else quantiles.reshape(-1, len(QUANTILES)).astype(np.float64))
+        tables.append(pd.DataFrame({
+            **leading[name], "return_error": error,
+            **dict(zip(QUANTILE_NAMES, quantiles.T)), "diverged": np.isnan(error)}))
+    return pd.concat(tables, ignore_index=True)
+
+
+def shards(budget: Budget) -> list[Shard]:
+    methods = budget_methods(budget)
+    lanes = budget.settings["points"] * budget.seeds
+    return [Shard.of_call("returns", return_sweep, work=len(methods) * lanes * budget.steps,
+                          engine_lane_steps=lanes * budget.steps, problem=budget_problem(budget),
+                          methods=methods, trace_decay=TRACE_DECAY, seeds=budget.seed_list,
+                          steps=budget.steps, record_every=record_every(budget))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+
+def compared(lanes: pd.Series, name: str, mine: dict | None, reference_name: str,
+             reference: dict | None) -> dict[str, float]:
+    """The paired difference (by seed) of two configurations' mean errors; NaN where either is
+    missing or had a seed diverge."""
+    if mine is None or reference is None or mine["diverged_seeds"] or reference["diverged_seeds"]:
+        return {"mean": np.nan, "standard_error": np.nan}
+    return paired_difference(lanes.loc[(name, mine["value"])],
+                             lanes.loc[(reference_name, reference["value"])])
+
+
+def return_summary(table: pd.DataFrame, methods: dict[str, SweptMethod]) -> dict[str, Any]:
+    """Per method: its best configuration (least mean error) and, but for Adam, its default;
+    each against Adam at its best α and against stream TD(λ) at its default, paired by seed
+    (``<which>_vs_adam_best``, ``<which>_vs_stream_td``: the mean and standard error over seeds
+    of the difference of the mean errors; NaN where a seed of either diverged)."""
+    configs = configuration_errors(table)
+    lanes = lane_errors(table)["mean_error"]
+    summary: dict[str, Any] = {}
+    for name, method in methods.items():
+        at_method = configs.loc[name]
+        finite = at_method["mean_error"].dropna()
+        summary[name] = {"best": entry(at_method, finite.idxmin()) if len(finite) else None,
+                         "diverged_configurations": int((at_method["diverged_seeds"] > 0).sum())}
+        if name != BASELINE:
+            summary[name]["default"] = entry(at_method, nearest(at_method.index,
+                                                                default_value(method)))
+    adam_best = summary[BASELINE]["best"]
+    stream_td = summary["stream-td"]["default"]
+    for name in methods:
+        for which in ("default", "best") if name != BASELINE else ():
+            mine = summary[name].get(which)
+            summary[name][f"{which}_vs_adam_best"] = compared(lanes, name, mine, BASELINE,
+                                                              adam_best)
+            if name != "stream-td":
+                summary[name][f"{which}_vs_stream_td"] = compared(lanes, name, mine,
+                                                                  "stream-td", stream_td)
+    return summary
+
+
+def zero_prediction_error(budget: Budget) -> float:
+    """The mean squared return of the pool's states: the error of predicting 0 everywhere (the
+    stream serves whole episodes drawn uniformly, so every state of the pool alike)."""
+    params = budget_problem(budget).params
+    pool = mountain_car_episodes(params["num_episodes"], float(params["random_action_probability"]),
+                                 float(params["discount"]), params["environment_seed"],
+                                 params["max_episode_steps"])
+    return float(np.mean(np.square(pool.returns)))
+
+
+def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]:
+    return {"trace_decay": TRACE_DECAY, "hidden": HIDDEN,
+            "num_episodes": budget.settings["num_episodes"], "steps": budget.steps,
+            "record_every": record_every(budget),
+            "zero_prediction_error": zero_prediction_error(budget),
+            **return_summary(tables["returns"], budget_methods(budget))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+def shown_configurations(table: pd.DataFrame,
+                         methods: dict[str, SweptMethod]) -> dict[str, float]:
+    """The configuration drawn per method: its default; Adam's best α."""
+    shown = {name: default_value(method) for name, method in methods.items()}
+    errors = configuration_errors(table).loc[BASELINE, "mean_error"]
+    shown[BASELINE] = (float(errors.idxmin()) if errors.notna().any()
+                       else methods[BASELINE].grid[0])
+    return shown
+
+
+def rows_of(table: pd.DataFrame, name: str, value: float) -> pd.DataFrame:
+    return table[(table["method"] == name) & np.isclose(table["value"], value)]
+
+
+def label(method: SweptMethod, value: float) -> str:
+    which = "best" if method.name == BASELINE else "default"
+    return f"{method.title}, {which} {method.symbol} = {value:.3g}"
+
+
+def error_over_time_figure(table: pd.DataFrame, methods: dict[str, SweptMethod]) -> Figure:
+    """The squared error against the return per bin (mean over seeds, log scale): each method
+    at its default, Adam at its best α."""
+    figure = Figure(figsize=(10, 4.8), layout="constrained")
+    axes = figure.subplots()
+    for name, value in shown_configurations(table, methods).items():
+        curve = rows_of(table, name, value).groupby("step")["return_error"].mean()
+        axes.plot(curve.index, curve, color=methods[name].color,
+                  linestyle=methods[name].linestyle, label=label(methods[name], value))
+    axes.set_yscale("log")
+    axes.set_xlabel("step")
+    axes.set_ylabel("mean squared error against the return, per bin (mean over seeds)")
+    axes.legend(loc="best", fontsize=8)
+    axes.set_title(f"Mountain Car, energy pumping, observation → network (2, {HIDDEN}, {HIDDEN}, "
+                   f"1), λ = {TRACE_DECAY:g}", fontsize=10)
+    return figure
+
+
+ERROR_AXIS_TOP = 1e5  # about 15 times the error of predicting 0: larger ones drawn at the top
+
+
+def sweep_figure(table: pd.DataFrame, methods: dict[str, SweptMethod]) -> Figure:
+    """One panel per method: the error over the run and over its last fifth against its step
+    size or meta step size (log scales); a configuration where a seed diverged is left out."""
+    configs = configuration_errors(table)
+    figure = Figure(figsize=(3 * len(methods), 4.2), layout="constrained")
+    panels = np.atleast_1d(figure.subplots(1, len(methods), sharey=True))
+    styles = {"mean_error": ("o-", "whole run"),
+              "final_error": ("v:", f"last {FINAL_FRACTION:.0%} of the run")}
+    for axes, (name, method) in zip(panels, methods.items()):
+        curves = configs.loc[name]
+        for column, (marker, text) in styles.items():
+            axes.plot(curves.index, curves[column].clip(upper=ERROR_AXIS_TOP), marker,
+                      color=method.color, label=text)
+        if name != BASELINE:
+            axes.axvline(default_value(method), color="0.3", linestyle="--", linewidth=0.8)
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_ylim(top=ERROR_AXIS_TOP * 1.5)
+        axes.set_xlabel(f"{method.symbol} (log scale)")
+        axes.set_title(method.title, fontsize=10)
+    panels[0].set_ylabel("mean squared error against the return")
+    figure.legend(*panels[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
+    figure.suptitle("Error against each method's step size or meta step size (dashed: the "
+                    "default; missing points: a seed diverged)")
+    return figure
+
+
+def step_size_figure(table: pd.DataFrame, methods: dict[str, SweptMethod]) -> Figure:
+    """The step sizes over all weights at each method's default: the median (line) and the
+    10%–90% band, each averaged over seeds in log space."""
+    shown = shown_configurations(table, methods)
+    figure = Figure(figsize=(10, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for name, method in methods.items():
+        if name == BASELINE:
+            continue
+        rows = rows_of(table, name, shown[name])
+        curves = {column: np.exp(np.log(rows[column]).groupby(rows["step"]).mean())
+                  for column in QUANTILE_NAMES}
+        steps = curves["step_size_median"].index
+        axes.fill_between(steps, curves["step_size_low"], curves["step_size_high"],
+                          color=method.color, alpha=0.15, linewidth=0)
+        axes.plot(steps, curves["step_size_median"], color=method.color,
+                  linestyle=method.linestyle, label=label(method, shown[name]))
+    axes.set_yscale("log")
+    axes.set_xlabel("step")
+    axes.set_ylabel("step size over the network's weights")
+    axes.legend(loc="best", fontsize=8)
+    axes.set_title("Step sizes at each method's default: median, 10%–90% band", fontsize=10)
+    return figure
+
+
+def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure]:
+    table, methods = tables["returns"], budget_methods(budget)
+    return {"error-over-time": error_over_time_figure(table, methods),
+            "error-vs-step-size": sweep_figure(table, methods),
+            "step-sizes-over-time": step_size_figure(table, methods)}
+
+
+EXPLANATION = """
+Streaming deep TD: the value of a state is a small network's output, learned online from one
+transition at a time (no replay buffer, no batches), as in stream TD(λ) (Elsayed, Vasan &
+Mahmood 2024). The problem is td-mountain-car's (gymnasium's `MountainCar-v0` under energy
+pumping with 10% random actions) with the authors' discount γ = 0.99, so a return lies between
+about −100 and 0; the network sees the observation (position and velocity scaled to [−1, 1]),
+not tiles. The error is measured against each state's Monte-Carlo return, as in
+td-mountain-car: the mean squared error of the prediction (made before each update) per bin and
+over the run; the return's own variance around the true value is part of every method's error.
+
+Every method drives the same learner (`ms.td.DeepTDLearner`) on the same network and data: the
+authors' network (`ms.td.stream_mlp`: 2 → 32 → 32 → 1, LayerNorm without affine parameters,
+leaky ReLU, 90% sparse uniform initialization), their running observation normalization and
+reward scaling, λ = 0.8, accumulating traces over all the network's parameters. The methods, side
+by side on one stream per seed and from the same initial network: ObGD (this is stream TD(λ))
+and AdaptiveObGD over their base step size α (±1 decade around the authors' 1.0, κ = 2);
+normalized IDBD, IDBD and Autostep over their meta step size (±2 decades around each library
+default), given the TD curvature `∇v(x_{t−1}) ⊙ z`; Adam over α from 10⁻⁴ to 10⁻¹, the tuned
+baseline.
+
+What it shows, at the quick budget (8 seeds, 40,000 steps: about 300 episodes; predicting 0
+everywhere would have an error of about 2,690, the mean square of the returns):
+
+- Stream TD(λ) at the authors' defaults: 186 ± 8 over the run, 83 over its last 20%, 26 ± 10
+  below Adam at its best α = 5.6·10⁻⁴ (212; paired over seeds, Adam's α chosen on the same runs).
+  Its α does not matter (178 to 187 from α = 0.1 to 10): the overshooting bound acts on every
+  step, and the step size it leaves, `1 / (κ max(|δ|, 1) ‖z‖₁)`, about 4.6·10⁻⁴ at the end,
+  does not depend on α.
+- AdaptiveObGD has the least error: 127 ± 7 at its default (65 over the last 20%), 60 ± 11 below
+  stream TD(λ) and 86 ± 10 below tuned Adam; also insensitive to α.
+- Normalized IDBD, the library's one default, blows up at its default μ = 0.003: its error grows
+  through the run to about 3·10⁵ (never past the divergence threshold); at μ = 0.3 a seed
+  diverges; its best, at the grid's smallest μ = 3·10⁻⁵, has 887.
+- IDBD at its default: 972 (a large start, 234 over the last 20%), and diverges for θ ≥ 0.1;
+  Autostep at its default: 576 (242 over the last 20%). Both keep their step sizes near their
+  initial 0.05 here (Autostep's 10% quantile falls to 0.009).
+- With γ = 1 instead (td-mountain-car's discount, where returns reach −200; measured while this
+  experiment was built, at 20,000 steps, 5 seeds and 300 episodes), stream TD(λ) drifts: on
+  some seeds its error in a bin climbs past 10⁶ for thousands of steps before it comes back
+  down (mean over the run 1.5·10⁵), where AdaptiveObGD has 1,250 and tuned Adam 1,420. Our
+  reading: the bound keeps every step small (LayerNorm's gradients make the trace's norm
+  large), too small to follow the values while the reward scale is still growing.
+
+How to read the figures:
+
+- **error-over-time**: the mean squared error against the return per bin (mean over seeds, log
+  scale) of each method at its default and of Adam at its best α.
+- **error-vs-step-size**: one panel per method, its error over the run and over the last 20% of
+  the run against its step size or meta step size (log scales), the default dashed; a
+  configuration where a seed diverged is left out.
+- **step-sizes-over-time**: each method's step sizes at its default over all the network's
+  weights (median, and the band from the 10% to the 90% quantile; averaged over seeds in log
+  space). ObGD's is one number for all weights; normalized IDBD's is the factor of its
+  normalized update, not comparable in scale with the others'.
+
+No published number exists for this protocol: Elsayed et al. show stream TD(λ) on a prediction
+task of their own, as curves. The summary's numbers are this project's measurements.
+"""
+
+EXPERIMENT = Experiment(
+    name="td-deep",
+    description="Streaming deep TD(λ) on Mountain Car: stream TD(λ) with ObGD, AdaptiveObGD, "
+    "normalized IDBD, IDBD, Autostep and tuned Adam on the same small network, predicting the "
+    "return from the observation",
+    budgets=BUDGETS,
+    shards=shards,
+    summarize=summarize,
+    figures=figures,
+    published=[],
+    explanation=EXPLANATION,
+    availability=gymnasium_missing,
+    quick_minutes=2.0,  # approximate: see QUICK_MINUTES_MACHINE
+)
