@@ -102,3 +102,22 @@ def test_foreach_rsqrt_is_torch_rsqrt_bit_for_bit(dtype):
         expected = torch.rsqrt(given)
         assert torch.equal(actual.isnan(), expected.isnan())
         assert torch.equal(actual.nan_to_num(), expected.nan_to_num())
+
+
+@pytest.mark.parametrize("foreach", [True, False])
+def test_counts_as_numbers_and_as_tensors_give_the_same_steps(monkeypatch, foreach):
+    """On a CPU (not compiled) the bias corrections are numbers; elsewhere (other devices,
+    ``torch.compile``) one-element tensors: the same steps to rounding."""
+    from metastep.torch import normalized_idbd
+
+    kinds, step_terms = [], normalized_idbd._step_terms
+    monkeypatch.setattr(normalized_idbd, "_step_terms", lambda group, counts, dtype: (
+        kinds.append(type(counts[0])), step_terms(group, counts, dtype))[1])
+    with_numbers = train(torch.float64, True, foreach, steps=12)
+    assert set(kinds) == {int}
+    kinds.clear()
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    with_tensors = train(torch.float64, True, foreach, steps=12)
+    assert set(kinds) == {torch.Tensor}
+    for a, b in zip(with_numbers[0] + with_numbers[1], with_tensors[0] + with_tensors[1]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -118,12 +118,13 @@ class NormalizedIDBD(MetaStepOptimizer):
         states = [self.state[p] for p in params]
         counts = [state["step"] for state in states]
         torch._foreach_add_(counts, 1)
-        gradient_corrections, meta_corrections = _bias_corrections(
-            (group["gradient_normalizer_rate"], group["meta_normalizer_rate"]), counts,
-            params[0].dtype,
-        )
+        # On a CPU (not compiled), the counts read once as numbers make the bias corrections
+        # numbers (no small tensor operations, no pass of their own); elsewhere they stay
+        # tensors (no wait for the device).
+        if params[0].device.type == "cpu" and not torch.compiler.is_compiling():
+            counts = torch.stack(counts).tolist()
         update = _multi_tensor_update if group["foreach"] in (None, True) else _one_tensor_update
-        update(group, params, curvature, states, gradient_corrections, meta_corrections)
+        update(group, params, curvature, states, _step_terms(group, counts, params[0].dtype))
 
     def _step_sizes_of(self, group, p):
         state = self.state.get(p, {})
@@ -140,8 +141,29 @@ class NormalizedIDBD(MetaStepOptimizer):
         return step_size
 
 
-def _multi_tensor_update(group, params, curvature, states, gradient_corrections,
-                         meta_corrections):
+class _StepTerms(NamedTuple):
+    """Per tensor, from the bias corrections ``b_v = 1 − (1 − γ)^t`` and ``b_n = 1 − (1 − ρ)^t``:
+    numbers (from counts read as numbers) or one-element tensors."""
+
+    gradient_corrections: list[Any]  # b_v
+    meta_scales: list[Any]  # −μ sqrt(b_n): the step of β is −μ sqrt(b_n) z / sqrt(n)
+
+
+def _step_terms(group: dict[str, Any], counts: list[Any], dtype: torch.dtype) -> _StepTerms:
+    rates = (group["gradient_normalizer_rate"], group["meta_normalizer_rate"])
+    if all(isinstance(count, int) for count in counts):
+        # −expm1(t log1p(−γ)): 1 − γ would round off a small γ (1 where it is 0, as for tensors)
+        corrections = [[-math.expm1(count * math.log1p(-rate)) or 1.0 for count in counts]
+                       for rate in rates]
+        return _StepTerms(corrections[0], [-group["meta_step_size"] * math.sqrt(correction)
+                                           for correction in corrections[1]])
+    gradient_corrections, meta_corrections = _bias_corrections(rates, counts, dtype)
+    meta_scales = torch._foreach_sqrt(meta_corrections)
+    torch._foreach_mul_(meta_scales, -group["meta_step_size"])
+    return _StepTerms(gradient_corrections, meta_scales)
+
+
+def _multi_tensor_update(group, params, curvature, states, terms: _StepTerms):
     """The rule on all of a group's stepped parameters at once. Two new tensors of each
     parameter's size, reused (``z`` for ``s`` and ``α s c``, the meta-gradient's divisor for
     ``α s``): new tensors cost page faults on a CPU (measured: with five, steps on the
@@ -151,16 +173,19 @@ def _multi_tensor_update(group, params, curvature, states, gradient_corrections,
     log_step_sizes = [state["log_step_size"] for state in states]
     meta_normalizers = [state["meta_normalizer"] for state in states]
     rate = group["meta_normalizer_rate"]
-    # n ← (1 − ρ) n + ρ z²;  β ← β − μ z / sqrt(n̂), n̂ floored at the smallest normal number:
-    # n = 0 only where z = 0, and there z / sqrt(floor) = ±0 keeps β (no 0 / 0).
+    # n ← (1 − ρ) n + ρ z²;  β ← β − μ z / sqrt(n̂) = β − μ sqrt(b_n) z / sqrt(n), n floored at
+    # the smallest normal number: n = 0 only where z = 0, and there z / sqrt(floor) = ±0 keeps β
+    # (no 0 / 0).
     meta_gradients = torch._foreach_mul(grads, traces)
     torch._foreach_mul_(meta_normalizers, 1.0 - rate)
     torch._foreach_addcmul_(meta_normalizers, meta_gradients, meta_gradients, value=rate)
-    divisors = torch._foreach_div(meta_normalizers, meta_corrections)
-    torch._foreach_clamp_min_(divisors, torch.finfo(params[0].dtype).tiny)
+    divisors = torch._foreach_clamp_min(meta_normalizers, torch.finfo(params[0].dtype).tiny)
     foreach_rsqrt_(divisors)
-    torch._foreach_addcmul_(log_step_sizes, meta_gradients, divisors,
-                            value=-group["meta_step_size"])
+    if _numbers(terms.meta_scales):
+        torch._foreach_addcmul_(log_step_sizes, meta_gradients, divisors, terms.meta_scales)
+    else:
+        torch._foreach_mul_(divisors, terms.meta_scales)
+        torch._foreach_addcmul_(log_step_sizes, meta_gradients, divisors)
     step_sizes = divisors  # α s
     torch._foreach_copy_(step_sizes, log_step_sizes)
     torch._foreach_exp_(step_sizes)
@@ -171,7 +196,7 @@ def _multi_tensor_update(group, params, curvature, states, gradient_corrections,
         torch._foreach_addcmul_(normalizers, grads, grads, value=rate)
         scales = meta_gradients
         torch._foreach_copy_(scales, normalizers)
-        torch._foreach_div_(scales, gradient_corrections)
+        torch._foreach_div_(scales, terms.gradient_corrections)
         torch._foreach_add_(scales, group["eps"])
         foreach_rsqrt_(scales)
         torch._foreach_mul_(step_sizes, scales)
@@ -185,21 +210,28 @@ def _multi_tensor_update(group, params, curvature, states, gradient_corrections,
     torch._foreach_addcmul_(traces, step_sizes, grads, value=-1.0)
 
 
-def _one_tensor_update(group, params, curvature, states, gradient_corrections,
-                       meta_corrections):
+def _numbers(values: list[Any]) -> bool:
+    return all(isinstance(value, float) for value in values)
+
+
+def _one_tensor_update(group, params, curvature, states, terms: _StepTerms):
     """The rule one parameter at a time: the operations of ``_multi_tensor_update`` in the same
     order, so the same numbers."""
     tiny = torch.finfo(params[0].dtype).tiny
     meta_rate, rate = group["meta_normalizer_rate"], group["gradient_normalizer_rate"]
-    for p, c, state, gradient_correction, meta_correction in zip(
-            params, curvature, states, gradient_corrections, meta_corrections):
+    numbers = _numbers(terms.meta_scales)
+    for p, c, state, gradient_correction, meta_scale in zip(
+            params, curvature, states, terms.gradient_corrections, terms.meta_scales):
         g, h = p.grad, state["meta_trace"]
         meta_gradient = g * h
         state["meta_normalizer"].mul_(1.0 - meta_rate).addcmul_(
             meta_gradient, meta_gradient, value=meta_rate)
-        divisor = (state["meta_normalizer"] / meta_correction).clamp_min_(tiny)
+        divisor = state["meta_normalizer"].clamp_min(tiny)
         foreach_rsqrt_([divisor])
-        state["log_step_size"].addcmul_(meta_gradient, divisor, value=-group["meta_step_size"])
+        if numbers:
+            state["log_step_size"].addcmul_(meta_gradient, divisor, value=meta_scale)
+        else:
+            state["log_step_size"].addcmul_(meta_gradient, divisor.mul_(meta_scale))
         step_size = divisor.copy_(state["log_step_size"]).exp_()
         if group["normalize_gradients"]:
             normalizer = state["gradient_normalizer"]
