@@ -167,24 +167,27 @@ RANDOM_WALK = ms.problems.random_walk(19)
 RECORD_EVERY = 301  # odd: a single lane's loop is not unrolled, which compiles faster
 
 
-def make_stream_td(learning_rate):
+def make_td(learning_rate):
     return td.DeepTDLearner(td.stream_mlp((19, HIDDEN, 1), sparsity=SPARSITY),
-                            td.obgd(learning_rate), discount=1.0, trace_decay=LAMBDA)
+                            ms.sgd(learning_rate), discount=1.0, trace_decay=LAMBDA)
 
 
 @pytest.mark.slow  # two compilations of a network's program, 3-5 s; the engine's lanes
-def test_sweep_lane_equals_the_run_alone():
-    sweep = ms.sweep(make_stream_td, RANDOM_WALK, {"learning_rate": [0.3, 1.0]}, seeds=[0, 5],
+def test_sweep_lane_equals_the_run_alone_and_divergence_is_per_lane():
+    sweep = ms.sweep(make_td, RANDOM_WALK, {"learning_rate": [0.02, 50.0]}, seeds=[0, 5],
                      steps=3 * RECORD_EVERY, record_every=RECORD_EVERY)
-    alone = ms.run(make_stream_td(1.0), RANDOM_WALK, steps=3 * RECORD_EVERY, seed=5,
+    alone = ms.run(make_td(0.02), RANDOM_WALK, steps=3 * RECORD_EVERY, seed=5,
                    record_every=RECORD_EVERY)
     for name in ("value_error", "step_sizes", "log10_step_size_mean"):
-        np.testing.assert_allclose(sweep.records[name][1, 1], alone.records[name], rtol=1e-5)
-    np.testing.assert_allclose(sweep.squared_error[1, 1], alone.squared_error, rtol=1e-5)
-    assert not np.allclose(sweep.records["value_error"][1, 0], alone.records["value_error"])
+        np.testing.assert_allclose(sweep.records[name][0, 1], alone.records[name], rtol=1e-5)
+    np.testing.assert_allclose(sweep.squared_error[0, 1], alone.squared_error, rtol=1e-5)
+    assert not np.allclose(sweep.records["value_error"][0, 0], alone.records["value_error"])
+    # α = 50 blows up on both seeds, α = 0.02 on neither.
+    np.testing.assert_array_equal(sweep.diverged, [[False, False], [True, True]])
     # The step sizes, one per weight, and their statistics per parameter array.
-    learner = make_stream_td(1.0)
+    learner = make_td(0.02)
     assert alone.records["step_sizes"].shape == (3, sum(learner.layer_sizes))
+    np.testing.assert_allclose(alone.records["step_sizes"], 0.02)
     assert alone.records["log10_step_size_mean"].shape == (3, len(learner.layer_names))
 
 

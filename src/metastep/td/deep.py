@@ -296,13 +296,13 @@ class DeepTDLearner:
             reward_sums = jax.tree.map(lambda new, old: jnp.where(started, new, old),
                                        updated, reward_sums)
             scale = jnp.sqrt(variance + OBSERVATION_EPS)  # variance 1 before a transition
-        # Both states under θ_t in one batched pass: [x_{t−1}, x_t].
-        values, gradients = jax.vmap(jax.value_and_grad(self.value), in_axes=(None, 0))(
-            params, jnp.stack([state.previous_features, x]))
-        prediction = values[1]
-        previous_value = jnp.where(started, values[0], 0.0)
-        previous_gradient = jax.tree.map(lambda g: jnp.where(started, g[0], 0.0), gradients)
-        next_gradient = jax.tree.map(lambda g: g[1], gradients)
+        # Both states under θ_t, each its own pass: a method that ignores ``next_features``
+        # leaves x_t's backward pass unused, and the compiler drops it.
+        value_and_grad = jax.value_and_grad(self.value)
+        previous_value, previous_gradient = value_and_grad(params, state.previous_features)
+        prediction, next_gradient = value_and_grad(params, x)
+        previous_value = jnp.where(started, previous_value, 0.0)
+        previous_gradient = jax.tree.map(lambda g: jnp.where(started, g, 0.0), previous_gradient)
         td_error = reward / scale + discount * prediction - previous_value
         trace = jax.tree.map(jnp.add, state.trace, previous_gradient)
         updates, opt_state = self.method.update(
