@@ -137,9 +137,13 @@ def linear_model(num_inputs):
                  (num_inputs,))
 
 
-@pytest.mark.parametrize("make_method", [lambda: ms.sgd(0.05), lambda: td.obgd(0.5)],
-                         ids=["sgd", "obgd"])
+@pytest.mark.parametrize("make_method", [
+    lambda: ms.sgd(0.05), lambda: td.obgd(0.5), lambda: ms.idbd(0.05, 0.05),
+    lambda: td.tidbd(0.05, 0.05, "full_gradient"),
+], ids=["sgd", "obgd", "idbd-curvature", "tidbd-features"])
 def test_a_linear_model_is_td_learner(x64, make_method):
+    """Also the side signals: IDBD reads the curvature (∇v(x_{t−1}) ⊙ z = φ z), full-gradient
+    TIDBD the features and next features (the value gradients: φ and φ')."""
     data = td_data(seed=23, steps=1000)
     n = data[0].shape[1]
     deep = run_td(td.DeepTDLearner(linear_model(n), make_method(), 0.9, LAMBDA), *data)
