@@ -33,9 +33,18 @@ def test_the_methods_have_their_defaults_in_the_middle():
         grid = methods[name].grid
         assert grid[2] == pytest.approx(default) and grid[0] == pytest.approx(default / 100)
     np.testing.assert_allclose(methods["adam"].grid, np.logspace(-4, -1, 5))
-    # Quick and full run every method; smoke the candidate, stream TD(λ) and the baseline.
-    assert set(td_deep.budget_methods(EXPERIMENT.budget("quick"))) == set(methods)
+    # Quick and full run every method, and three of them also with γ = 1; smoke runs the
+    # candidate, stream TD(λ) and the baseline, with γ = 0.99 only.
+    for name in ("quick", "full"):
+        budget = EXPERIMENT.budget(name)
+        assert set(td_deep.budget_methods(budget)) == set(methods)
+        returns, undiscounted = td_deep.shards(budget)
+        assert (returns.name, undiscounted.name) == ("returns", "undiscounted")
+        assert returns.parameters["problem"]["discount"] == td_deep.DISCOUNT == 0.99
+        assert undiscounted.parameters["problem"]["discount"] == 1.0
+        assert set(undiscounted.parameters["methods"]) == {"stream-td", "adaptive-obgd", "adam"}
     assert set(td_deep.budget_methods(BUDGET)) == {"stream-td", "normalized-idbd", "adam"}
+    assert [shard.name for shard in td_deep.shards(BUDGET)] == ["returns"]
 
 
 def test_smoke_table_holds_every_method_and_grid_value(smoke_table):
