@@ -463,6 +463,33 @@ def test_blocks_are_whole_iterations_of_the_unrolled_scan():
     assert _lanes.scan_unroll(sweep, learner, state, x, x[0], 1_000) == 1
 
 
+def test_a_cheap_lane_scans_in_small_slices_with_the_plain_scans_results():
+    """A single lane's unrolled scan runs in slices of its unrolled steps when they and the
+    learner's state are small (so that XLA's CPU runtime runs the loop's kernels in order): the
+    lane ends as the plain unrolled scan leaves it, divergence step included."""
+    from metastep import _lanes
+
+    learner = idbd_learner(initial_step_size=0.7)  # its error blows up
+    state = learner.init()
+    samples = drifting_problem().generate(drifting_problem().init(jax.random.PRNGKey(0)), 24)[1]
+    x, y = samples.x[0], samples.y[0]
+    assert _lanes.sliced_scan(state, x, y, 4)
+    assert not _lanes.sliced_scan(state, x, y, 1)  # not unrolled
+    assert not _lanes.sliced_scan(state, x, y, 64)  # 64 steps of 4 floats: 1 KiB
+    wide = idbd_learner(num_features=200)
+    assert not _lanes.sliced_scan(wide.init(), jnp.zeros(200), y, 4)  # its weights: 800 bytes
+    zero = jnp.zeros((), jnp.uint32)
+    lane = _lanes.Lane(state, zero, zero, _lanes.zero_sums(("squared_error",)))
+    plain, sliced = (jax.jit(lambda threshold, sliced=sliced: _lanes.learner_loop(
+        learner, lane, samples.x, samples.y, threshold, 4, sliced)) for sliced in (False, True))
+    for threshold, diverged_at in ((1e30, 16), (1e6, 15), (1e2, 3)):  # slices 1 and 4
+        ours, theirs = sliced(threshold), plain(threshold)
+        assert int(ours.diverged_at) == int(theirs.diverged_at) == diverged_at
+        assert int(ours.step) == int(theirs.step) == 24
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sweeps", ["learner", "problem"])
 def test_block_size_does_not_change_a_sweep(x64, sweeps):

@@ -5,9 +5,10 @@ configurations × seeds of them as one ``vmap``ped computation: :func:`init_lane
 initial states, :func:`run_lane_bins` scans a chunk of record bins, each fed to the learners
 block by block (:func:`feed_bin`) and closed by :func:`end_bin` (the bin's records, the last
 healthy state). :func:`lane_program` wraps both in ``jax.jit`` for one :class:`LaneSpec`, with
-what the shapes fix (metric names, bytes per lane, the unrolling of a cheap single lane's scan:
-:func:`scan_unroll`), and :func:`cached_program` keeps programs across calls, keyed by the
-callers (see the engine's module docstring).
+what the shapes fix (metric names, bytes per lane, the unrolling of a cheap single lane's scan
+and whether it runs in small slices: :func:`scan_unroll`, :func:`sliced_scan`), and
+:func:`cached_program` keeps programs across calls, keyed by the callers (see the engine's
+module docstring).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ CACHED_PROGRAMS = 64
 # two; see scan_unroll).
 SINGLE_LANE_UNROLL = 4
 CHEAP_STEP_OPERATIONS = 100  # a linear learner: 16 to 70; a small network: 120 and more
+# XLA's CPU runtime runs a computation's kernels in order, without handing them to other threads,
+# when none touches a buffer larger than this (see sliced_scan).
+SMALL_BUFFER_BYTES = 512
 
 # ---------------------------------------------------------------------------------------------
 # One lane, one record bin
@@ -85,6 +89,35 @@ def learner_scan(learner, lane: Lane, xs, ys, threshold, unroll: int = 1):
         return Lane(state, diverged_at, lane.step + 1, sums), output
 
     return jax.lax.scan(body, lane, (xs, ys), unroll=unroll)
+
+
+def learner_loop(learner, lane: Lane, xs, ys, threshold, unroll: int = 1,
+                 sliced: bool = False) -> Lane:
+    """:func:`learner_scan` without the step outputs: the lane after the block.
+
+    With ``sliced`` (see :func:`sliced_scan`), the block is cut into slices of ``unroll`` steps,
+    each scanned in a loop of its own whose trip count (1) XLA cannot see, so that it keeps the
+    loop: the kernels of that loop's body then touch small buffers only (the slice and the
+    learner's state), not the block. The same operations are compiled, into other kernels,
+    where XLA may round a few differently (fusing a multiply and an add or not): the lanes of
+    SwiftTD, TIDBD, AutoTIDBD, TD(λ), IDBD, Autostep and SGD came out bit for bit the same on
+    the random walk and weight flipping, those of true online TD(λ) within 1e-8.
+    """
+    if not sliced:
+        return learner_scan(learner, lane, xs, ys, threshold, unroll)[0]
+    one = jax.lax.optimization_barrier(jnp.ones((), jnp.int32))
+
+    def slice_body(lane: Lane, xy_slice):
+        def steps(_, carry):
+            lane, xy_slice = carry
+            # Opaque to XLA: what depends on the slice is not hoisted out of the inner loop.
+            xy_slice = jax.lax.optimization_barrier(xy_slice)
+            return learner_scan(learner, lane, *xy_slice, threshold, unroll)[0], xy_slice
+
+        return jax.lax.fori_loop(0, one, steps, (lane, xy_slice))[0], None
+
+    slices = jax.tree.map(lambda a: a.reshape(-1, unroll, *a.shape[1:]), (xs, ys))
+    return jax.lax.scan(slice_body, lane, slices)[0]
 
 
 def split_seed(seed):
@@ -226,10 +259,11 @@ def init_lanes(spec: LaneSpec, parameters, seeds) -> Carry:
 
 
 def run_lane_bins(spec: LaneSpec, record_every: int, block_steps: int, metric_names,
-                  parameters, carry: Carry, threshold, num_bins: int, unroll: int = 1):
+                  parameters, carry: Carry, threshold, num_bins: int, unroll: int = 1,
+                  sliced: bool = False):
     """``num_bins`` record bins of every lane: the carry, and records [bins, configs, seeds, ...]
-    (the mean squared error, the learner's records and the problem's info). ``unroll``: as for
-    :func:`learner_scan`."""
+    (the mean squared error, the learner's records and the problem's info). ``unroll`` and
+    ``sliced``: as for :func:`learner_loop`."""
     axis = spec.config_axis
     single = axis is None and carry.step.shape == (1, 1)
     sample_config_axis = None if spec.shared_stream else 0
@@ -247,7 +281,8 @@ def run_lane_bins(spec: LaneSpec, record_every: int, block_steps: int, metric_na
 
     def learn(lanes: Lane, samples):
         def lane_scan(p, lane, x, y):
-            return learner_scan(spec.build_learner(p), lane, x, y, threshold, unroll)[0]
+            return learner_loop(spec.build_learner(p), lane, x, y, threshold, unroll,
+                                sliced)
 
         return over_configs_and_seeds(
             lane_scan, (axis, 0, sample_config_axis, sample_config_axis), (None, 0, 0, 0),
@@ -301,6 +336,25 @@ def scan_unroll(spec: LaneSpec, learner, learner_state, x, y, record_every: int)
     return unroll_for(record_every) if operations <= CHEAP_STEP_OPERATIONS else 1
 
 
+def sliced_scan(learner_state, x, y, unroll: int) -> bool:
+    """Whether an unrolled scan runs in slices of ``unroll`` steps (:func:`learner_loop`): when
+    each slice of the samples and each array of the learner's state fit in
+    :data:`SMALL_BUFFER_BYTES`.
+
+    XLA's CPU runtime runs the kernels of a loop body one after another only when every buffer
+    that they touch is that small; otherwise it hands the kernels that are ready to other
+    threads, which, for the many tiny kernels of a cheap step, costs more than the kernels
+    (SwiftTD on 19 features: its single lane three times as fast in slices, on 2 CPU cores).
+    A block of samples is large; a slice of a few steps is small.
+    """
+    if unroll == 1:
+        return False
+    rows = jax.tree.leaves((x, y))
+    state_bytes = max((nbytes(leaf) for leaf in jax.tree.leaves(learner_state)), default=0)
+    return (state_bytes <= SMALL_BUFFER_BYTES
+            and max(unroll * nbytes(row) for row in rows) <= SMALL_BUFFER_BYTES)
+
+
 def count_operations(jaxpr) -> int:
     """The equations of ``jaxpr``, those of the jaxprs nested in them included."""
     count = 0
@@ -327,12 +381,12 @@ def lane_program(spec: LaneSpec, learner, problem, record_every: int,
     metric_names = metric_names_of(learner, learner_state, x, y)
     record = jax.eval_shape(learner.record, learner_state)
     float_bytes = jnp.zeros((), jnp.result_type(float)).dtype.itemsize
+    unroll = scan_unroll(spec, learner, learner_state, x, y, record_every)
     return Program(
         init=jax.jit(functools.partial(init_lanes, spec)),
         run_bins=jax.jit(
             functools.partial(run_lane_bins, spec, record_every, block_steps, metric_names,
-                              unroll=scan_unroll(spec, learner, learner_state, x, y,
-                                                 record_every)),
+                              unroll=unroll, sliced=sliced_scan(learner_state, x, y, unroll)),
             static_argnums=3,
         ),
         metric_names=metric_names,
