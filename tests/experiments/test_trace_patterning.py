@@ -3,13 +3,14 @@ TD(λ) run alone on the same stream (which the returns shard reads too), and the
 on a small hand-made table (test_every_experiment checks the tables, summary and figures every
 experiment owes)."""
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 
 import metastep as ms
 from metastep._lanes import split_seed
-from metastep.experiments import SweptMethod, get, trace_patterning
+from metastep.experiments import SweptMethod, get, td_random_walk, trace_patterning
 
 EXPERIMENT = get("trace-patterning")
 BUDGET = EXPERIMENT.budget("smoke")
@@ -135,3 +136,20 @@ def test_summary_of_hand_made_tables():
     paired = meta["default_vs_td_best"]
     assert paired["mean"] == pytest.approx(1.0)
     assert paired["standard_error"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_blow_up_under_the_engines_threshold_counts_as_diverged():
+    """A TD error of 2,000 (squared 4·10⁶: past the experiment's 10⁶, far under the engine's
+    10²⁰) marks TD(λ) diverged on trace patterning; the random walk's learner keeps the
+    engine's threshold and goes on."""
+    methods = {"td": SweptMethod("td", "TD(λ)", "step_size", "α", (0.1,), ms.sgd)}
+    for side_by_side, diverged in ((trace_patterning.PatterningSideBySide, True),
+                                   (td_random_walk.RandomWalkSideBySide, False)):
+        learner = side_by_side(methods, 0, 0.9)
+        x = np.zeros(learner.num_features, np.float32)
+        x[0] = 1.0
+        state = learner.init(jax.random.key(0))
+        for reward in (0.0, 2_000.0):
+            state, _ = learner.step(state, x, ms.td.TDTarget(np.float32(reward), np.float32(1.0),
+                                                             np.float32(0.0)))
+        assert bool(state.diverged_at["td"] == 2) is diverged, side_by_side.__name__

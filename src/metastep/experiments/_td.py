@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import metastep as ms
-from metastep._learner_protocol import StepOutput, diverges
+from metastep._learner_protocol import DEFAULT_DIVERGENCE_THRESHOLD, StepOutput, diverges
 from metastep.experiments._base import SweptMethod
 from metastep.experiments._roster import centred_grid, library_default
 from metastep.problems import Problem
@@ -87,7 +87,8 @@ class SideBySideState(NamedTuple):
 class SideBySide:
     """Every method at position ``position`` of its grid, each with its own weights, on one
     stream. The error the engine watches is 0, so that one method's divergence (its TD error's
-    square past the engine's threshold) stops only that method's numbers.
+    square past ``divergence_threshold``, the engine's unless a subclass knows its problem's
+    scale) stops only that method's numbers.
 
     What it records is set by two hooks, each per method and NaN once the method diverged:
     :meth:`method_records` (arrays of the learner's state at the end of a bin, recorded as
@@ -96,6 +97,7 @@ class SideBySide:
 
     num_features = NUM_STATES  # a subclass for another problem sets its own
     discount = DISCOUNT
+    divergence_threshold = DEFAULT_DIVERGENCE_THRESHOLD
 
     def __init__(self, methods: dict[str, SweptMethod], position: Any, trace_decay: Any):
         index = jnp.asarray(position).astype(jnp.int32)  # the engine passes grid values as floats
@@ -115,7 +117,8 @@ class SideBySide:
             learners[name], output = learner.step(state.learners[name], x, y)
             previous = state.diverged_at[name]
             diverged_at[name] = jnp.where(
-                (previous == 0) & diverges(jnp.square(output.error)), step, previous)
+                (previous == 0) & diverges(jnp.square(output.error), self.divergence_threshold),
+                step, previous)
             for key, value in self.step_metrics(output, y).items():
                 metrics[f"{name}/{key}"] = jnp.where(diverged_at[name] == 0, value, jnp.nan)
         zero = jnp.zeros((), x.dtype)

@@ -60,6 +60,9 @@ GROUP_MASKS = {group: feature_groups(PROBLEM) == group for group in GROUPS}
 STEP_SIZE_COLUMNS = tuple(f"step_size_{group}" for group in GROUPS)
 RECORDS = 50
 FINAL_FRACTION = 0.2
+# Returns lie in [0, 2): a squared TD error past 10⁶ (predictions off by 1,000) is a blow-up, which
+# the engine's threshold (10²⁰) would leave unflagged at errors of 10⁷.
+DIVERGENCE_THRESHOLD = 1e6
 ERROR_AXIS_TOP = 0.3  # about twice the error of predicting 0: larger ones drawn at the top
 
 BUDGETS = {
@@ -93,6 +96,7 @@ class PatterningSideBySide(_td.SideBySide):
 
     num_features = NUM_FEATURES
     discount = DISCOUNT
+    divergence_threshold = DIVERGENCE_THRESHOLD
 
     def step_metrics(self, output: StepOutput, y: Any) -> dict[str, Any]:
         return {"value_error": jnp.square(output.prediction - y.value)}
