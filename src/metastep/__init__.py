@@ -8,7 +8,8 @@ The map, from data to report:
 - a **learner** (``ms.LinearLearner``, ``ms.deep.DeepLearner``, or any object that follows the
   protocol ``ms.Learner``): the model that the method updates, predicting before each update;
 - **run / sweep** (``ms.run``, ``ms.sweep``): the engine that streams a problem through a learner,
-  one run or a grid of lanes at once, into a ``RunResult`` or ``SweepResult``;
+  one run or a grid of lanes at once, into a ``RunResult`` or ``SweepResult``
+  (``ms.sweep_together``: several learners' sweeps on one stream, in one compiled program);
 - an **Experiment** (``metastep.experiments``): one paper's experiment, declared as shards, each
   computing one tidy table (from ``run``/``sweep``) at a budget (smoke, quick, full);
 - a **run directory** (``metastep.report.run_experiment``, ``RunDirectory``): the shards' tables
@@ -22,6 +23,7 @@ from importlib.metadata import version as _package_version
 
 from metastep import deep, methods, problems, td
 from metastep.engine import run, run_arrays, sweep
+from metastep.together import sweep_together
 from metastep._learner_protocol import Learner, StepOutput
 from metastep.learner import LinearLearner, LinearLearnerState
 from metastep.methods import (
@@ -74,5 +76,6 @@ __all__ = [
     "step_sizes",
     "summarize",
     "sweep",
+    "sweep_together",
     "td",
 ]
