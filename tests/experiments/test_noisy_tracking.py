@@ -73,15 +73,31 @@ def test_record_interval_divides_the_run_and_the_regime(steps):
 def test_tables_hold_every_record_and_one_sigma_per_regime(smoke_tables):
     smoke = EXPERIMENT.budget("smoke")
     records = smoke.steps // record_every(smoke)
-    assert set(smoke_tables) == {f"{preset}-{method.name}" for preset in noisy_tracking.PRESETS
-                                 for method in noisy_tracking.METHODS}
-    for name, table in smoke_tables.items():
-        method = noisy_tracking.METHOD[table["method"].iloc[0]]
-        assert {"method", "preset", method.parameter, "seed", "step", "squared_error",
-                "diverged", "step_size", "sigma", "optimal_step_size"} <= set(table.columns)
-        assert len(table) == len(method.grid) * smoke.seeds * records, name
-        # One σ per regime: no record bin straddles two regimes.
-        assert (table.groupby([method.parameter, "seed", "regime"])["sigma"].nunique() == 1).all()
+    assert set(smoke_tables) == set(noisy_tracking.PRESETS)
+    for preset in noisy_tracking.PRESETS:
+        assert smoke_tables[preset]["method"].unique().tolist() == list(noisy_tracking.METHOD)
+        for method in noisy_tracking.METHODS:
+            table = noisy_tracking.rows_of(smoke_tables, preset, method)
+            assert {"method", "preset", method.parameter, "seed", "step", "squared_error",
+                    "diverged", "step_size", "sigma", "optimal_step_size"} <= set(table.columns)
+            assert not table[method.parameter].isna().any()
+            assert len(table) == len(method.grid) * smoke.seeds * records, method.name
+            # One σ per regime: no record bin straddles two regimes.
+            sigmas = table.groupby([method.parameter, "seed", "regime"])["sigma"]
+            assert (sigmas.nunique() == 1).all()
+            # Every method read the same streams.
+            pd.testing.assert_frame_equal(
+                table.groupby(["seed", "step"])["sigma"].first().reset_index(),
+                smoke_tables[preset].groupby(["seed", "step"])["sigma"].first().reset_index())
+
+
+def test_a_run_stored_with_a_shard_per_method_is_read_the_same(smoke_tables):
+    # Before the methods shared a program, a run stored one shard per (preset, method).
+    smoke = EXPERIMENT.budget("smoke")
+    per_method = {f"{preset}-{method.name}": noisy_tracking.rows_of(smoke_tables, preset, method)
+                  for preset in noisy_tracking.PRESETS for method in noisy_tracking.METHODS}
+    assert list(per_method["talk-sgd"].columns).count("meta_step_size") == 0
+    assert EXPERIMENT.summarize(per_method, smoke) == EXPERIMENT.summarize(smoke_tables, smoke)
 
 
 def test_a_diverged_configuration_is_reported_and_never_chosen():

@@ -30,7 +30,9 @@ MSE over the regime, and the step size as the geometric mean of α over the regi
 (after adaptation). "Tracks α*" is measured as the rank correlation, over all regimes of all
 seeds, between that α and α*.
 
-Shards: one per (preset, method), the sweep over its grid, recorded about 50 times per regime.
+Shards: one per preset, its four methods' sweeps side by side on the preset's streams
+(``ms.sweep_together``: one compiled program), recorded about 50 times per regime. A run stored
+with one shard per (preset, method), as before, is read as well (:func:`rows_of`).
 Budgets: full, the papers' 1,000,000 steps (20 regimes) × 30 seeds; quick, 500,000 steps (10
 regimes) × 5 seeds; smoke, regimes shortened to 1,000 steps.
 """
@@ -94,15 +96,14 @@ BUDGETS = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Shards: one sweep per (preset, method)
+# Shards: one per preset, its methods side by side
 
 
-def method_sweep(preset: str, problem: Problem, method: SweptMethod, seeds: list[int],
-                 steps: int, record_every: int) -> pd.DataFrame:
-    """One row per (configuration, seed, record): ``squared_error`` (bin mean), ``step_size``
-    (the α of the bin's last update), and the regime's ``sigma``, α* and optimal MSE."""
-    result = ms.sweep(method.linear_learners(1), problem, {method.parameter: list(method.grid)},
-                      seeds=seeds, steps=steps, record_every=record_every)
+def method_table(result, preset: str, method: SweptMethod,
+                 problem: Problem) -> pd.DataFrame:
+    """One row per (configuration, seed, record) of ``method``'s sweep ``result``:
+    ``squared_error`` (bin mean), ``step_size`` (the α of the bin's last update), and the
+    regime's ``sigma``, α* and optimal MSE."""
     table = sweep_table(result, method.name, preset=preset)
     table = table.rename(columns={"mean_step_size": "step_size"})
     for name in ("sigma", "optimal_step_size", "optimal_mse"):
@@ -111,22 +112,43 @@ def method_sweep(preset: str, problem: Problem, method: SweptMethod, seeds: list
     return table
 
 
-def shard_name(preset: str, method: SweptMethod) -> str:
-    return f"{preset}-{method.name}"
+def preset_sweeps(preset: str, problem: Problem, methods: list[SweptMethod], seeds: list[int],
+                  steps: int, record_every: int) -> pd.DataFrame:
+    """The rows of every method (:func:`method_table`), each swept over its grid, all on the
+    same streams in one compiled program; a method's rows leave the other methods' swept
+    parameters empty."""
+    results = ms.sweep_together(
+        {method.name: (method.linear_learners(1), {method.parameter: list(method.grid)})
+         for method in methods},
+        problem, seeds=seeds, steps=steps, record_every=record_every)
+    return pd.concat([method_table(results[method.name], preset, method, problem)
+                      for method in methods], ignore_index=True)
+
+
+def rows_of(tables: dict[str, pd.DataFrame], preset: str, method: SweptMethod) -> pd.DataFrame:
+    """The rows of ``method`` on ``preset``, from the preset's shard, or from the shard of its
+    own in a run stored with one shard per (preset, method)."""
+    own_shard = f"{preset}-{method.name}"
+    if own_shard in tables:
+        return tables[own_shard]
+    table = tables[preset]
+    others = sorted({other.parameter for other in METHODS} - {method.parameter})
+    return table[table["method"] == method.name].drop(columns=others).reset_index(drop=True)
 
 
 def shards(budget: Budget) -> list[Shard]:
     regime_length = budget.settings["regime_length"]
     record_every = budget.record_every(budget.settings["records_per_regime"],
                                        period=regime_length)
+    configurations = sum(len(method.grid) for method in METHODS)
     return [
         Shard.of_call(
-            shard_name(preset, method), method_sweep,
-            work=len(method.grid) * budget.seeds * budget.steps,
+            preset, preset_sweeps, work=configurations * budget.seeds * budget.steps,
             preset=preset, problem=ms.problems.noisy_tracking(preset, regime_length, SIGMA_MAX),
-            method=method, seeds=budget.seed_list, steps=budget.steps, record_every=record_every,
+            methods=list(METHODS), seeds=budget.seed_list, steps=budget.steps,
+            record_every=record_every,
         )
-        for preset in PRESETS for method in METHODS
+        for preset in PRESETS
     ]
 
 
@@ -246,7 +268,7 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]
     }
     for preset in PRESETS:
         # Every lane of a seed reads the same stream: any table gives the run's regimes.
-        reference = best_configuration(tables[shard_name(preset, METHOD["sgd"])], METHOD["sgd"])
+        reference = best_configuration(rows_of(tables, preset, METHOD["sgd"]), METHOD["sgd"])
         run_optimal_mse = float(reference["optimal_mse"].mean())
         best_step_size, best_mse = expected_best_fixed_step_size(preset)
         preset_summary: dict[str, Any] = {
@@ -258,7 +280,7 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]
         }
         for method in METHODS:
             preset_summary[method.name] = summarize_method(
-                tables[shard_name(preset, method)], method, regime_length, run_optimal_mse
+                rows_of(tables, preset, method), method, regime_length, run_optimal_mse
             )
         fixed = preset_summary["sgd"]
         # The steady-state theory's MSE at the measured best α, in expectation over σ.
@@ -298,7 +320,7 @@ def step_size_trajectories_figure(tables: dict[str, pd.DataFrame], budget: Budge
     axes_by_preset = figure.subplots(len(PRESETS), 1, sharex=True)
     for axes, preset in zip(axes_by_preset, PRESETS):
         for method in map(METHOD.get, DRAWING_ORDER):
-            run = best_configuration(tables[shard_name(preset, method)], method)
+            run = best_configuration(rows_of(tables, preset, method), method)
             run = run[run["seed"] == run["seed"].min()]
             axes.plot(run["step"], run["step_size"], color=method.color,
                       linewidth=1.6 if method.name == "idbd" else 1,
@@ -324,7 +346,7 @@ def step_size_vs_optimal_figure(tables: dict[str, pd.DataFrame], budget: Budget)
     axes_by_preset = figure.subplots(1, len(PRESETS))
     for axes, preset in zip(axes_by_preset, PRESETS):
         for method in map(METHOD.get, DRAWING_ORDER):
-            run = best_configuration(tables[shard_name(preset, method)], method)
+            run = best_configuration(rows_of(tables, preset, method), method)
             per_regime = regimes(run, regime_length)
             axes.scatter(per_regime["optimal_step_size"], per_regime["step_size"], s=14,
                          color=method.color, alpha=0.7, linewidths=0,
@@ -350,7 +372,7 @@ def mse_per_regime_figure(tables: dict[str, pd.DataFrame], budget: Budget) -> Fi
     sigmas = np.linspace(0.01, SIGMA_MAX, 200)
     for axes, preset in zip(axes_by_preset, PRESETS):
         for method in map(METHOD.get, DRAWING_ORDER):
-            run = best_configuration(tables[shard_name(preset, method)], method)
+            run = best_configuration(rows_of(tables, preset, method), method)
             per_regime = regimes(run, regime_length)
             value = run[method.parameter].iloc[0]
             axes.scatter(per_regime["sigma"], per_regime["mse"] / per_regime["optimal_mse"],
@@ -375,9 +397,9 @@ def hyperparameter_sweeps_figure(tables: dict[str, pd.DataFrame], budget: Budget
     figure = Figure(figsize=(12, 5.5), layout="constrained")
     axes_grid = figure.subplots(len(PRESETS), len(METHODS), sharey="row")
     for row, preset in zip(axes_grid, PRESETS):
-        optimum = float(tables[shard_name(preset, METHOD["sgd"])]["optimal_mse"].mean())
+        optimum = float(rows_of(tables, preset, METHOD["sgd"])["optimal_mse"].mean())
         for axes, method in zip(row, METHODS):
-            configurations = configuration_results(tables[shard_name(preset, method)], method)
+            configurations = configuration_results(rows_of(tables, preset, method), method)
             axes.plot(configurations.index, configurations["mse"], "o-", color=method.color,
                       markersize=3, label=f"{method.label}, mean over seeds")
             diverged = configurations[configurations["diverged_seeds"] > 0]
