@@ -3,6 +3,8 @@ divergence accounting, and Sutton's claims at the paper's run lengths (slow; the
 Sutton 1992's Exp. 1 and 2 in tests/test_replications.py). test_every_experiment checks the
 tables, summary and figures every experiment owes."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,15 +31,31 @@ def small_run():
 def test_tables_hold_every_configuration_and_record(smoke_run_tables):
     budget, tables = smoke_run_tables
     records = budget.steps // budget.record_every(wf.EXP1_RECORDS)
+    assert set(tables) == {"fig3", "exp2-step-sizes"}
+    assert tables["fig3"]["method"].unique().tolist() == list(wf.METHODS)
     for name, method in wf.METHODS.items():
-        table = tables[name]
+        table = wf.rows_of(tables, name)
         assert len(table) == len(method.grid) * budget.seeds * records, name
         assert set(table["method"]) == {name}
         assert set(table[method.parameter]) == set(method.grid), name
+        assert set(table.columns) == {"experiment", "method", method.parameter, *method.constants,
+                                      "seed", "step", "squared_error", "diverged", "mean_step_size",
+                                      "mean_step_size_relevant", "mean_step_size_irrelevant"}
+        assert not table.isna()[[method.parameter, *method.constants]].any().any(), name
     trajectories = tables["exp2-step-sizes"]
     assert set(trajectories["input"]) == set(range(1, wf.NUM_INPUTS + 1))
     assert trajectories["relevant"].sum() == len(trajectories) * wf.NUM_RELEVANT // wf.NUM_INPUTS
     assert trajectories["step"].max() == budget.settings["exp2_steps"]
+
+
+def test_a_run_stored_with_a_shard_per_method_is_read_the_same(smoke_run_tables):
+    # Before the methods shared a program, a run stored one Fig. 3 shard per method.
+    budget, tables = smoke_run_tables
+    per_method = {name: wf.rows_of(tables, name) for name in wf.METHODS}
+    per_method["exp2-step-sizes"] = tables["exp2-step-sizes"]
+    assert "tau" not in per_method["lms"].columns
+    assert (json.dumps(EXPERIMENT.summarize(per_method, budget), sort_keys=True)
+            == json.dumps(EXPERIMENT.summarize(tables, budget), sort_keys=True))
 
 
 def test_fig3_has_log_parameter_axes_as_in_the_paper(smoke_run):
@@ -79,7 +97,7 @@ def test_a_configuration_with_a_diverged_seed_is_reported_not_averaged():
 
 def best(small_run, name):
     budget, tables = small_run
-    return wf.method_summary(wf.asymptotic_mse(tables[name], name, budget), name)
+    return wf.method_summary(wf.asymptotic_mse(wf.rows_of(tables, name), name, budget), name)
 
 
 @pytest.mark.slow
@@ -96,7 +114,7 @@ def test_idbd_beats_the_best_lms_by_a_wide_margin_and_the_oracle_beats_both(smal
 @pytest.mark.slow
 def test_lms_diverges_past_its_range_and_diverged_configurations_are_left_out(small_run):
     budget, tables = small_run
-    configs = wf.asymptotic_mse(tables["lms"], "lms", budget)
+    configs = wf.asymptotic_mse(wf.rows_of(tables, "lms"), "lms", budget)
     assert configs.loc[0.1, "diverged_seeds"] == budget.seeds
     summary = wf.method_summary(configs, "lms")
     assert summary["min_diverging_alpha"] <= 0.1

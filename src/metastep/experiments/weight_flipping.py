@@ -16,8 +16,10 @@ Protocol, top to bottom below:
    parameter: LMS against α, IDBD (α₀ = 0.05) against θ, and as references Autostep against μ,
    RMSprop and Adam (with and without momentum) against η, and "oracle SGD" against α (α on the
    5 relevant inputs, 0 on the 15 irrelevant ones: the best that fixed per-input step sizes can
-   do). One ``ms.sweep`` per method, every configuration on the same streams (seeds
-   ``0 .. seeds − 1``); mean ± standard error over seeds. A configuration in which any seed
+   do). Every method's sweep side by side in one compiled program (``ms.sweep_together``; the
+   shard ``fig3``, whose rows :func:`rows_of` gives per method, also from a run stored with one
+   shard per method), every configuration on the same streams (seeds ``0 .. seeds − 1``); mean
+   ± standard error over seeds. A configuration in which any seed
    diverged is reported as diverged (with its count) and left out of the best-of-sweep numbers
    and of the curves; it is never averaged in.
 2. Exp. 2: IDBD at θ = 0.001, α₀ = 0.05, for 250,000 examples (at every budget but smoke: it is
@@ -157,16 +159,13 @@ def measured_records(budget: Budget) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Shards 1-7: one sweep per method (Fig. 3)
+# Shard 1: every method's sweep (Fig. 3), side by side
 
 
-def fig3_sweep(problem: Problem, method: SweptMethod, seeds: list[int], steps: int,
-               record_every: int) -> pd.DataFrame:
-    """One row per (configuration, seed, record): the bin's ``squared_error`` and the mean step
-    size of the relevant and of the irrelevant inputs at the end of the bin."""
-    result = ms.sweep(method.linear_learners(NUM_INPUTS), problem,
-                      {method.parameter: list(method.grid)}, seeds=seeds, steps=steps,
-                      record_every=record_every)
+def fig3_table(result, method: SweptMethod) -> pd.DataFrame:
+    """One row per (configuration, seed, record) of ``method``'s sweep ``result``: the bin's
+    ``squared_error`` and the mean step size of the relevant and of the irrelevant inputs at the
+    end of the bin."""
     table = sweep_table(result, method.name, **method.constants)
     step_sizes = result.step_sizes  # [C, S, R, n], in the row order of the table
     relevant, irrelevant = step_sizes[..., :NUM_RELEVANT], step_sizes[..., NUM_RELEVANT:]
@@ -175,8 +174,34 @@ def fig3_sweep(problem: Problem, method: SweptMethod, seeds: list[int], steps: i
     return table
 
 
+def fig3_sweeps(problem: Problem, methods: list[SweptMethod], seeds: list[int], steps: int,
+                record_every: int) -> pd.DataFrame:
+    """The rows of every method (:func:`fig3_table`), each swept over its grid, all on the
+    same streams in one compiled program (``ms.sweep_together``); a method's rows leave the
+    other methods' parameters and constants empty."""
+    results = ms.sweep_together(
+        {method.name: (method.linear_learners(NUM_INPUTS), {method.parameter: list(method.grid)})
+         for method in methods},
+        problem, seeds=seeds, steps=steps, record_every=record_every)
+    return pd.concat([fig3_table(results[method.name], method) for method in methods],
+                     ignore_index=True)
+
+
+def rows_of(tables: dict[str, pd.DataFrame], name: str) -> pd.DataFrame:
+    """The Fig. 3 rows of method ``name``, from the ``fig3`` shard, or from the shard of its
+    own in a run stored with one shard per method."""
+    if name in tables:
+        return tables[name]
+    method = METHODS[name]
+    columns = {column for other in METHODS.values() for column in (other.parameter,
+                                                                    *other.constants)}
+    others = sorted(columns - {method.parameter, *method.constants})
+    table = tables["fig3"]
+    return table[table["method"] == name].drop(columns=others).reset_index(drop=True)
+
+
 # ---------------------------------------------------------------------------------------------
-# Shard 8: IDBD's step sizes over 250,000 examples (Exp. 2)
+# Shard 2: IDBD's step sizes over 250,000 examples (Exp. 2)
 
 
 def exp2_trajectories(problem: Problem, method: SweptMethod, seeds: list[int], steps: int,
@@ -208,10 +233,11 @@ def shards(budget: Budget) -> list[Shard]:
     problem = ms.problems.weight_flipping()
     exp2_steps = budget.settings["exp2_steps"]
     return [
-        *(Shard.of_call(name, fig3_sweep, work=len(method.grid) * budget.seeds * budget.steps,
-                        problem=problem, method=method, seeds=budget.seed_list,
-                        steps=budget.steps, record_every=budget.record_every(EXP1_RECORDS))
-          for name, method in METHODS.items()),
+        Shard.of_call("fig3", fig3_sweeps,
+                      work=sum(map(len, (method.grid for method in METHODS.values())))
+                      * budget.seeds * budget.steps,
+                      problem=problem, methods=list(METHODS.values()), seeds=budget.seed_list,
+                      steps=budget.steps, record_every=budget.record_every(EXP1_RECORDS)),
         Shard.of_call("exp2-step-sizes", exp2_trajectories, work=budget.seeds * exp2_steps,
                       problem=problem, method=EXP2_METHOD, seeds=budget.seed_list,
                       steps=exp2_steps,
@@ -313,7 +339,7 @@ def exp2_summary(trajectories: pd.DataFrame) -> dict:
 
 
 def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict:
-    configs = {name: asymptotic_mse(tables[name], name, budget) for name in METHODS}
+    configs = {name: asymptotic_mse(rows_of(tables, name), name, budget) for name in METHODS}
     summary = {
         "protocol": {"steps": budget.steps,
                      "measured_steps": measured_records(budget) * budget.record_every(EXP1_RECORDS),
@@ -366,7 +392,7 @@ def plot_sweep(axes, configs: pd.DataFrame, name: str, seeds: int, mark_unstable
 
 
 def mse_figure(tables: dict[str, pd.DataFrame], budget: Budget) -> Figure:
-    configs = {name: asymptotic_mse(tables[name], name, budget) for name in METHODS}
+    configs = {name: asymptotic_mse(rows_of(tables, name), name, budget) for name in METHODS}
     oracle = method_summary(configs["oracle"], "oracle")
     figure = Figure(figsize=(13, 7), layout="constrained")
     sutton, everything = figure.subplots(1, 2, sharey=True)
