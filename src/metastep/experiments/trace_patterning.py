@@ -33,6 +33,7 @@ distractors smaller step sizes than the CSs? No published number exists for this
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -45,6 +46,7 @@ import metastep as ms
 from metastep._lanes import split_seed
 from metastep._learner_protocol import StepOutput
 from metastep.experiments import _td
+from metastep.experiments import _trace_patterning_figures as _figures
 from metastep.experiments._base import Budget, Experiment, Shard, SweptMethod
 from metastep.experiments.td_mountain_car import methods as tile_coding_methods
 from metastep.experiments.td_nonstationary import paired_difference
@@ -63,12 +65,19 @@ FINAL_FRACTION = 0.2
 # Returns lie in [0, 2): a squared TD error past 10⁶ (predictions off by 1,000) is a blow-up, which
 # the engine's threshold (10²⁰) would leave unflagged at errors of 10⁷.
 DIVERGENCE_THRESHOLD = 1e6
-ERROR_AXIS_TOP = 0.3  # about twice the error of predicting 0: larger ones drawn at the top
 
+# The second feature set adds a block of microstimuli per CS pattern (1,229 features, about 5
+# times the cost per lane-step): its grids are those of ``pattern_points`` without their two
+# ends, and the smoke budget, which CI runs, leaves it out.
+PATTERN_PROBLEM = ms.problems.trace_patterning("pattern_microstimuli")
+NUM_PATTERNS = 2 ** PROBLEM.params["num_cs"]
+PATTERN_BLOCKS = np.flatnonzero(feature_groups(PATTERN_PROBLEM) == "pattern").reshape(
+    NUM_PATTERNS, PROBLEM.params["num_microstimuli"])  # pattern-major, as the problem lays out
+PATTERN_GROUPS = (*GROUPS, "activation", "other_pattern")
 BUDGETS = {
     "smoke": Budget(steps=2_000, seeds=2, settings={"points": 3}),
-    "quick": Budget(steps=100_000, seeds=10, settings={"points": 9}),
-    "full": Budget(steps=1_000_000, seeds=30, settings={"points": 13}),
+    "quick": Budget(steps=100_000, seeds=10, settings={"points": 9, "pattern_points": 5}),
+    "full": Budget(steps=1_000_000, seeds=30, settings={"points": 13, "pattern_points": 7}),
 }
 
 
@@ -77,14 +86,30 @@ def budget_methods(budget: Budget) -> dict[str, SweptMethod]:
     return tile_coding_methods(budget.settings["points"])
 
 
+def pattern_methods(budget: Budget) -> dict[str, SweptMethod] | None:
+    """The methods on the pattern features: :func:`budget_methods`' over ``pattern_points``
+    values, the two ends dropped (the defaults stay in the middle); None at a budget without
+    them."""
+    points = budget.settings.get("pattern_points")
+    if points is None:
+        return None
+    return {name: dataclasses.replace(method, grid=method.grid[1:-1])
+            for name, method in tile_coding_methods(points).items()}
+
+
 def record_every(budget: Budget) -> int:
     return budget.record_every(RECORDS)
 
 
+def log_step_sizes(step_sizes: jax.Array) -> jax.Array:
+    """Their logs, a step size that underflowed to 0 counting as the smallest normal float32."""
+    return jnp.log(jnp.maximum(step_sizes, np.finfo(np.float32).tiny))
+
+
 def group_means(step_sizes: jax.Array) -> jax.Array:
-    """The geometric mean of the step sizes over each group of features [len(GROUPS)] (a step
-    size that underflowed to 0 counts as the smallest normal float32)."""
-    logs = jnp.log(jnp.maximum(step_sizes, np.finfo(np.float32).tiny))
+    """The geometric mean of the step sizes over each group of features [len(GROUPS)] (of the
+    first ``NUM_FEATURES``: the pattern features come after them)."""
+    logs = log_step_sizes(step_sizes[:NUM_FEATURES])
     return jnp.exp(jnp.stack([logs[GROUP_MASKS[group]].mean() for group in GROUPS]))
 
 
@@ -101,28 +126,89 @@ class PatterningSideBySide(_td.SideBySide):
     def step_metrics(self, output: StepOutput, y: Any) -> dict[str, Any]:
         return {"value_error": jnp.square(output.prediction - y.value)}
 
+    def group_step_sizes(self, step_sizes: jax.Array) -> jax.Array:
+        return group_means(step_sizes)
+
     def method_records(self, name: str, learner: Any, learner_state: Any) -> dict[str, Any]:
         if name == "td":
             return {}
-        return {"group_step_sizes": group_means(learner.step_sizes(learner_state))}
+        return {"group_step_sizes": self.group_step_sizes(learner.step_sizes(learner_state))}
+
+
+class PatternSideBySide(PatterningSideBySide):
+    """:class:`PatterningSideBySide` on the pattern features, whose ``group_step_sizes`` go on
+    with the geometric mean over each CS pattern's block [len(GROUPS) + NUM_PATTERNS] (which
+    patterns are the activation patterns depends on the seed: the table sorts them out)."""
+
+    num_features = PATTERN_PROBLEM.num_features
+
+    def group_step_sizes(self, step_sizes: jax.Array) -> jax.Array:
+        blocks = jnp.exp(log_step_sizes(step_sizes)[PATTERN_BLOCKS].mean(-1))
+        return jnp.concatenate([group_means(step_sizes), blocks])
+
+
+def side_by_side_table(side_by_side: type[PatterningSideBySide], problem: Problem,
+                       methods: dict[str, SweptMethod], trace_decay: float, seeds: list[int],
+                       steps: int, record_every: int, columns: list[str]) -> pd.DataFrame:
+    """One row per (method, grid value, seed, record): ``value_error``, the recorded group step
+    sizes as ``columns`` (NaN for TD(λ)) and ``diverged``."""
+    result, leading, _ = _td.sweep_side_by_side(side_by_side, problem, methods, [trace_decay],
+                                                seeds, steps, record_every)
+    tables = []
+    for name in methods:
+        error = result.records[f"{name}/value_error"].reshape(-1).astype(np.float64)
+        groups = result.records.get(f"{name}/group_step_sizes")
+        groups = (np.full((len(error), len(columns)), np.nan) if groups is None
+                  else groups.reshape(-1, len(columns)).astype(np.float64))
+        tables.append(pd.DataFrame({**leading[name], "value_error": error,
+                                    **dict(zip(columns, groups.T)),
+                                    "diverged": np.isnan(error)}))
+    return pd.concat(tables, ignore_index=True)
 
 
 def error_sweep(problem: Problem, methods: dict[str, SweptMethod], trace_decay: float,
                 seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
     """One row per (method, grid value, seed, record): ``value_error``, the step size of each
     group of features (NaN for TD(λ)) and ``diverged``."""
-    result, leading, _ = _td.sweep_side_by_side(PatterningSideBySide, problem, methods,
-                                                [trace_decay], seeds, steps, record_every)
-    tables = []
-    for name in methods:
-        error = result.records[f"{name}/value_error"].reshape(-1).astype(np.float64)
-        groups = result.records.get(f"{name}/group_step_sizes")
-        groups = (np.full((len(error), len(GROUPS)), np.nan) if groups is None
-                  else groups.reshape(-1, len(GROUPS)).astype(np.float64))
-        tables.append(pd.DataFrame({**leading[name], "value_error": error,
-                                    **dict(zip(STEP_SIZE_COLUMNS, groups.T)),
-                                    "diverged": np.isnan(error)}))
-    return pd.concat(tables, ignore_index=True)
+    return side_by_side_table(PatterningSideBySide, problem, methods, trace_decay, seeds, steps,
+                              record_every, list(STEP_SIZE_COLUMNS))
+
+
+def activation_patterns(problem: Problem, seed: int) -> np.ndarray:
+    """Whether each CS pattern (by its index ``Σ_i 2^i CS_i``, the stream's ``info["pattern"]``)
+    is one of the activation patterns of the seed's stream, bool [2^num_cs]; the stream's key
+    is the engine's, ``split(PRNGKey(seed))[0]``."""
+    patterns = np.asarray(problem.init(split_seed(np.uint32(seed))[0]).patterns)
+    indices = patterns @ (2 ** np.arange(patterns.shape[1]))
+    return np.isin(np.arange(2 ** patterns.shape[1]), indices)
+
+
+def split_pattern_blocks(table: pd.DataFrame, activation: dict[int, np.ndarray],
+                         blocks: list[str]) -> pd.DataFrame:
+    """``table`` with the step sizes of the pattern blocks (``blocks`` columns, one per CS
+    pattern) replaced by their geometric means over the seed's activation patterns
+    (``step_size_activation``) and over the other patterns (``step_size_other_pattern``)."""
+    logs = np.log(table[blocks].to_numpy())
+    chosen = np.stack([activation[seed] for seed in table["seed"]])
+    means = {name: np.exp(np.where(mask, logs, 0.0).sum(1) / mask.sum(1))
+             for name, mask in (("activation", chosen), ("other_pattern", ~chosen))}
+    table = table.drop(columns=blocks)
+    position = table.columns.get_loc("diverged")
+    for offset, (name, values) in enumerate(means.items()):
+        table.insert(position + offset, f"step_size_{name}", values)
+    return table
+
+
+def pattern_error_sweep(problem: Problem, methods: dict[str, SweptMethod], trace_decay: float,
+                        seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
+    """:func:`error_sweep` on the pattern features: the step sizes of the per-signal groups and
+    of the pattern features split into the seed's activation patterns' blocks and the other
+    patterns' (``step_size_activation``, ``step_size_other_pattern``)."""
+    blocks = [f"pattern_{index}" for index in range(2 ** problem.params["num_cs"])]
+    table = side_by_side_table(PatternSideBySide, problem, methods, trace_decay, seeds, steps,
+                               record_every, [*STEP_SIZE_COLUMNS, *blocks])
+    activation = {seed: activation_patterns(problem, seed) for seed in seeds}
+    return split_pattern_blocks(table, activation, blocks)
 
 
 def return_variances(problem: Problem, seeds: list[int], steps: int,
@@ -159,15 +245,29 @@ def shards(budget: Budget) -> list[Shard]:
     lanes = budget.settings["points"] * budget.seeds
     common = {"problem": PROBLEM, "seeds": budget.seed_list, "steps": budget.steps,
               "record_every": record_every(budget)}
-    return [Shard.of_call("errors", error_sweep, work=len(methods) * lanes * budget.steps,
-                          engine_lane_steps=lanes * budget.steps, methods=methods,
-                          trace_decay=TRACE_DECAY, **common),
-            Shard.of_call("returns", return_variances, work=budget.seeds * budget.steps,
-                          **common)]
+    shards = [Shard.of_call("errors", error_sweep, work=len(methods) * lanes * budget.steps,
+                            engine_lane_steps=lanes * budget.steps, methods=methods,
+                            trace_decay=TRACE_DECAY, **common),
+              Shard.of_call("returns", return_variances, work=budget.seeds * budget.steps,
+                            **common)]
+    patterns = pattern_methods(budget)
+    if patterns is not None:
+        lanes = len(patterns["td"].grid) * budget.seeds
+        # Work in microstimuli lane-steps: a pattern lane-step costs about 5 of them.
+        shards.append(Shard.of_call(
+            "pattern-errors", pattern_error_sweep,
+            work=5 * len(patterns) * lanes * budget.steps, engine_lane_steps=lanes * budget.steps,
+            methods=patterns, trace_decay=TRACE_DECAY, **{**common, "problem": PATTERN_PROBLEM}))
+    return shards
 
 
 # ---------------------------------------------------------------------------------------------
 # Summary
+
+def step_size_columns(table: pd.DataFrame) -> list[str]:
+    """The table's ``step_size_<group>`` columns, in its order."""
+    return [column for column in table.columns if column.startswith("step_size_")]
+
 
 def lane_errors(table: pd.DataFrame) -> pd.DataFrame:
     """Per (method, value, seed): ``mean_error`` over the run, ``final_error`` over its last
@@ -179,7 +279,7 @@ def lane_errors(table: pd.DataFrame) -> pd.DataFrame:
         "mean_error": table.groupby(keys)["value_error"].mean(),
         "final_error": table[last_steps].groupby(keys)["value_error"].mean(),
         "diverged": table.groupby(keys)["diverged"].any(),
-        **{column: last_record[column] for column in STEP_SIZE_COLUMNS},
+        **{column: last_record[column] for column in step_size_columns(table)},
     })
 
 
@@ -188,12 +288,13 @@ def configuration_errors(table: pd.DataFrame) -> pd.DataFrame:
     error over seeds, ``diverged_seeds`` and the final step sizes of the groups (geometric mean
     over seeds); all NaN where a seed diverged."""
     lanes = lane_errors(table)
-    logs = np.log(lanes[list(STEP_SIZE_COLUMNS)]).groupby(["method", "value"]).mean()
+    columns = step_size_columns(table)
+    logs = np.log(lanes[columns]).groupby(["method", "value"]).mean()
     configs = lanes.groupby(["method", "value"]).agg(
         mean_error=("mean_error", "mean"), mean_error_se=("mean_error", "sem"),
         final_error=("final_error", "mean"), diverged_seeds=("diverged", "sum"))
     configs = configs.join(np.exp(logs))
-    numbers = ["mean_error", "mean_error_se", "final_error", *STEP_SIZE_COLUMNS]
+    numbers = ["mean_error", "mean_error_se", "final_error", *columns]
     configs.loc[configs["diverged_seeds"] > 0, numbers] = np.nan
     return configs
 
@@ -207,19 +308,29 @@ def stream_numbers(returns: pd.DataFrame) -> dict[str, float]:
             "zero_prediction_error": float(returns["value_square"].mean())}
 
 
+# The ratios of final step sizes a summary gives, where the table has both groups.
+RATIOS = {"distractor_to_cs": ("distractor", "cs"),
+          "activation_to_other_pattern": ("activation", "other_pattern"),
+          "activation_to_cs": ("activation", "cs"),
+          "activation_to_distractor": ("activation", "distractor")}
+
+
 def entry(configs: pd.DataFrame, value: float, stream: dict[str, float],
           step_sizes: bool) -> dict[str, Any]:
     """A configuration's errors, its MSRE (error + the return's variance) and, with
-    ``step_sizes``, its final step sizes per group and the distractors' over the CSs'."""
+    ``step_sizes``, its final step sizes per group and their ``RATIOS`` (the distractors' over
+    the CSs'; on the pattern features, the activation patterns' over the other groups')."""
     row = configs.loc[value]
     numbers = {"value": float(value), **{name: float(row[name]) for name in (
         "mean_error", "mean_error_se", "final_error", "diverged_seeds")}}
     numbers["msre"] = numbers["mean_error"] + stream["return_variance"]
     numbers["final_msre"] = numbers["final_error"] + stream["final_return_variance"]
     if step_sizes:
-        numbers["final_step_sizes"] = {group: float(row[f"step_size_{group}"])
-                                       for group in GROUPS}
-        numbers["distractor_to_cs"] = float(row["step_size_distractor"] / row["step_size_cs"])
+        sizes = {column.removeprefix("step_size_"): float(row[column])
+                 for column in step_size_columns(configs)}
+        numbers["final_step_sizes"] = sizes
+        numbers.update({key: sizes[over] / sizes[under] for key, (over, under) in RATIOS.items()
+                        if over in sizes and under in sizes})
     return numbers
 
 
@@ -260,119 +371,57 @@ def error_summary(table: pd.DataFrame, methods: dict[str, SweptMethod],
     return summary
 
 
+def judged_value(numbers: dict[str, Any]) -> float | None:
+    """The configuration a method is judged by (a meta method's defaults, TD(λ)'s best α);
+    None where it has no mean error (none, or a seed diverged)."""
+    judged = numbers.get("default", numbers["best"])
+    return None if judged is None or judged["diverged_seeds"] > 0 else judged["value"]
+
+
+def pattern_summary(tables: dict[str, pd.DataFrame], methods: dict[str, SweptMethod],
+                    microstimuli: dict[str, Any], stream: dict[str, float]) -> dict[str, Any]:
+    """:func:`error_summary` of the pattern features, each method's entries going on with
+    ``vs_microstimuli``: its mean error there minus on the microstimuli alone (the defaults of
+    a meta method, TD(λ)'s best α on each), paired by seed (NaN where a seed diverged)."""
+    summary = error_summary(tables["pattern-errors"], methods, stream)
+    lanes = {"pattern": lane_errors(tables["pattern-errors"])["mean_error"],
+             "microstimuli": lane_errors(tables["errors"])["mean_error"]}
+    for name, numbers in summary.items():
+        values = {"pattern": judged_value(numbers),
+                  "microstimuli": judged_value(microstimuli[name])}
+        summary[name]["vs_microstimuli"] = (
+            {"mean": np.nan, "standard_error": np.nan} if None in values.values() else
+            paired_difference(*(lanes[which].loc[(name, values[which])]
+                                for which in ("pattern", "microstimuli"))))
+    return summary
+
+
 def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]:
     stream = stream_numbers(tables["returns"])
-    return {"trace_decay": TRACE_DECAY, "discount": DISCOUNT, "num_features": NUM_FEATURES,
-            "steps": budget.steps, "record_every": record_every(budget), **stream,
-            **error_summary(tables["errors"], budget_methods(budget), stream)}
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
-
-def shown_configurations(table: pd.DataFrame,
-                         methods: dict[str, SweptMethod]) -> dict[str, float]:
-    """The configuration drawn per method: a meta method's default, TD(λ)'s best α."""
-    errors = configuration_errors(table).loc["td", "mean_error"]
-    best_alpha = float(errors.idxmin()) if errors.notna().any() else methods["td"].grid[0]
-    return {name: best_alpha if name == "td" else method.grid[_td.default_position(method)]
-            for name, method in methods.items()}
-
-
-def rows_of(table: pd.DataFrame, name: str, value: float) -> pd.DataFrame:
-    return table[(table["method"] == name) & np.isclose(table["value"], value)]
-
-
-def label(method: SweptMethod, value: float) -> str:
-    which = "best" if method.name == "td" else "default"
-    return f"{method.title}, {which} {method.symbol} = {value:.3g}"
-
-
-def error_over_time_figure(tables: dict[str, pd.DataFrame],
-                           methods: dict[str, SweptMethod]) -> Figure:
-    """The squared error against the expected return per bin (mean over seeds):
-    each meta method at its defaults, TD(λ) at its best α; dotted, the error of predicting 0
-    and the return's variance around the value (MSRE = error + that variance)."""
-    table, returns = tables["errors"], tables["returns"]
-    figure = Figure(figsize=(10, 4.8), layout="constrained")
-    axes = figure.subplots()
-    for name, value in shown_configurations(table, methods).items():
-        curve = rows_of(table, name, value).groupby("step")["value_error"].mean()
-        axes.plot(curve.index, curve.clip(upper=ERROR_AXIS_TOP), color=methods[name].color,
-                  linestyle=methods[name].linestyle, label=label(methods[name], value))
-    for column, color, text in (("value_square", "0.4", "predicting 0"),
-                                ("return_variance", "0.7", "the return's variance around v")):
-        curve = returns.groupby("step")[column].mean()
-        axes.plot(curve.index, curve, color=color, linestyle=":", label=text)
-    axes.set_ylim(0, ERROR_AXIS_TOP)
-    axes.set_xlabel("step")
-    axes.set_ylabel("mean squared error against the expected return, per bin")
-    axes.legend(loc="best", fontsize=8)
-    axes.set_title(f"Trace patterning, {NUM_FEATURES} microstimuli features, γ = {DISCOUNT:g}, "
-                   f"λ = {TRACE_DECAY:g} (mean over seeds; errors above {ERROR_AXIS_TOP:g} "
-                   "drawn at the top)", fontsize=10)
-    return figure
-
-
-def sweep_figure(table: pd.DataFrame, methods: dict[str, SweptMethod]) -> Figure:
-    """One panel per method: the error over the run and over its last part against the swept
-    step size (log scale); a configuration where a seed diverged is left out."""
-    configs = configuration_errors(table)
-    figure = Figure(figsize=(15, 4.2), layout="constrained")
-    panels = figure.subplots(1, len(methods), sharey=True)
-    styles = {"mean_error": ("o-", "whole run"),
-              "final_error": ("v:", f"last {FINAL_FRACTION:.0%} of the run")}
-    for axes, (name, method) in zip(panels, methods.items()):
-        curves = configs.loc[name]
-        for column, (marker, text) in styles.items():
-            axes.plot(curves.index, curves[column].clip(upper=ERROR_AXIS_TOP), marker,
-                      color=method.color, label=text)
-        if name != "td":
-            axes.axvline(method.grid[_td.default_position(method)], color="0.3",
-                         linestyle="--", linewidth=0.8)
-        axes.set_xscale("log")
-        axes.set_ylim(0, ERROR_AXIS_TOP * 1.05)
-        axes.set_xlabel(f"{method.symbol} (log scale)")
-        axes.set_title(method.title, fontsize=10)
-    panels[0].set_ylabel("mean squared error against the expected return")
-    figure.legend(*panels[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
-    figure.suptitle("Error against each method's step size or meta step size (dashed: the "
-                    "library's default; missing points: a seed diverged; errors above "
-                    f"{ERROR_AXIS_TOP:g} drawn at the top)")
-    return figure
-
-
-GROUP_STYLES = {"us": ("tab:red", "US"), "cs": ("tab:blue", "CSs"),
-                "distractor": ("tab:gray", "distractors"), "bias": ("black", "bias")}
-
-
-def step_size_figure(table: pd.DataFrame, methods: dict[str, SweptMethod]) -> Figure:
-    """One panel per meta method at its defaults: the step sizes of each group of features
-    over time (geometric mean over the group's features, then over seeds)."""
-    shown = shown_configurations(table, methods)
-    meta = [name for name in methods if name != "td"]
-    figure = Figure(figsize=(15, 4.2), layout="constrained")
-    panels = figure.subplots(1, len(meta))
-    for axes, name in zip(panels, meta):
-        rows = rows_of(table, name, shown[name])
-        for group, (color, text) in GROUP_STYLES.items():
-            logs = np.log(rows[f"step_size_{group}"]).groupby(rows["step"]).mean()
-            axes.plot(logs.index, np.exp(logs), color=color, label=text)
-        axes.set_yscale("log")
-        axes.set_xlabel("step")
-        axes.set_title(label(methods[name], shown[name]), fontsize=9)
-    panels[0].set_ylabel("step size (geometric mean over the group)")
-    figure.legend(*panels[0].get_legend_handles_labels(), loc="outside lower center", ncols=4)
-    figure.suptitle("Learned step sizes per group of features at each method's defaults "
-                    "(presence and microstimuli of the signals of the group)")
-    return figure
+    summary = {"trace_decay": TRACE_DECAY, "discount": DISCOUNT, "num_features": NUM_FEATURES,
+               "steps": budget.steps, "record_every": record_every(budget), **stream,
+               **error_summary(tables["errors"], budget_methods(budget), stream)}
+    patterns = pattern_methods(budget)
+    if patterns is not None:
+        summary["pattern_microstimuli"] = {
+            "num_features": PATTERN_PROBLEM.num_features,
+            **pattern_summary(tables, patterns, summary, stream)}
+    return summary
 
 
 def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure]:
-    table, methods = tables["errors"], budget_methods(budget)
-    return {"error-over-time": error_over_time_figure(tables, methods),
-            "error-vs-step-size": sweep_figure(table, methods),
-            "step-sizes-per-group": step_size_figure(table, methods)}
+    methods = {"errors": budget_methods(budget)}
+    patterns = pattern_methods(budget)
+    if patterns is not None:
+        methods["pattern-errors"] = patterns
+    configs = {name: configuration_errors(tables[name]) for name in methods}
+    title = f"Trace patterning, γ = {DISCOUNT:g}, λ = {TRACE_DECAY:g}"
+    num_features = {"errors": NUM_FEATURES, "pattern-errors": PATTERN_PROBLEM.num_features}
+    return {"error-over-time": _figures.error_over_time_figure(tables, configs, methods, title,
+                                                               num_features),
+            "error-vs-step-size": _figures.sweep_figure(configs["errors"], methods["errors"],
+                                                        FINAL_FRACTION),
+            "step-sizes-per-group": _figures.step_size_figure(tables, configs, methods)}
 
 
 EXPLANATION = """
@@ -454,12 +503,13 @@ TD(λ) with these step-size methods; the summary's numbers are this project's me
 EXPERIMENT = Experiment(
     name="trace-patterning",
     description="TD(λ), TIDBD, AutoTIDBD, SwiftTD and normalized IDBD on Rafiee et al.'s trace "
-    "patterning with microstimuli features: errors and the step sizes learned per signal group",
+    "patterning with microstimuli features (and, beyond the smoke budget, with features of the "
+    "CS patterns): errors and the step sizes learned per group of features",
     budgets=BUDGETS,
     shards=shards,
     summarize=summarize,
     figures=figures,
     published=[],
     explanation=EXPLANATION,
-    quick_minutes=2.0,  # approximate: see QUICK_MINUTES_MACHINE
+    quick_minutes=3.6,  # approximate: see QUICK_MINUTES_MACHINE
 )
