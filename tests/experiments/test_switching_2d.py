@@ -3,6 +3,7 @@ small budget (slow; tests/test_replications.py checks the optimum fast). test_ev
 checks the tables, summary and figures every experiment owes."""
 
 import dataclasses
+import json
 
 import jax
 import numpy as np
@@ -32,18 +33,38 @@ def small_budget_summary():
 
 
 def test_smoke_tables_hold_both_variants_and_every_idbd_run(smoke_tables):
-    assert set(smoke_tables) == {"surface", "near-optimum", "idbd", "rmsprop", "adam"}
-    for name, table in smoke_tables.items():
+    assert set(smoke_tables) == {"lms-surfaces", "trajectories"}
+    parts = switching_2d.part_tables(smoke_tables)
+    assert set(parts) == {"surface", "near-optimum", "idbd", "rmsprop", "adam"}
+    for name, table in parts.items():
         assert {"squared_error", "diverged"} <= set(table.columns), name
-    surface = smoke_tables["surface"]
+        assert not table.drop(columns=["squared_error", "alpha1", "alpha2"],
+                              errors="ignore").isna().any().any(), name
+    surface = parts["surface"]
     assert set(surface["variant"]) == set(switching_2d.VARIANTS)
     assert surface.groupby("variant").size().nunique() == 1
+    smoke = EXPERIMENT.budget("smoke")
+    assert len(parts["near-optimum"]) == (
+        len(switching_2d.VARIANTS) * len(switching_2d.NEAR_OPTIMUM_ALPHA1)
+        * len(switching_2d.NEAR_OPTIMUM_ALPHA2) * smoke.settings["surface_seeds"]
+        * switching_2d.SURFACE_RECORDS)
     for method in ("idbd", "rmsprop", "adam"):
-        table = smoke_tables[method]
+        table = parts[method]
         assert {"alpha1", "alpha2"} <= set(table.columns), method
-    idbd = smoke_tables["idbd"]
+        assert set(table["method"]) == {method}
+    idbd = parts["idbd"]
+    assert idbd["start"].dtype == np.int64 and "learning_rate" not in idbd.columns
     assert len(idbd.groupby(["meta_step_size", "start"])) == (
         len(switching_2d.IDBD_META_STEP_SIZES) * len(switching_2d.STARTS))
+
+
+def test_a_run_stored_with_a_shard_per_part_is_read_the_same(smoke_tables):
+    # Before the parts shared programs, a run stored one shard per part.
+    budget = EXPERIMENT.budget("smoke")
+    per_part = switching_2d.part_tables(smoke_tables)
+    assert switching_2d.part_tables(per_part) is per_part
+    assert (json.dumps(EXPERIMENT.summarize(per_part, budget), sort_keys=True)
+            == json.dumps(EXPERIMENT.summarize(smoke_tables, budget), sort_keys=True))
 
 
 def test_idbd_starts_from_its_per_weight_step_sizes():

@@ -14,16 +14,21 @@ Protocol, top to bottom below:
 
 1. ``surface``: LMS (``ms.sgd`` with the fixed vector (α1, α2)) over a regular grid of
    [0, 0.5]², weights from 0, squared error averaged over the whole run, for the "may switch"
-   problem and the deterministic variant (switch every 20 steps). ``ms.sweep``: every
-   configuration of a seed reads the same stream.
+   problem and the deterministic variant (switch every 20 steps). Every configuration of a
+   seed reads the same stream.
 2. ``near-optimum``: the same on a fine grid around the optimum (α1 ≤ 0.1, α2 in [0.28, 0.40]
    by 0.005): the optimum and its MSE, and the MSE at (0.1, 0.34) quoted in the talk.
 3. ``idbd``, ``rmsprop``, ``adam``: the step-size vector of each adaptive method over the run
-   (``ms.sweep``, recorded a few hundred times), on the "may switch" problem. IDBD: three meta
+   (recorded a few hundred times), on the "may switch" problem. IDBD: three meta
    step sizes θ (3e-4 slow, 1e-3 the talk's, 1e-2 too large), each from five starts in
    [0.01, 0.5]². RMSprop and Adam: three base step sizes η each; their "step size" is the
    per-weight normalizer α = η / sqrt(v̂ + ε) (docs/methods.md#adam), which starts huge (v = 0) and
    settles within a few hundred steps.
+
+Shards: ``lms-surfaces`` (1 and 2: each variant's two grids side by side in one program,
+``ms.sweep_together``, the ``grid`` column naming them) and ``trajectories`` (3: the three
+methods side by side in one program); :func:`part_tables` reads them, or a run stored with one
+shard per part, as before.
 
 An end point is the mean over the last 10% of a run's records, then over seeds (and starts);
 its MSE is the learner's own squared error over those records. Diverged lanes (NaN in the
@@ -106,27 +111,30 @@ def idbd_from_start(meta_step_size, start, starts=STARTS):
 
 
 # ---------------------------------------------------------------------------------------------
-# Shards 1 and 2: the error surface of fixed step sizes
+# Shard 1: the error surfaces of fixed step sizes
 
 
 def surface_grid(spacing: float) -> list[float]:
     return np.round(np.arange(0.0, SURFACE_MAX + spacing / 2, spacing), 6).tolist()
 
 
-def lms_surface(problems: dict[str, Problem], alpha1: list[float], alpha2: list[float],
-                seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
-    """One row per (variant, α1, α2, seed, record): LMS's squared error, mean over the bin."""
-    tables = []
-    for variant, problem in problems.items():
-        result = ms.sweep(lms, problem, {"alpha1": alpha1, "alpha2": alpha2}, seeds=seeds,
-                          steps=steps, record_every=record_every)
-        tables.append(sweep_table(result, "lms", variant=variant,
-                                  flip_probability=problem.params["flip_probability"]))
+def lms_surfaces(problems: dict[str, Problem], grids: dict[str, dict[str, list[float]]],
+                 seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
+    """One row per (grid, variant, α1, α2, seed, record): LMS's squared error, mean over the
+    bin. ``grids``: name (the ``grid`` column) -> ``{"alpha1": [...], "alpha2": [...]}``; the
+    grids of a variant are swept side by side in one program (``ms.sweep_together``)."""
+    results = {variant: ms.sweep_together({name: (lms, grid) for name, grid in grids.items()},
+                                          problem, seeds=seeds, steps=steps,
+                                          record_every=record_every)
+               for variant, problem in problems.items()}
+    tables = [sweep_table(results[variant][name], "lms", grid=name, variant=variant,
+                          flip_probability=problem.params["flip_probability"])
+              for name in grids for variant, problem in problems.items()]
     return pd.concat(tables, ignore_index=True).drop(columns="mean_step_size")
 
 
 # ---------------------------------------------------------------------------------------------
-# Shards 3 to 5: the step-size vectors of the adaptive methods over time
+# Shard 2: the step-size vectors of the adaptive methods over time
 
 
 def trajectory_table(result, method: str) -> pd.DataFrame:
@@ -137,13 +145,8 @@ def trajectory_table(result, method: str) -> pd.DataFrame:
     return table
 
 
-def idbd_trajectories(problem: Problem, meta_step_sizes: tuple[float, ...],
-                      starts: tuple[tuple[float, float], ...], seeds: list[int], steps: int,
-                      record_every: int) -> pd.DataFrame:
+def idbd_table(result, starts: tuple[tuple[float, float], ...]) -> pd.DataFrame:
     """IDBD's step sizes over time, for each meta step size from each start."""
-    grid = {"meta_step_size": meta_step_sizes, "start": list(range(len(starts)))}
-    result = ms.sweep(functools.partial(idbd_from_start, starts=starts), problem, grid,
-                      seeds=seeds, steps=steps, record_every=record_every)
     table = trajectory_table(result, "idbd")
     start_alphas = np.asarray(starts)[table["start"].to_numpy()]
     table.insert(3, "start_alpha1", start_alphas[:, 0])
@@ -151,13 +154,41 @@ def idbd_trajectories(problem: Problem, meta_step_sizes: tuple[float, ...],
     return table
 
 
-def method_trajectories(problem: Problem, method: SweptMethod, seeds: list[int], steps: int,
-                        record_every: int) -> pd.DataFrame:
-    """The step sizes of ``method`` over time, for each value of its grid."""
-    result = ms.sweep(method.linear_learners(NUM_FEATURES), problem,
-                      {method.parameter: method.grid}, seeds=seeds, steps=steps,
-                      record_every=record_every)
-    return trajectory_table(result, method.name)
+def adaptive_trajectories(problem: Problem, meta_step_sizes: tuple[float, ...],
+                          starts: tuple[tuple[float, float], ...], methods: list[SweptMethod],
+                          seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
+    """The step sizes over time of IDBD (each meta step size from each start) and of each of
+    ``methods`` (each value of its grid), side by side in one program (``ms.sweep_together``);
+    a method's rows leave the others' parameters empty."""
+    sweeps = {"idbd": (functools.partial(idbd_from_start, starts=starts),
+                       {"meta_step_size": meta_step_sizes, "start": list(range(len(starts)))})}
+    sweeps.update({method.name: (method.linear_learners(NUM_FEATURES),
+                                 {method.parameter: method.grid}) for method in methods})
+    results = ms.sweep_together(sweeps, problem, seeds=seeds, steps=steps,
+                                record_every=record_every)
+    return pd.concat([idbd_table(results["idbd"], starts),
+                      *(trajectory_table(results[method.name], method.name)
+                        for method in methods)], ignore_index=True)
+
+
+def part_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tables of ``surface``, ``near-optimum``, ``idbd``, ``rmsprop`` and ``adam``, from
+    the two shards, or as a run stored with one shard for each (before they shared programs)
+    has them."""
+    if "lms-surfaces" not in tables:
+        return tables
+    surfaces, adaptive = tables["lms-surfaces"], tables["trajectories"]
+    parts = {name: surfaces[surfaces["grid"] == name].drop(columns="grid")
+             for name in ("surface", "near-optimum")}
+    idbd_columns = ["meta_step_size", "start", "start_alpha1", "start_alpha2"]
+    for method in ("idbd", RMSPROP.name, ADAM.name):
+        rows = adaptive[adaptive["method"] == method]
+        # RMSprop and Adam sweep the same parameter, learning_rate.
+        parts[method] = rows.drop(columns=[RMSPROP.parameter] if method == "idbd"
+                                  else idbd_columns)
+    # The start is an index (integers); the other methods' empty rows made the column float.
+    parts["idbd"] = parts["idbd"].astype({"start": np.int64})
+    return {name: part.reset_index(drop=True) for name, part in parts.items()}
 
 
 def shards(budget: Budget) -> list[Shard]:
@@ -172,23 +203,22 @@ def shards(budget: Budget) -> list[Shard]:
                         "record_every": budget.record_every(SURFACE_RECORDS)}
     schedule = {"seeds": budget.seed_list, "steps": budget.steps,
                 "record_every": budget.record_every(settings["trajectory_records"])}
-    lane_steps = budget.seeds * budget.steps
+    near_optimum = {"alpha1": list(NEAR_OPTIMUM_ALPHA1), "alpha2": list(NEAR_OPTIMUM_ALPHA2)}
+    surface_configurations = len(surface) ** 2 + len(NEAR_OPTIMUM_ALPHA1) * len(
+        NEAR_OPTIMUM_ALPHA2)
+    adaptive_configurations = len(IDBD_META_STEP_SIZES) * len(STARTS) + len(RMSPROP.grid) + len(
+        ADAM.grid)
     return [
-        Shard.of_call("surface", lms_surface,
-                      work=len(VARIANTS) * len(surface) ** 2 * len(surface_seeds) * budget.steps,
-                      problems=problems, alpha1=surface, alpha2=surface, **surface_schedule),
-        Shard.of_call("near-optimum", lms_surface,
-                      work=(len(VARIANTS) * len(NEAR_OPTIMUM_ALPHA1) * len(NEAR_OPTIMUM_ALPHA2)
-                            * len(surface_seeds) * budget.steps),
-                      problems=problems, alpha1=list(NEAR_OPTIMUM_ALPHA1),
-                      alpha2=list(NEAR_OPTIMUM_ALPHA2), **surface_schedule),
-        Shard.of_call("idbd", idbd_trajectories,
-                      work=len(IDBD_META_STEP_SIZES) * len(STARTS) * lane_steps,
+        Shard.of_call("lms-surfaces", lms_surfaces,
+                      work=(len(VARIANTS) * surface_configurations * len(surface_seeds)
+                            * budget.steps),
+                      problems=problems,
+                      grids={"surface": {"alpha1": surface, "alpha2": surface},
+                             "near-optimum": near_optimum}, **surface_schedule),
+        Shard.of_call("trajectories", adaptive_trajectories,
+                      work=adaptive_configurations * budget.seeds * budget.steps,
                       problem=problems["may_switch"], meta_step_sizes=IDBD_META_STEP_SIZES,
-                      starts=STARTS, **schedule),
-        *(Shard.of_call(method.name, method_trajectories, work=len(method.grid) * lane_steps,
-                        problem=problems["may_switch"], method=method, **schedule)
-          for method in (RMSPROP, ADAM)),
+                      starts=STARTS, methods=[RMSPROP, ADAM], **schedule),
     ]
 
 
@@ -254,6 +284,7 @@ def setting_key(name: str, value: float) -> str:
 
 
 def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict:
+    tables = part_tables(tables)
     near = {variant: surface_mse(tables["near-optimum"], variant) for variant in VARIANTS}
     best = optimum(near["may_switch"])
     surface = surface_mse(tables["surface"], "may_switch")
@@ -456,6 +487,7 @@ def idbd_over_time_figure(tables: dict[str, pd.DataFrame]) -> Figure:
 
 
 def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure]:
+    tables = part_tables(tables)
     return {
         "error-surface": surface_figure(tables),
         "step-size-trajectories": trajectories_figure(tables),
