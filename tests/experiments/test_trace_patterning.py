@@ -3,6 +3,8 @@ TD(λ) run alone on the same stream (which the returns shard reads too), and the
 on a small hand-made table (test_every_experiment checks the tables, summary and figures every
 experiment owes)."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pandas as pd
@@ -81,6 +83,35 @@ def test_the_pattern_learner_records_each_patterns_geometric_mean():
     expected = [np.exp(logs[groups == group].mean()) for group in trace_patterning.GROUPS]
     expected += [np.exp(logs[block].mean()) for block in blocks]
     np.testing.assert_allclose(recorded, expected, rtol=1e-5)
+
+
+@pytest.mark.slow  # two learners on 1,229 features to compile; the parts are tested fast
+def test_the_pattern_shard_splits_the_step_sizes_of_swifttd_run_alone():
+    """A lane of pattern_error_sweep: SwiftTD's step sizes at the end, run alone on the seed's
+    stream, averaged (geometrically) over the seed's activation patterns' blocks and the other
+    patterns' blocks, are the table's last record; TD(λ)'s are NaN."""
+    methods = {"td": SweptMethod("td", "TD(λ)", "step_size", "α", (0.01,), ms.sgd),
+               "swifttd": dataclasses.replace(
+                   trace_patterning.budget_methods(BUDGET)["swifttd"], grid=(1e-2,))}
+    seed, steps = 3, 600
+    table = trace_patterning.pattern_error_sweep(trace_patterning.PATTERN_PROBLEM, methods,
+                                                 trace_patterning.TRACE_DECAY, [seed], steps, 300)
+    learner = ms.td.SwiftTD(trace_patterning.PATTERN_PROBLEM.num_features,
+                            trace_patterning.DISCOUNT, trace_patterning.TRACE_DECAY,
+                            meta_step_size=1e-2, **methods["swifttd"].constants)
+    result = ms.run(learner, trace_patterning.PATTERN_PROBLEM, steps=steps, seed=seed,
+                    record_every=steps)
+    logs = np.log(np.asarray(learner.step_sizes(result.final_state), np.float64))
+    activation = trace_patterning.activation_patterns(trace_patterning.PATTERN_PROBLEM, seed)
+    blocks = trace_patterning.PATTERN_BLOCKS
+    last = table[table["step"] == steps].set_index("method")
+    for column, chosen in (("step_size_activation", activation), ("step_size_other_pattern",
+                                                                   ~activation)):
+        np.testing.assert_allclose(last.loc["swifttd", column],
+                                   np.exp(logs[blocks[chosen]].mean()), rtol=1e-4)
+        assert np.isnan(last.loc["td", column])
+    assert last.loc["swifttd", "step_size_activation"] != last.loc["swifttd",
+                                                                   "step_size_other_pattern"]
 
 
 def test_split_pattern_blocks_takes_each_seeds_activation_patterns():
