@@ -176,8 +176,9 @@ def test_a_lane_equals_td_run_alone_on_the_stream_of_the_returns_shard(smoke_tab
     np.testing.assert_array_equal(result.info["time_in_trial"],
                                   np.asarray(sample.info["time_in_trial"])[every - 1::every])
     # Without noise a trial is reinforced iff its pattern is one of the seed's activation
-    # patterns, as the pattern-errors shard reads them (another seed has others).
-    activation = trace_patterning.activation_patterns(trace_patterning.PATTERN_PROBLEM, seed)
+    # patterns, as the pattern-errors shard reads them (another seed has others; the patterns
+    # do not depend on the features either: this stream's compiled init serves).
+    activation = trace_patterning.activation_patterns(stream, seed)
     assert activation.shape == (64,) and activation.sum() == 10
     assert (activation != trace_patterning.activation_patterns(stream, seed + 1)).any()
     reinforced = np.asarray(sample.info["reinforced"])
