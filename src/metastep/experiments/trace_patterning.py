@@ -82,7 +82,6 @@ PATTERN_PROBLEM = ms.problems.trace_patterning("pattern_microstimuli")
 NUM_PATTERNS = 2 ** PROBLEM.params["num_cs"]
 PATTERN_BLOCKS = np.flatnonzero(feature_groups(PATTERN_PROBLEM) == "pattern").reshape(
     NUM_PATTERNS, PROBLEM.params["num_microstimuli"])  # pattern-major, as the problem lays out
-PATTERN_GROUPS = (*GROUPS, "activation", "other_pattern")
 BUDGETS = {
     "smoke": Budget(steps=2_000, seeds=2, settings={"points": 3}),
     "quick": Budget(steps=100_000, seeds=10, settings={"points": 9, "pattern_points": 5}),
