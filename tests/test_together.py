@@ -1,4 +1,4 @@
-"""ms.sweep_together: several sweeps on one stream, in one program, each equal to its sweep."""
+"""ms.sweep_together: several sweeps side by side in one program, each equal to its sweep."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -23,19 +23,26 @@ SWEEPS = {
     # θ = 100 diverges: its lanes stop, the others go on.
     "idbd": (make_idbd, {"meta_step_size": [0.001, 0.01, 100.0]}),
     "sgd": (make_sgd, {"learning_rate": [0.01, 0.05], "last_rate": [0.0, 0.02]}),
+    "idbd-other": (make_idbd, {"meta_step_size": [0.001, 0.01, 100.0]}),
 }
-SCHEDULE = {"seeds": 3, "steps": 1_500, "record_every": 250}
+SCHEDULE = {"seeds": 3, "steps": 1_000, "record_every": 250}
+PROBLEM = drifting_problem(scale=3.0)
+# Two sweeps read PROBLEM's streams, the third those of another problem.
+PROBLEMS = {"idbd": PROBLEM, "sgd": PROBLEM, "idbd-other": drifting_problem(drift=0.2)}
 
 
 @pytest.fixture(scope="module")
-def problem():
-    return drifting_problem(scale=3.0)
-
-
-@pytest.fixture(scope="module")
-def alone(problem):
-    return {name: ms.sweep(make, problem, grid, **SCHEDULE)
+def alone():
+    return {name: ms.sweep(make, PROBLEMS[name], grid, **SCHEDULE)
             for name, (make, grid) in SWEEPS.items()}
+
+
+@pytest.fixture(scope="module")
+def results():
+    # One seed per chunk of lanes: three chunks.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(together, "chunk_memory_bytes", lambda: 1)
+        return ms.sweep_together(SWEEPS, PROBLEMS, **SCHEDULE)
 
 
 def assert_same_sweep(result, reference):
@@ -48,28 +55,25 @@ def assert_same_sweep(result, reference):
     assert result.parameters == reference.parameters
 
 
-def test_each_result_is_its_sweep_alone(problem, alone):
+def test_each_result_is_its_sweep_alone(results, alone):
     assert alone["idbd"].diverged[2].all() and not alone["idbd"].diverged[:2].any()
-    results = ms.sweep_together(SWEEPS, problem, **SCHEDULE)
     assert list(results) == list(SWEEPS)
     for name, result in results.items():
         assert_same_sweep(result, alone[name])
+    # The other problem's stream is another stream.
+    assert not np.array_equal(results["idbd"].info["true_weights"],
+                              results["idbd-other"].info["true_weights"])
 
 
-def test_chunks_of_seeds_give_the_same_results(problem, alone, monkeypatch):
-    monkeypatch.setattr(together, "chunk_memory_bytes", lambda: 1)  # one seed per chunk
-    results = ms.sweep_together(SWEEPS, problem, **SCHEDULE)
-    for name, result in results.items():
-        assert_same_sweep(result, alone[name])
-
-
-def test_other_grid_values_reuse_the_program(problem):
-    ms.sweep_together(SWEEPS, problem, **SCHEDULE)
-    programs = len(_lanes.PROGRAMS)
+def test_other_grid_values_reuse_the_program(results):
+    programs, compiled = len(_lanes.PROGRAMS), set(_lanes.PROGRAMS)
     other = {"idbd": (make_idbd, {"meta_step_size": [0.003, 0.02, 0.05]}),
-             "sgd": (make_sgd, {"learning_rate": [0.02, 0.03], "last_rate": [0.0, 0.02]})}
-    ms.sweep_together(other, problem, **SCHEDULE)
-    assert len(_lanes.PROGRAMS) == programs
+             "sgd": (make_sgd, {"learning_rate": [0.02, 0.03], "last_rate": [0.0, 0.02]}),
+             "idbd-other": (make_idbd, {"meta_step_size": [0.001, 0.002, 0.003]})}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(together, "chunk_memory_bytes", lambda: 1)
+        ms.sweep_together(other, PROBLEMS, **SCHEDULE)
+    assert len(_lanes.PROGRAMS) == programs and set(_lanes.PROGRAMS) == compiled
 
 
 @pytest.mark.parametrize("sweeps, problem, match", [
@@ -83,6 +87,8 @@ def test_other_grid_values_reuse_the_program(problem):
      r"`sweeps\['idbd'\]`: grid configuration 1"),
     ({"idbd": (make_idbd, {"meta_step_size": [0.01]})}, lambda scale: drifting_problem(scale),
      "`problem` must be a metastep Problem"),
+    ({"idbd": (make_idbd, {"meta_step_size": [0.01]})}, {"sgd": drifting_problem()},
+     r"`problem` must name the sweeps \['idbd'\], got \['sgd'\]"),
 ])
 def test_bad_arguments_are_named(sweeps, problem, match):
     with pytest.raises(ValueError, match=match):

@@ -1,12 +1,12 @@
-"""Several sweeps on one problem's stream, as one compiled program: :func:`sweep_together`.
+"""Several sweeps side by side, as one compiled program: :func:`sweep_together`.
 
 On a CPU, compiling a sweep's lane program often costs more than running it at small budgets,
 and much of a program is the same from one learner to the next: the problem's stream, the loops
 over record bins and blocks, the records. :func:`sweep_together` runs the sweeps of several
 learners (each with its own ``make_learner`` and grid) side by side in one program: each seed's
-stream is drawn once, for every configuration of every sweep, and each sweep's lanes are
-``vmap``ped over its own configurations (four one-weight sweeps of noisy tracking compile in
-about a third of the time of four programs).
+stream of a problem is drawn once, for every configuration of every sweep on that problem, and
+each sweep's lanes are ``vmap``ped over its own configurations (four one-weight sweeps of noisy
+tracking compile in about a third of the time of four programs).
 
 A lane computes exactly what it computes in :func:`metastep.sweep` (its learner, its divergence,
 its records; no lane reads another's), within another program that XLA compiles on its own
@@ -41,38 +41,43 @@ from metastep._engine_arguments import (
 from metastep._learner_protocol import DEFAULT_DIVERGENCE_THRESHOLD
 from metastep._structure import Identity, split
 from metastep.engine import _padded, _plan, _run_lanes, _show_progress, chunk_memory_bytes
-from metastep.problems._base import Problem
+from metastep.problems._base import Problem, Sample
 from metastep.results import SweepResult
 
 
-def init_together(specs, parameters, seeds) -> _lanes.Carry:
+def init_together(specs, streams, parameters, seeds) -> _lanes.Carry:
     """The carry of every sweep's configurations × ``seeds`` (learner states, divergence flags
-    and step counts: a tuple with one entry per sweep) and of one problem state per seed."""
+    and step counts: a tuple with one entry per sweep) and of each problem's state per seed (a
+    tuple, ``streams[i]`` the index of the first sweep on problem ``i``)."""
     carries = [_lanes.init_lanes(spec, values, seeds) for spec, values in zip(specs, parameters)]
-    return _lanes.Carry(carries[0].problem_state,
+    return _lanes.Carry(tuple(carries[first].problem_state for first in streams),
                         *(tuple(getattr(carry, field) for carry in carries)
                           for field in ("learner_state", "diverged_at", "step")))
 
 
-def run_together_bins(specs, record_every: int, block_steps: int, metric_names, parameters,
-                      carry: _lanes.Carry, threshold, num_bins: int):
+def run_together_bins(specs, streams, stream_of, record_every: int, block_steps: int,
+                      metric_names, parameters, carry: _lanes.Carry, threshold, num_bins: int):
     """``num_bins`` record bins of every sweep's lanes on the shared streams: the carry, and per
     sweep its records [bins, configurations, seeds, ...] as :func:`metastep._lanes.run_lane_bins`
-    gives them (mean squared error, the learner's records, the problem's info)."""
-    problem = specs[0].build_problem(None)
+    gives them (mean squared error, the learner's records, the problem's info). Sweep ``i``
+    reads the stream of problem ``stream_of[i]``, that of its sweep ``streams[stream_of[i]]``."""
+    problems = [specs[first].build_problem(None) for first in streams]
 
     def generate(problem_states, num_steps):
-        return jax.vmap(lambda state: problem.generate(state, num_steps))(problem_states)
+        states, samples = zip(*(
+            jax.vmap(lambda state, problem=problem: problem.generate(state, num_steps))(states)
+            for problem, states in zip(problems, problem_states)))
+        return states, Sample(*(tuple(field) for field in zip(*samples)))
 
     def learn(lanes, samples):
-        def one_sweep(spec, values, lane):
+        def one_sweep(spec, values, lane, stream):
             def lane_scan(p, lane, x, y):
                 return _lanes.learner_scan(spec.build_learner(p), lane, x, y, threshold)[0]
 
             return _lanes.over_configs_and_seeds(lane_scan, (0, 0, None, None), (None, 0, 0, 0))(
-                values, lane, samples.x, samples.y)
+                values, lane, samples.x[stream], samples.y[stream])
 
-        return tuple(map(one_sweep, specs, parameters, lanes))
+        return tuple(map(one_sweep, specs, parameters, lanes, stream_of))
 
     def end_sweep_bin(spec, values, start_states, lanes):
         def end_lane_bin(p, start_state, lane):
@@ -93,8 +98,8 @@ def run_together_bins(specs, record_every: int, block_steps: int, metric_names, 
         records = tuple(
             (mean_squared_error, record, jax.tree.map(
                 lambda a, shape=mean_squared_error.shape: jnp.broadcast_to(a, shape + a.shape[1:]),
-                info))
-            for _, (mean_squared_error, record) in ends)
+                info[stream]))
+            for (_, (mean_squared_error, record)), stream in zip(ends, stream_of))
         new_carry = _lanes.Carry(problem_states, tuple(state for state, _ in ends),
                                  tuple(lane.diverged_at for lane in lanes),
                                  tuple(lane.step for lane in lanes))
@@ -137,7 +142,7 @@ def _lane_spec(make_learner, names, problem: Problem) -> _lanes.LaneSpec:
 
 def sweep_together(
     sweeps: Mapping[str, tuple[Callable[..., Any], dict[str, Any]]],
-    problem: Problem,
+    problem: Problem | Mapping[str, Problem],
     seeds: int | list[int] = 10,
     steps: int = 10_000,
     record_every: int = 1_000,
@@ -147,16 +152,18 @@ def sweep_together(
     block_steps: int | None = None,
     progress: bool | None = None,
 ) -> dict[str, SweepResult]:
-    """The sweeps ``name -> (make_learner, grid)`` on ``problem``, side by side in one program.
+    """The sweeps ``name -> (make_learner, grid)``, side by side in one program.
 
-    Each result is that of ``ms.sweep(make_learner, problem, grid, seeds, steps, record_every)``
-    (see the module docstring); the program is cached by the sweeps' names, ``make_learner``
-    function objects and grid parameter names, and by the problem's structure.
+    Each result is that of ``ms.sweep(make_learner, its problem, grid, seeds, steps,
+    record_every)`` (see the module docstring); the program is cached by the sweeps' names,
+    ``make_learner`` function objects and grid parameter names, and by the problems'
+    structures.
 
     Args:
       sweeps: name -> ``(make_learner, grid)``, each as for :func:`metastep.sweep` (the grid's
-        parameters are the learner's: the problem is shared).
-      problem: a Problem; its floats are compiled in.
+        parameters are the learner's).
+      problem: the Problem of every sweep, or sweep name -> its Problem; the sweeps given the
+        same Problem object read one stream per seed. Their floats are compiled in.
       seeds, steps, record_every, divergence_threshold, chunk_steps, block_steps, progress: as
         for :func:`metastep.sweep`.
 
@@ -166,35 +173,35 @@ def sweep_together(
     """
     if not isinstance(sweeps, Mapping) or not sweeps:
         raise ValueError("`sweeps` must be a non-empty dict: name -> (make_learner, grid)")
-    check_problem(problem)
+    problems = _problems_of(sweeps, problem)
     seed_values = check_seeds(seeds)
     plan = _plan(steps, record_every, divergence_threshold, chunk_steps, block_steps)
     for name, pair in sweeps.items():
         if not (isinstance(pair, tuple) and len(pair) == 2 and callable(pair[0])):
             raise ValueError(f"`sweeps[{name!r}]` must be a pair (make_learner, grid)")
-    checked = {name: _check_sweep(name, *pair, problem) for name, pair in sweeps.items()}
-    specs = tuple(_lane_spec(sweeps[name][0], list(grid_values), problem)
+    checked = {name: _check_sweep(name, *pair, problems[name]) for name, pair in sweeps.items()}
+    specs = tuple(_lane_spec(sweeps[name][0], list(grid_values), problems[name])
                   for name, (_, grid_values, _) in checked.items())
     # Bytes per seed: every configuration of every sweep (each lane as ms.sweep sizes it).
     seed_bytes = sum(len(configs) * _lanes.lane_program(
-        spec, learner0, problem, plan.record_every, plan.block_steps).lane_bytes(plan.num_bins)
-        for spec, (configs, _, learner0) in zip(specs, checked.values()))
-    program = _together_program(sweeps, checked, specs, problem, plan)
+        spec, learner0, problems[name], plan.record_every, plan.block_steps,
+    ).lane_bytes(plan.num_bins) for spec, (name, (configs, _, learner0))
+        in zip(specs, checked.items()))
+    program = _together_program(sweeps, checked, specs, problems, plan)
     seeds_per_chunk = max(1, min(len(seed_values), chunk_memory_bytes() // seed_bytes))
     parameters = tuple(jnp.asarray(configs, jnp.result_type(float))
                        for configs, _, _ in checked.values())
-    num_configs = sum(len(configs) for configs, _, _ in checked.values())
-    with tqdm(total=num_configs * len(seed_values) * plan.steps, unit="lane-step",
-              unit_scale=True, desc="sweep_together",
-              disable=not _show_progress(progress, num_configs * len(seed_values) * plan.steps),
-              leave=False) as bar, _checkpoints.engine_call(
-                  f"sweep_together {list(sweeps)} {problem.name} {problem.params!r}"):
+    work = sum(len(configs) for configs, _, _ in checked.values()) * plan.steps
+    described = {name: f"{problem.name} {problem.params!r}" for name, problem in problems.items()}
+    with tqdm(total=work * len(seed_values), unit="lane-step", unit_scale=True,
+              desc="sweep_together", disable=not _show_progress(progress, work * len(seed_values)),
+              leave=False) as bar, _checkpoints.engine_call(f"sweep_together {described}"):
         parts = []
         for first_seed in range(0, len(seed_values), seeds_per_chunk):
             chunk_seeds, real_seeds = _padded(seed_values, first_seed, seeds_per_chunk)
             carry, records = _run_lanes(program, plan, parameters,
                                         jnp.asarray(chunk_seeds, jnp.uint32), bar,
-                                        num_configs * real_seeds, f"seeds-{first_seed}")
+                                        work // plan.steps * real_seeds, f"seeds-{first_seed}")
             parts.append(jax.tree.map(lambda a, real=real_seeds: np.asarray(a)[:, :real],
                                       (carry.diverged_at, records)))
     diverged_at, records = jax.tree.map(lambda *chunks: np.concatenate(chunks, axis=1), *parts)
@@ -212,21 +219,43 @@ def sweep_together(
     }
 
 
-def _together_program(sweeps, checked, specs, problem: Problem, plan) -> _lanes.Program:
+def _problems_of(sweeps, problem) -> dict[str, Problem]:
+    """Sweep name -> its problem, checked."""
+    if not isinstance(problem, Mapping):
+        check_problem(problem)
+        return dict.fromkeys(sweeps, problem)
+    if set(problem) != set(sweeps):
+        raise ValueError(f"`problem` must name the sweeps {sorted(sweeps)}, got "
+                         f"{sorted(problem)}")
+    for each in problem.values():
+        check_problem(each)
+    return {name: problem[name] for name in sweeps}
+
+
+def _together_program(sweeps, checked, specs, problems: dict[str, Problem],
+                      plan) -> _lanes.Program:
     """The cached program of the sweeps (compiled by ``jax.jit`` on first use); only its
     ``init`` and ``run_bins`` are used."""
     metric_names = tuple(
-        _lanes.metric_names_of(learner0, *_one_step_shapes(learner0, problem, plan.block_steps))
-        for _, _, learner0 in checked.values())
+        _lanes.metric_names_of(learner0, *_one_step_shapes(learner0, problems[name],
+                                                            plan.block_steps))
+        for name, (_, _, learner0) in checked.items())
+    # The streams: one per distinct Problem object, named by the index of its first sweep.
+    first_sweep = {}
+    for index, problem in enumerate(problems.values()):
+        first_sweep.setdefault(id(problem), index)
+    streams = tuple(first_sweep.values())
+    stream_of = tuple(streams.index(first_sweep[id(problem)]) for problem in problems.values())
     key = ("sweep_together",
            tuple((name, Identity(sweeps[name][0]), tuple(grid_values))
                  for name, (_, grid_values, _) in checked.items()),
-           split(problem, trace_floats=False)[0], plan.record_every, plan.block_steps,
-           jnp.result_type(float))
+           tuple(split(problems[name], trace_floats=False)[0] for name in checked), stream_of,
+           plan.record_every, plan.block_steps, jnp.result_type(float))
     return _lanes.cached_program(key, lambda: _lanes.Program(
-        init=jax.jit(functools.partial(init_together, specs)),
-        run_bins=jax.jit(functools.partial(run_together_bins, specs, plan.record_every,
-                                           plan.block_steps, metric_names), static_argnums=3),
+        init=jax.jit(functools.partial(init_together, specs, streams)),
+        run_bins=jax.jit(functools.partial(run_together_bins, specs, streams, stream_of,
+                                           plan.record_every, plan.block_steps, metric_names),
+                         static_argnums=3),
         metric_names=metric_names, state_bytes=0, block_bytes=0, record_bytes=0,
     ))
 
