@@ -74,9 +74,11 @@ def test_record_interval_divides_the_run_and_the_regime(steps):
 def test_tables_hold_every_record_and_one_sigma_per_regime(smoke_tables):
     smoke = EXPERIMENT.budget("smoke")
     records = smoke.steps // record_every(smoke)
-    assert set(smoke_tables) == set(noisy_tracking.PRESETS)
+    assert set(smoke_tables) == {"sweeps"}
+    sweeps = smoke_tables["sweeps"]
     for preset in noisy_tracking.PRESETS:
-        assert smoke_tables[preset]["method"].unique().tolist() == list(noisy_tracking.METHOD)
+        preset_rows = sweeps[sweeps["preset"] == preset]
+        assert preset_rows["method"].unique().tolist() == list(noisy_tracking.METHOD)
         for method in noisy_tracking.METHODS:
             table = noisy_tracking.rows_of(smoke_tables, preset, method)
             assert {"method", "preset", method.parameter, "seed", "step", "squared_error",
@@ -89,7 +91,7 @@ def test_tables_hold_every_record_and_one_sigma_per_regime(smoke_tables):
             # Every method read the same streams.
             pd.testing.assert_frame_equal(
                 table.groupby(["seed", "step"])["sigma"].first().reset_index(),
-                smoke_tables[preset].groupby(["seed", "step"])["sigma"].first().reset_index())
+                preset_rows.groupby(["seed", "step"])["sigma"].first().reset_index())
 
 
 def test_a_run_stored_with_a_shard_per_method_is_read_the_same(smoke_tables):

@@ -30,9 +30,10 @@ MSE over the regime, and the step size as the geometric mean of α over the regi
 (after adaptation). "Tracks α*" is measured as the rank correlation, over all regimes of all
 seeds, between that α and α*.
 
-Shards: one per preset, its four methods' sweeps side by side on the preset's streams
-(``ms.sweep_together``: one compiled program), recorded about 50 times per regime. A run stored
-with one shard per (preset, method), as before, is read as well (:func:`rows_of`).
+One shard, ``sweeps``: the eight sweeps (preset, method) side by side in one compiled program
+(``ms.sweep_together``; the methods of a preset on the same streams), recorded about 50 times per
+regime. A run stored with one shard per (preset, method), as before, is read as well
+(:func:`rows_of`).
 Budgets: full, the papers' 1,000,000 steps (20 regimes) × 30 seeds; quick, 500,000 steps (10
 regimes) × 5 seeds; smoke, regimes shortened to 1,000 steps.
 """
@@ -96,7 +97,7 @@ BUDGETS = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Shards: one per preset, its methods side by side
+# The shard: every method on every preset, side by side
 
 
 def method_table(result, preset: str, method: SweptMethod,
@@ -112,44 +113,53 @@ def method_table(result, preset: str, method: SweptMethod,
     return table
 
 
-def preset_sweeps(preset: str, problem: Problem, methods: list[SweptMethod], seeds: list[int],
-                  steps: int, record_every: int) -> pd.DataFrame:
-    """The rows of every method (:func:`method_table`), each swept over its grid, all on the
-    same streams in one compiled program; a method's rows leave the other methods' swept
-    parameters empty."""
-    results = ms.sweep_together(
-        {method.name: (method.linear_learners(1), {method.parameter: list(method.grid)})
-         for method in methods},
-        problem, seeds=seeds, steps=steps, record_every=record_every)
-    return pd.concat([method_table(results[method.name], preset, method, problem)
-                      for method in methods], ignore_index=True)
+def tracking_sweeps(problems: dict[str, Problem], methods: list[SweptMethod], seeds: list[int],
+                    steps: int, record_every: int) -> pd.DataFrame:
+    """The rows of every method on every preset (:func:`method_table`; ``problems``: preset ->
+    its problem), each swept over its grid, all in one compiled program (the methods of a
+    preset on the same streams); a method's rows leave the other methods' swept parameters
+    empty."""
+    sweeps, sweep_problems = {}, {}
+    for preset, problem in problems.items():
+        for method in methods:
+            sweeps[shard_name(preset, method)] = (method.linear_learners(1),
+                                                  {method.parameter: list(method.grid)})
+            sweep_problems[shard_name(preset, method)] = problem
+    results = ms.sweep_together(sweeps, sweep_problems, seeds=seeds, steps=steps,
+                                record_every=record_every)
+    return pd.concat([method_table(results[shard_name(preset, method)], preset, method, problem)
+                      for preset, problem in problems.items() for method in methods],
+                     ignore_index=True)
+
+
+def shard_name(preset: str, method: SweptMethod) -> str:
+    """A method's sweep on a preset; the name of its shard in a run stored with one shard per
+    (preset, method)."""
+    return f"{preset}-{method.name}"
 
 
 def rows_of(tables: dict[str, pd.DataFrame], preset: str, method: SweptMethod) -> pd.DataFrame:
-    """The rows of ``method`` on ``preset``, from the preset's shard, or from the shard of its
+    """The rows of ``method`` on ``preset``, from the shard ``sweeps``, or from the shard of its
     own in a run stored with one shard per (preset, method)."""
-    own_shard = f"{preset}-{method.name}"
-    if own_shard in tables:
-        return tables[own_shard]
-    table = tables[preset]
+    if shard_name(preset, method) in tables:
+        return tables[shard_name(preset, method)]
+    table = tables["sweeps"]
     others = sorted({other.parameter for other in METHODS} - {method.parameter})
-    return table[table["method"] == method.name].drop(columns=others).reset_index(drop=True)
+    rows = table[(table["preset"] == preset) & (table["method"] == method.name)]
+    return rows.drop(columns=others).reset_index(drop=True)
 
 
 def shards(budget: Budget) -> list[Shard]:
     regime_length = budget.settings["regime_length"]
     record_every = budget.record_every(budget.settings["records_per_regime"],
                                        period=regime_length)
-    configurations = sum(len(method.grid) for method in METHODS)
-    return [
-        Shard.of_call(
-            preset, preset_sweeps, work=configurations * budget.seeds * budget.steps,
-            preset=preset, problem=ms.problems.noisy_tracking(preset, regime_length, SIGMA_MAX),
-            methods=list(METHODS), seeds=budget.seed_list, steps=budget.steps,
-            record_every=record_every,
-        )
-        for preset in PRESETS
-    ]
+    configurations = len(PRESETS) * sum(len(method.grid) for method in METHODS)
+    problems = {preset: ms.problems.noisy_tracking(preset, regime_length, SIGMA_MAX)
+                for preset in PRESETS}
+    return [Shard.of_call("sweeps", tracking_sweeps,
+                          work=configurations * budget.seeds * budget.steps, problems=problems,
+                          methods=list(METHODS), seeds=budget.seed_list, steps=budget.steps,
+                          record_every=record_every)]
 
 
 # ---------------------------------------------------------------------------------------------
