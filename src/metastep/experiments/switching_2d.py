@@ -25,7 +25,7 @@ Protocol, top to bottom below:
    per-weight normalizer α = η / sqrt(v̂ + ε) (docs/methods.md#adam), which starts huge (v = 0) and
    settles within a few hundred steps.
 
-Shards: ``lms-surfaces`` (1 and 2: each variant's two grids side by side in one program,
+Shards: ``lms-surfaces`` (1 and 2: both grids on both variants side by side in one program,
 ``ms.sweep_together``, the ``grid`` column naming them) and ``trajectories`` (3: the three
 methods side by side in one program); :func:`part_tables` reads them, or a run stored with one
 shard per part, as before.
@@ -121,15 +121,16 @@ def surface_grid(spacing: float) -> list[float]:
 def lms_surfaces(problems: dict[str, Problem], grids: dict[str, dict[str, list[float]]],
                  seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
     """One row per (grid, variant, α1, α2, seed, record): LMS's squared error, mean over the
-    bin. ``grids``: name (the ``grid`` column) -> ``{"alpha1": [...], "alpha2": [...]}``; the
-    grids of a variant are swept side by side in one program (``ms.sweep_together``)."""
-    results = {variant: ms.sweep_together({name: (lms, grid) for name, grid in grids.items()},
-                                          problem, seeds=seeds, steps=steps,
-                                          record_every=record_every)
-               for variant, problem in problems.items()}
-    tables = [sweep_table(results[variant][name], "lms", grid=name, variant=variant,
-                          flip_probability=problem.params["flip_probability"])
-              for name in grids for variant, problem in problems.items()]
+    bin. ``grids``: name (the ``grid`` column) -> ``{"alpha1": [...], "alpha2": [...]}``; every
+    grid on every variant, side by side in one program (``ms.sweep_together``)."""
+    pairs = [(name, variant) for name in grids for variant in problems]
+    results = ms.sweep_together(
+        {f"{name}-{variant}": (lms, grids[name]) for name, variant in pairs},
+        {f"{name}-{variant}": problems[variant] for name, variant in pairs},
+        seeds=seeds, steps=steps, record_every=record_every)
+    tables = [sweep_table(results[f"{name}-{variant}"], "lms", grid=name, variant=variant,
+                          flip_probability=problems[variant].params["flip_probability"])
+              for name, variant in pairs]
     return pd.concat(tables, ignore_index=True).drop(columns="mean_step_size")
 
 
