@@ -7,6 +7,8 @@ import pytest
 
 import metastep as ms
 from metastep import _lanes, together
+from metastep._checkpoints import checkpointing
+from metastep.engine import progress_listener
 from tests.test_engine import drifting_problem, idbd_learner
 
 
@@ -63,6 +65,34 @@ def test_each_result_is_its_sweep_alone(results, alone):
     # The other problem's stream is another stream.
     assert not np.array_equal(results["idbd"].info["true_weights"],
                               results["idbd-other"].info["true_weights"])
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_call_resumes_from_its_checkpoints(results, tmp_path):
+    reports = []
+
+    def stop_after_two_chunks(lane_steps):
+        reports.append(lane_steps)
+        if len(reports) == 2:
+            raise Interrupted
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(together, "chunk_memory_bytes", lambda: 1)
+        with checkpointing(tmp_path, every_seconds=0), progress_listener(
+                stop_after_two_chunks), pytest.raises(Interrupted):
+            ms.sweep_together(SWEEPS, PROBLEMS, **SCHEDULE)
+        saved = {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("*.npz")}
+        assert len(saved) == 2  # the first two chunks of seeds
+        with checkpointing(tmp_path, every_seconds=0):
+            resumed = ms.sweep_together(SWEEPS, PROBLEMS, **SCHEDULE)
+    # Those two were restored (done: not saved again), the third computed and saved.
+    after = {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("*.npz")}
+    assert len(after) == 3 and all(after[name] == time for name, time in saved.items())
+    for name, result in resumed.items():
+        assert_same_sweep(result, results[name])
 
 
 def test_other_grid_values_reuse_the_program(results):
