@@ -60,7 +60,7 @@ def run_together_bins(specs, streams, stream_of, record_every: int, block_steps:
     """``num_bins`` record bins of every sweep's lanes on the shared streams: the carry, and per
     sweep its records [bins, configurations, seeds, ...] as :func:`metastep._lanes.run_lane_bins`
     gives them (mean squared error, the learner's records, the problem's info). Sweep ``i``
-    reads the stream of problem ``stream_of[i]``, that of its sweep ``streams[stream_of[i]]``."""
+    reads stream ``stream_of[i]``: that of the problem of sweep ``streams[stream_of[i]]``."""
     problems = [specs[first].build_problem(None) for first in streams]
 
     def generate(problem_states, num_steps):
@@ -191,17 +191,18 @@ def sweep_together(
     seeds_per_chunk = max(1, min(len(seed_values), chunk_memory_bytes() // seed_bytes))
     parameters = tuple(jnp.asarray(configs, jnp.result_type(float))
                        for configs, _, _ in checked.values())
-    work = sum(len(configs) for configs, _, _ in checked.values()) * plan.steps
+    lanes_per_seed = sum(len(configs) for configs, _, _ in checked.values())
+    work = lanes_per_seed * len(seed_values) * plan.steps
     described = {name: f"{problem.name} {problem.params!r}" for name, problem in problems.items()}
-    with tqdm(total=work * len(seed_values), unit="lane-step", unit_scale=True,
-              desc="sweep_together", disable=not _show_progress(progress, work * len(seed_values)),
-              leave=False) as bar, _checkpoints.engine_call(f"sweep_together {described}"):
+    with tqdm(total=work, unit="lane-step", unit_scale=True, desc="sweep_together",
+              disable=not _show_progress(progress, work), leave=False) as bar, \
+            _checkpoints.engine_call(f"sweep_together {described}"):
         parts = []
         for first_seed in range(0, len(seed_values), seeds_per_chunk):
             chunk_seeds, real_seeds = _padded(seed_values, first_seed, seeds_per_chunk)
             carry, records = _run_lanes(program, plan, parameters,
                                         jnp.asarray(chunk_seeds, jnp.uint32), bar,
-                                        work // plan.steps * real_seeds, f"seeds-{first_seed}")
+                                        lanes_per_seed * real_seeds, f"seeds-{first_seed}")
             parts.append(jax.tree.map(lambda a, real=real_seeds: np.asarray(a)[:, :real],
                                       (carry.diverged_at, records)))
     diverged_at, records = jax.tree.map(lambda *chunks: np.concatenate(chunks, axis=1), *parts)
