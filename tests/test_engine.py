@@ -469,25 +469,31 @@ def test_a_cheap_lane_scans_in_small_slices_with_the_plain_scans_results():
     lane ends as the plain unrolled scan leaves it, divergence step included."""
     from metastep import _lanes
 
-    learner = idbd_learner(initial_step_size=0.7)  # its error blows up
-    state = learner.init()
-    samples = drifting_problem().generate(drifting_problem().init(jax.random.PRNGKey(0)), 24)[1]
-    x, y = samples.x[0], samples.y[0]
-    assert _lanes.sliced_scan(state, x, y, 4)
-    assert not _lanes.sliced_scan(state, x, y, 1)  # not unrolled
-    assert not _lanes.sliced_scan(state, x, y, 64)  # 64 steps of 4 floats: 1 KiB
-    wide = idbd_learner(num_features=200)
-    assert not _lanes.sliced_scan(wide.init(), jnp.zeros(200), y, 4)  # its weights: 800 bytes
+    learner = idbd_learner(initial_step_size=0.8)  # its error blows up
+    xs = np.random.default_rng(0).normal(size=(24, 4)).astype(np.float32)
+    ys = xs.sum(axis=1)
+    state = jax.eval_shape(learner.init)
+    assert _lanes.sliced_scan(state, xs[0], ys[0], 4)
+    assert not _lanes.sliced_scan(state, xs[0], ys[0], 1)  # not unrolled
+    assert not _lanes.sliced_scan(state, xs[0], ys[0], 64)  # 64 steps of 4 floats: 1 KiB
+    wide = jax.eval_shape(idbd_learner(num_features=200).init)  # its weights: 800 bytes
+    assert not _lanes.sliced_scan(wide, np.zeros(200, np.float32), ys[0], 4)
     zero = jnp.zeros((), jnp.uint32)
-    lane = _lanes.Lane(state, zero, zero, _lanes.zero_sums(("squared_error",)))
-    plain, sliced = (jax.jit(lambda threshold, sliced=sliced: _lanes.learner_loop(
-        learner, lane, samples.x, samples.y, threshold, 4, sliced)) for sliced in (False, True))
-    for threshold, diverged_at in ((1e30, 16), (1e6, 15), (1e2, 3)):  # slices 1 and 4
-        ours, theirs = sliced(threshold), plain(threshold)
+
+    def both_ends(learner, threshold):
+        lane = _lanes.Lane(learner.init(), zero, zero, _lanes.zero_sums(("squared_error",)))
+        return [jax.jit(lambda lane, sliced=sliced: _lanes.learner_loop(
+            learner, lane, xs, ys, threshold, 2, sliced))(lane) for sliced in (True, False)]
+
+    ours, theirs = both_ends(idbd_learner(), 1e30)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert int(ours.step) == int(theirs.step) == 24 and int(ours.diverged_at) == 0
+    for threshold, diverged_at in ((10.0, 11), (1e2, 17)):  # in slices 6 and 9 of 12
+        ours, theirs = both_ends(learner, threshold)
         assert int(ours.diverged_at) == int(theirs.diverged_at) == diverged_at
-        assert int(ours.step) == int(theirs.step) == 24
-        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
-            np.testing.assert_allclose(a, b, rtol=1e-6)
+        np.testing.assert_allclose(ours.sums["squared_error"], theirs.sums["squared_error"],
+                                   rtol=1e-6)
 
 
 @pytest.mark.slow
