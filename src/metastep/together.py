@@ -48,11 +48,19 @@ from metastep.results import SweepResult
 def init_together(specs, streams, parameters, seeds) -> _lanes.Carry:
     """The carry of every sweep's configurations × ``seeds`` (learner states, divergence flags
     and step counts: a tuple with one entry per sweep) and of each problem's state per seed (a
-    tuple, ``streams[i]`` the index of the first sweep on problem ``i``)."""
-    carries = [_lanes.init_lanes(spec, values, seeds) for spec, values in zip(specs, parameters)]
-    return _lanes.Carry(tuple(carries[first].problem_state for first in streams),
-                        *(tuple(getattr(carry, field) for carry in carries)
-                          for field in ("learner_state", "diverged_at", "step")))
+    tuple, ``streams[i]`` the index of the first sweep on problem ``i``), as
+    :func:`metastep._lanes.init_lanes` makes them; the seeds' keys are split once for all."""
+    problem_keys, learner_keys = jax.vmap(_lanes.split_seed)(seeds).swapaxes(0, 1)
+
+    def learner_states(spec, values):
+        return _lanes.over_configs_and_seeds(
+            lambda p, key: spec.build_learner(p).init(key), (0, None), (None, 0), len(values),
+        )(values, learner_keys)
+
+    lane_zeros = tuple(jnp.zeros((len(values), len(seeds)), jnp.uint32) for values in parameters)
+    return _lanes.Carry(
+        tuple(jax.vmap(specs[first].build_problem(None).init)(problem_keys) for first in streams),
+        tuple(map(learner_states, specs, parameters)), lane_zeros, lane_zeros)
 
 
 def run_together_bins(specs, streams, stream_of, record_every: int, block_steps: int,
