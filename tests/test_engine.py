@@ -65,6 +65,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
     assert not np.allclose(a.squared_error, c.squared_error)
 
 
+@pytest.mark.slow  # CI time: block sizes and sweep chunks stay fast
 def test_chunking_and_bin_size_do_not_change_the_run(x64):
     problem = drifting_problem()
     whole = ms.run(idbd_learner(), problem, steps=4_000, seed=1, record_every=1_000)
@@ -222,6 +223,7 @@ def test_step_metrics_are_averaged_per_bin(x64):
                                np.abs(trace.errors).reshape(4, 500).mean(1), rtol=1e-12)
 
 
+@pytest.mark.slow  # CI time: the CLI's tests hear progress lines
 def test_progress_listeners_hear_every_compiled_chunk():
     from metastep.engine import progress_listener
 

@@ -60,8 +60,7 @@ REQUIRED_KEYS = {
           for key in ("mean_error", "final_error", "msre", "distractor_to_cs")),
     ),
     "td-deep": ("zero_prediction_error", "adam.best.mean_error", "adam.best.final_error",
-                *(f"{method}.default.{key}" for method in ("stream-td", "normalized-idbd")
-                  for key in ("mean_error", "final_error"))),
+                *(f"stream-td.default.{key}" for key in ("mean_error", "final_error"))),
 }
 FIGURES = {
     "switching-2d": {"error-surface", "step-size-trajectories", "idbd-step-sizes-over-time"},

@@ -33,8 +33,8 @@ def test_the_methods_have_their_defaults_in_the_middle():
         grid = methods[name].grid
         assert grid[2] == pytest.approx(default) and grid[0] == pytest.approx(default / 100)
     np.testing.assert_allclose(methods["adam"].grid, np.logspace(-4, -1, 5))
-    # Quick and full run every method, and three of them also with γ = 1; smoke runs the
-    # candidate, stream TD(λ) and the baseline, with γ = 0.99 only.
+    # Quick and full run every method, and three of them also with γ = 1; smoke runs stream
+    # TD(λ) and the baseline, with γ = 0.99 only.
     for name in ("quick", "full"):
         budget = EXPERIMENT.budget(name)
         assert set(td_deep.budget_methods(budget)) == set(methods)
@@ -43,7 +43,7 @@ def test_the_methods_have_their_defaults_in_the_middle():
         assert returns.parameters["problem"]["discount"] == td_deep.DISCOUNT == 0.99
         assert undiscounted.parameters["problem"]["discount"] == 1.0
         assert set(undiscounted.parameters["methods"]) == {"stream-td", "adaptive-obgd", "adam"}
-    assert set(td_deep.budget_methods(BUDGET)) == {"stream-td", "normalized-idbd", "adam"}
+    assert set(td_deep.budget_methods(BUDGET)) == {"stream-td", "adam"}
     assert [shard.name for shard in td_deep.shards(BUDGET)] == ["returns"]
 
 
