@@ -1,6 +1,6 @@
 """Shared fixtures: float64 mode and random non-stationary data for step-by-step checks.
 
-The tests run on two pytest-xdist workers, a test file on one worker (``--dist=loadfile``: its
+The tests run on three pytest-xdist workers, a test file on one worker (``--dist=loadfile``: its
 module fixtures are computed once); the experiment tests share one smoke run across the workers
 (tests/experiments/conftest.py)."""
 
@@ -28,7 +28,7 @@ def pytest_configure(config):
 
 
 # The longest files first (pytest-xdist hands out whole files in this order: addopts sets
-# --no-loadscope-reorder), so that the two workers finish together. The Ray tests (slow) mostly
+# --no-loadscope-reorder), so that the workers finish together. The Ray tests (slow) mostly
 # wait for their cluster's processes: first, that wait overlaps the other worker's tests.
 RUN_FIRST = (
     "tests/report/test_ray_executor.py",
