@@ -53,6 +53,7 @@ from metastep.experiments.td_mountain_car import (
     entry,
     lane_errors,
     nearest,
+    rows_of,
 )
 from metastep.experiments.td_nonstationary import paired_difference
 from metastep.problems import Problem
@@ -284,10 +285,6 @@ def shown_configurations(table: pd.DataFrame,
     shown[BASELINE] = (float(errors.idxmin()) if errors.notna().any()
                        else methods[BASELINE].grid[0])
     return shown
-
-
-def rows_of(table: pd.DataFrame, name: str, value: float) -> pd.DataFrame:
-    return table[(table["method"] == name) & np.isclose(table["value"], value)]
 
 
 def label(method: SweptMethod, value: float) -> str:
