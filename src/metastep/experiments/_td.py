@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 import metastep as ms
 from metastep._learner_protocol import DEFAULT_DIVERGENCE_THRESHOLD, StepOutput, diverges
@@ -186,3 +187,24 @@ def sweep_side_by_side(side_by_side: type[SideBySide], problem: Problem,
                       "seed": result.seeds[seed], "step": result.steps[record]}
                for name, method in methods.items()}
     return result, leading, record
+
+
+def side_by_side_table(side_by_side: type[SideBySide], problem: Problem,
+                       methods: dict[str, SweptMethod], trace_decay: float, seeds: list[int],
+                       steps: int, record_every: int, error: str, vector: str,
+                       columns: list[str]) -> pd.DataFrame:
+    """One row per (method, grid value, seed, record): the leading columns of
+    :func:`sweep_side_by_side`, the per-bin record ``error``, the vector record ``vector`` as
+    ``columns`` (NaN for a method that does not record it, e.g. TD(λ)) and ``diverged``."""
+    result, leading, _ = sweep_side_by_side(side_by_side, problem, methods, [trace_decay],
+                                            seeds, steps, record_every)
+    tables = []
+    for name in methods:
+        errors = result.records[f"{name}/{error}"].reshape(-1).astype(np.float64)
+        values = result.records.get(f"{name}/{vector}")
+        values = (np.full((len(errors), len(columns)), np.nan) if values is None
+                  else values.reshape(-1, len(columns)).astype(np.float64))
+        tables.append(pd.DataFrame({**leading[name], error: errors,
+                                    **dict(zip(columns, values.T)),
+                                    "diverged": np.isnan(errors)}))
+    return pd.concat(tables, ignore_index=True)

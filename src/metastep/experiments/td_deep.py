@@ -171,18 +171,9 @@ def return_sweep(problem: Problem, methods: dict[str, SweptMethod], trace_decay:
     quantiles (NaN for Adam) and ``diverged``; γ is the problem's."""
     side_by_side = DeepSideBySide if problem.params["discount"] == DISCOUNT else (
         UndiscountedSideBySide)
-    result, leading, _ = _td.sweep_side_by_side(side_by_side, problem, methods, [trace_decay],
-                                                seeds, steps, record_every)
-    tables = []
-    for name in methods:
-        error = result.records[f"{name}/return_error"].reshape(-1).astype(np.float64)
-        quantiles = result.records.get(f"{name}/step_size_quantiles")
-        quantiles = (np.full((len(error), len(QUANTILES)), np.nan) if quantiles is None
-                     else quantiles.reshape(-1, len(QUANTILES)).astype(np.float64))
-        tables.append(pd.DataFrame({
-            **leading[name], "return_error": error,
-            **dict(zip(QUANTILE_NAMES, quantiles.T)), "diverged": np.isnan(error)}))
-    return pd.concat(tables, ignore_index=True)
+    return _td.side_by_side_table(side_by_side, problem, methods, trace_decay, seeds, steps,
+                                  record_every, "return_error", "step_size_quantiles",
+                                  list(QUANTILE_NAMES))
 
 
 def undiscounted_methods(budget: Budget) -> dict[str, SweptMethod]:

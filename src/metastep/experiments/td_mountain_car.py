@@ -106,18 +106,9 @@ def return_sweep(problem: Problem, methods: dict[str, SweptMethod], trace_decay:
                  seeds: list[int], steps: int, record_every: int) -> pd.DataFrame:
     """One row per (method, grid value, seed, record): ``return_error``, the step-size
     quantiles (NaN for TD(λ)) and ``diverged``."""
-    result, leading, _ = _td.sweep_side_by_side(MountainCarSideBySide, problem, methods,
-                                                [trace_decay], seeds, steps, record_every)
-    tables = []
-    for name in methods:
-        error = result.records[f"{name}/return_error"].reshape(-1).astype(np.float64)
-        quantiles = result.records.get(f"{name}/step_size_quantiles")
-        quantiles = (np.full((len(error), len(QUANTILES)), np.nan) if quantiles is None
-                     else quantiles.reshape(-1, len(QUANTILES)).astype(np.float64))
-        tables.append(pd.DataFrame({
-            **leading[name], "return_error": error,
-            **dict(zip(QUANTILE_NAMES, quantiles.T)), "diverged": np.isnan(error)}))
-    return pd.concat(tables, ignore_index=True)
+    return _td.side_by_side_table(MountainCarSideBySide, problem, methods, trace_decay, seeds,
+                                  steps, record_every, "return_error", "step_size_quantiles",
+                                  list(QUANTILE_NAMES))
 
 
 def shards(budget: Budget) -> list[Shard]:

@@ -160,18 +160,8 @@ def side_by_side_table(side_by_side: type[PatterningSideBySide], problem: Proble
                        steps: int, record_every: int, columns: list[str]) -> pd.DataFrame:
     """One row per (method, grid value, seed, record): ``value_error``, the recorded group step
     sizes as ``columns`` (NaN for TD(λ)) and ``diverged``."""
-    result, leading, _ = _td.sweep_side_by_side(side_by_side, problem, methods, [trace_decay],
-                                                seeds, steps, record_every)
-    tables = []
-    for name in methods:
-        error = result.records[f"{name}/value_error"].reshape(-1).astype(np.float64)
-        groups = result.records.get(f"{name}/group_step_sizes")
-        groups = (np.full((len(error), len(columns)), np.nan) if groups is None
-                  else groups.reshape(-1, len(columns)).astype(np.float64))
-        tables.append(pd.DataFrame({**leading[name], "value_error": error,
-                                    **dict(zip(columns, groups.T)),
-                                    "diverged": np.isnan(error)}))
-    return pd.concat(tables, ignore_index=True)
+    return _td.side_by_side_table(side_by_side, problem, methods, trace_decay, seeds, steps,
+                                  record_every, "value_error", "group_step_sizes", columns)
 
 
 def error_sweep(problem: Problem, methods: dict[str, SweptMethod], trace_decay: float,
