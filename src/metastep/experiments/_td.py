@@ -69,6 +69,26 @@ def default_position(method: SweptMethod) -> int:
     return (len(method.grid) - 1) // 2
 
 
+def shown_values(errors: pd.Series, methods: dict[str, SweptMethod],
+                 reference: str = "td") -> dict[str, float]:
+    """The configuration drawn per method in the figures: ``reference`` (TD(λ), or a tuned
+    baseline) at its least error (``errors``: its mean error per grid value; the grid's first
+    value if every one diverged), every other method at its library default."""
+    best = float(errors.idxmin()) if errors.notna().any() else methods[reference].grid[0]
+    return {name: best if name == reference else method.grid[default_position(method)]
+            for name, method in methods.items()}
+
+
+def rows_of(table: pd.DataFrame, name: str, value: float) -> pd.DataFrame:
+    """The rows of method ``name`` at grid value ``value`` (tables hold floats read back)."""
+    return table[(table["method"] == name) & np.isclose(table["value"], value)]
+
+
+def label(method: SweptMethod, value: float, reference: str = "td") -> str:
+    which = "best" if method.name == reference else "default"
+    return f"{method.title}, {which} {method.symbol} = {value:.3g}"
+
+
 def td_learner(method: SweptMethod, value: Any, trace_decay: Any,
                num_features: int = NUM_STATES, discount: float = DISCOUNT):
     """The learner of ``method`` at ``value`` of its swept parameter, with ``λ = trace_decay``

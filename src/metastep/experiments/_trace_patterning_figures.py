@@ -25,19 +25,7 @@ def shown_configurations(configs: pd.DataFrame,
                          methods: dict[str, SweptMethod]) -> dict[str, float]:
     """The configuration drawn per method: a meta method's default, TD(λ)'s best α
     (``configs``: the configurations' errors, indexed by method and value)."""
-    errors = configs.loc["td", "mean_error"]
-    best_alpha = float(errors.idxmin()) if errors.notna().any() else methods["td"].grid[0]
-    return {name: best_alpha if name == "td" else method.grid[_td.default_position(method)]
-            for name, method in methods.items()}
-
-
-def rows_of(table: pd.DataFrame, name: str, value: float) -> pd.DataFrame:
-    return table[(table["method"] == name) & np.isclose(table["value"], value)]
-
-
-def label(method: SweptMethod, value: float) -> str:
-    which = "best" if method.name == "td" else "default"
-    return f"{method.title}, {which} {method.symbol} = {value:.3g}"
+    return _td.shown_values(configs.loc["td", "mean_error"], methods)
 
 
 def error_over_time_figure(tables: dict[str, pd.DataFrame], configs: dict[str, pd.DataFrame],
@@ -53,10 +41,10 @@ def error_over_time_figure(tables: dict[str, pd.DataFrame], configs: dict[str, p
     for axes, (table_name, table_methods) in zip(panels, methods.items()):
         table = tables[table_name]
         for name, value in shown_configurations(configs[table_name], table_methods).items():
-            curve = rows_of(table, name, value).groupby("step")["value_error"].mean()
+            curve = _td.rows_of(table, name, value).groupby("step")["value_error"].mean()
             axes.plot(curve.index, curve.clip(upper=ERROR_AXIS_TOP),
                       color=table_methods[name].color, linestyle=table_methods[name].linestyle,
-                      label=label(table_methods[name], value))
+                      label=_td.label(table_methods[name], value))
         for column, color, text in (("value_square", "0.4", "predicting 0"),
                                     ("return_variance", "0.7", "the return's variance around v")):
             curve = returns.groupby("step")[column].mean()
@@ -113,15 +101,15 @@ def step_size_figure(tables: dict[str, pd.DataFrame], configs: dict[str, pd.Data
         table = tables[table_name]
         shown = shown_configurations(configs[table_name], row_methods)
         for axes, name in zip(row, meta):
-            rows = rows_of(table, name, shown[name])
+            rows = _td.rows_of(table, name, shown[name])
             for group, (color, text) in GROUP_STYLES.items():
                 if f"step_size_{group}" in rows:
                     logs = np.log(rows[f"step_size_{group}"]).groupby(rows["step"]).mean()
                     axes.plot(logs.index, np.exp(logs), color=color, label=text)
             axes.set_yscale("log")
             axes.set_xlabel("step")
-            axes.set_title(f"{FEATURE_SETS[table_name]}:\n{label(row_methods[name], shown[name])}",
-                           fontsize=9)
+            title = _td.label(row_methods[name], shown[name])
+            axes.set_title(f"{FEATURE_SETS[table_name]}:\n{title}", fontsize=9)
         row[0].set_ylabel("step size (geometric mean over the group)")
     figure.legend(*panels[-1, 0].get_legend_handles_labels(), loc="outside lower center",
                   ncols=len(GROUP_STYLES))

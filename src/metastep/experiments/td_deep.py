@@ -53,7 +53,6 @@ from metastep.experiments.td_mountain_car import (
     entry,
     lane_errors,
     nearest,
-    rows_of,
 )
 from metastep.experiments.td_nonstationary import paired_difference
 from metastep.problems import Problem
@@ -271,16 +270,12 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]
 def shown_configurations(table: pd.DataFrame,
                          methods: dict[str, SweptMethod]) -> dict[str, float]:
     """The configuration drawn per method: its default; Adam's best α."""
-    shown = {name: default_value(method) for name, method in methods.items()}
-    errors = configuration_errors(table).loc[BASELINE, "mean_error"]
-    shown[BASELINE] = (float(errors.idxmin()) if errors.notna().any()
-                       else methods[BASELINE].grid[0])
-    return shown
+    return _td.shown_values(configuration_errors(table).loc[BASELINE, "mean_error"], methods,
+                            BASELINE)
 
 
 def label(method: SweptMethod, value: float) -> str:
-    which = "best" if method.name == BASELINE else "default"
-    return f"{method.title}, {which} {method.symbol} = {value:.3g}"
+    return _td.label(method, value, BASELINE)
 
 
 def error_over_time_figure(table: pd.DataFrame, methods: dict[str, SweptMethod],
@@ -290,7 +285,7 @@ def error_over_time_figure(table: pd.DataFrame, methods: dict[str, SweptMethod],
     figure = Figure(figsize=(10, 4.8), layout="constrained")
     axes = figure.subplots()
     for name, value in shown_configurations(table, methods).items():
-        curve = rows_of(table, name, value).groupby("step")["return_error"].mean()
+        curve = _td.rows_of(table, name, value).groupby("step")["return_error"].mean()
         axes.plot(curve.index, curve, color=methods[name].color,
                   linestyle=methods[name].linestyle, label=label(methods[name], value))
     axes.set_yscale("log")
@@ -341,7 +336,7 @@ def step_size_figure(table: pd.DataFrame, methods: dict[str, SweptMethod]) -> Fi
     for name, method in methods.items():
         if name == BASELINE:
             continue
-        rows = rows_of(table, name, shown[name])
+        rows = _td.rows_of(table, name, shown[name])
         curves = {column: np.exp(np.log(rows[column]).groupby(rows["step"]).mean())
                   for column in QUANTILE_NAMES}
         steps = curves["step_size_median"].index

@@ -205,19 +205,7 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]
 def shown_configurations(table: pd.DataFrame,
                          methods: dict[str, SweptMethod]) -> dict[str, float]:
     """The configuration drawn per method: a meta method's default, TD(λ)'s best α."""
-    errors = configuration_errors(table).loc["td", "mean_error"]
-    best_alpha = float(errors.idxmin()) if errors.notna().any() else methods["td"].grid[0]
-    return {name: best_alpha if name == "td" else default_value(method)
-            for name, method in methods.items()}
-
-
-def rows_of(table: pd.DataFrame, name: str, value: float) -> pd.DataFrame:
-    return table[(table["method"] == name) & np.isclose(table["value"], value)]
-
-
-def label(method: SweptMethod, value: float) -> str:
-    which = "best" if method.name == "td" else "default"
-    return f"{method.title}, {which} {method.symbol} = {value:.3g}"
+    return _td.shown_values(configuration_errors(table).loc["td", "mean_error"], methods)
 
 
 def error_over_time_figure(table: pd.DataFrame, methods: dict[str, SweptMethod]) -> Figure:
@@ -226,9 +214,9 @@ def error_over_time_figure(table: pd.DataFrame, methods: dict[str, SweptMethod])
     figure = Figure(figsize=(10, 4.8), layout="constrained")
     axes = figure.subplots()
     for name, value in shown_configurations(table, methods).items():
-        curve = rows_of(table, name, value).groupby("step")["return_error"].mean()
+        curve = _td.rows_of(table, name, value).groupby("step")["return_error"].mean()
         axes.plot(curve.index, curve, color=methods[name].color,
-                  linestyle=methods[name].linestyle, label=label(methods[name], value))
+                  linestyle=methods[name].linestyle, label=_td.label(methods[name], value))
     axes.set_yscale("log")
     axes.set_xlabel("step")
     axes.set_ylabel("mean squared error against the return, per bin (mean over seeds)")
@@ -278,14 +266,14 @@ def step_size_figure(table: pd.DataFrame, methods: dict[str, SweptMethod]) -> Fi
     for name, method in methods.items():
         if name == "td":
             continue
-        rows = rows_of(table, name, shown[name])
+        rows = _td.rows_of(table, name, shown[name])
         curves = {column: np.exp(np.log(rows[column]).groupby(rows["step"]).mean())
                   for column in QUANTILE_NAMES}
         steps = curves["step_size_median"].index
         axes.fill_between(steps, curves["step_size_low"], curves["step_size_high"],
                           color=method.color, alpha=0.15, linewidth=0)
         axes.plot(steps, curves["step_size_median"], color=method.color,
-                  linestyle=method.linestyle, label=label(method, shown[name]))
+                  linestyle=method.linestyle, label=_td.label(method, shown[name]))
     axes.axhline(shown["td"], color="black", linestyle="--", linewidth=0.8,
                  label=f"TD(λ)'s best fixed α = {shown['td']:.3g}")
     axes.set_yscale("log")

@@ -254,25 +254,13 @@ def summarize(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Any]
 def shown_configurations(table: pd.DataFrame, methods: dict[str, SweptMethod],
                          switch_every: int) -> dict[str, float]:
     """The configuration drawn per method: a meta method's default, TD(λ)'s best α."""
-    shown = {}
-    for name, method in methods.items():
-        if name == "td":
-            errors = configuration_errors(table, switch_every).loc["td", "mean_value_error"]
-            shown[name] = float(errors.idxmin()) if errors.notna().any() else method.grid[0]
-        else:
-            shown[name] = method.grid[_td.default_position(method)]
-    return shown
+    errors = configuration_errors(table, switch_every).loc["td", "mean_value_error"]
+    return _td.shown_values(errors, methods)
 
 
 def mean_error_over_time(table: pd.DataFrame, name: str, value: float) -> pd.Series:
     """The value error of ``name`` at ``value`` by step, averaged over seeds."""
-    rows = table[(table["method"] == name) & np.isclose(table["value"], value)]
-    return rows.groupby("step")["value_error"].mean()
-
-
-def label(method: SweptMethod, value: float) -> str:
-    which = "best" if method.name == "td" else "default"
-    return f"{method.title}, {which} {method.symbol} = {value:.3g}"
+    return _td.rows_of(table, name, value).groupby("step")["value_error"].mean()
 
 
 def switch_lines(axes, steps: int, switch_every: int) -> None:
@@ -291,7 +279,7 @@ def error_figure(table: pd.DataFrame, methods: dict[str, SweptMethod],
     for name, method in methods.items():
         style = {"color": method.color, "linestyle": method.linestyle}
         curve = mean_error_over_time(table, name, shown[name])
-        over_time.plot(curve.index, curve, label=label(method, shown[name]), **style)
+        over_time.plot(curve.index, curve, label=_td.label(method, shown[name]), **style)
         matching = [value for value in profiles.loc[name].index.unique(level="value")
                     if np.isclose(value, shown[name])]
         if matching:
@@ -323,7 +311,7 @@ def step_size_figure(table: pd.DataFrame, methods: dict[str, SweptMethod],
         rows = table[(table["method"] == name) & np.isclose(table["value"], value)]
         logs = np.log(rows["step_size"]).groupby(rows["step"]).mean()
         axes.plot(logs.index, np.exp(logs), color=method.color, linestyle=method.linestyle,
-                  label=label(method, value))
+                  label=_td.label(method, value))
     best_alpha = shown_configurations(table, {"td": methods["td"]}, switch_every)["td"]
     axes.axhline(best_alpha, color="black", linestyle="--", linewidth=0.8,
                  label=f"TD(λ)'s best fixed α = {best_alpha:.3g}")
