@@ -46,6 +46,7 @@ from metastep.experiments import _td
 from metastep.experiments._base import Budget, Experiment, Shard, SweptMethod
 from metastep.experiments._roster import centred_grid
 from metastep.experiments.td_mountain_car import (
+    error_over_time_figure as mountain_car_error_over_time,
     FINAL_FRACTION,
     QUANTILE_NAMES,
     QUANTILES,
@@ -280,21 +281,10 @@ def label(method: SweptMethod, value: float) -> str:
 
 def error_over_time_figure(table: pd.DataFrame, methods: dict[str, SweptMethod],
                            discount: float = DISCOUNT) -> Figure:
-    """The squared error against the return per bin (mean over seeds, log scale): each method
-    at its default, Adam at its best α."""
-    figure = Figure(figsize=(10, 4.8), layout="constrained")
-    axes = figure.subplots()
-    for name, value in shown_configurations(table, methods).items():
-        curve = _td.rows_of(table, name, value).groupby("step")["return_error"].mean()
-        axes.plot(curve.index, curve, color=methods[name].color,
-                  linestyle=methods[name].linestyle, label=label(methods[name], value))
-    axes.set_yscale("log")
-    axes.set_xlabel("step")
-    axes.set_ylabel("mean squared error against the return, per bin (mean over seeds)")
-    axes.legend(loc="best", fontsize=8)
-    axes.set_title(f"Mountain Car, energy pumping, observation → network (2, {HIDDEN}, {HIDDEN}, "
-                   f"1), λ = {TRACE_DECAY:g}, γ = {discount:g}", fontsize=10)
-    return figure
+    """td-mountain-car's figure of the error over time, Adam at its best α."""
+    title = (f"Mountain Car, energy pumping, observation → network (2, {HIDDEN}, {HIDDEN}, 1), "
+             f"λ = {TRACE_DECAY:g}, γ = {discount:g}")
+    return mountain_car_error_over_time(table, methods, title, BASELINE)
 
 
 ERROR_AXIS_TOP = 1e5  # about 40 times the error of predicting 0: larger ones drawn at the top

@@ -208,21 +208,23 @@ def shown_configurations(table: pd.DataFrame,
     return _td.shown_values(configuration_errors(table).loc["td", "mean_error"], methods)
 
 
-def error_over_time_figure(table: pd.DataFrame, methods: dict[str, SweptMethod]) -> Figure:
-    """The squared error against the return per bin (mean over seeds, log scale): each meta
-    method at its defaults, TD(λ) at its best α."""
+def error_over_time_figure(table: pd.DataFrame, methods: dict[str, SweptMethod],
+                           title: str | None = None, reference: str = "td") -> Figure:
+    """The squared error against the return per bin (mean over seeds, log scale): each method
+    at its default, ``reference`` (TD(λ), or td-deep's Adam) at its best step size."""
     figure = Figure(figsize=(10, 4.8), layout="constrained")
     axes = figure.subplots()
-    for name, value in shown_configurations(table, methods).items():
+    errors = configuration_errors(table).loc[reference, "mean_error"]
+    for name, value in _td.shown_values(errors, methods, reference).items():
         curve = _td.rows_of(table, name, value).groupby("step")["return_error"].mean()
-        axes.plot(curve.index, curve, color=methods[name].color,
-                  linestyle=methods[name].linestyle, label=_td.label(methods[name], value))
+        axes.plot(curve.index, curve, color=methods[name].color, linestyle=methods[name].linestyle,
+                  label=_td.label(methods[name], value, reference))
     axes.set_yscale("log")
     axes.set_xlabel("step")
     axes.set_ylabel("mean squared error against the return, per bin (mean over seeds)")
     axes.legend(loc="best", fontsize=8)
-    axes.set_title(f"Mountain Car, energy pumping, {NUM_FEATURES} tile features, "
-                   f"λ = {TRACE_DECAY:g}", fontsize=10)
+    axes.set_title(title or f"Mountain Car, energy pumping, {NUM_FEATURES} tile features, "
+                            f"λ = {TRACE_DECAY:g}", fontsize=10)
     return figure
 
 
