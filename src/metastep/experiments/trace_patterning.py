@@ -58,6 +58,7 @@ from metastep.experiments import _td
 from metastep.experiments import _trace_patterning_figures as _figures
 from metastep.experiments._base import Budget, Experiment, Shard, SweptMethod
 from metastep.experiments.td_mountain_car import methods as tile_coding_methods
+from metastep.experiments.td_mountain_car import nearest
 from metastep.experiments.td_nonstationary import paired_difference
 from metastep.problems import Problem
 from metastep.problems.trace_patterning import feature_groups
@@ -330,11 +331,6 @@ def entry(configs: pd.DataFrame, value: float, stream: dict[str, float],
         numbers.update({key: sizes[over] / sizes[under] for key, (over, under) in RATIOS.items()
                         if over in sizes and under in sizes})
     return numbers
-
-
-def nearest(index: pd.Index, value: float) -> float:
-    """The grid value of ``index`` nearest ``value`` (tables hold floats read back)."""
-    return float(index[np.argmin(np.abs(index.to_numpy() - value))])
 
 
 def error_summary(table: pd.DataFrame, methods: dict[str, SweptMethod],
