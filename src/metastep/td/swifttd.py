@@ -25,6 +25,9 @@ prediction) and ``v_δ``; ``h_old`` lives within a step. Hyperparameters: ``λ``
 
 (True online TD(λ) with step sizes ``α_i = m e^{β_i}``, its ``z_δ`` and ``v_δ`` terms the dutch
 trace's correction; ``p``, ``h`` and ``z̄`` carry the meta-gradient of the step sizes.)
+Computed here from ``w·x_t``, ``z·x_t`` and ``z_δ·x_t`` of the step's start, in one product:
+``b = γ_t λ (z·x_t)`` and ``v_δ = δ (z·x_t) − v_δ (z_δ·x_t)``, the same values as the code's sums
+up to rounding.
 
 Where the code departs from its stated rule: its floor (``SwiftTD.cpp``,
 ``SwiftTDNonSparse::Step``, the test ``if(exp(this->beta[i]) < log(this->eta_min))``) compares
@@ -143,26 +146,30 @@ class SwiftTD(LinearTDHooks):
         dtype = s.weights.dtype
         x = x.astype(dtype)
         discount = jnp.asarray(discount, dtype)
-        prediction = jnp.sum(s.weights * x)
+        # w·x, z·x and z_δ·x in one product: the step's other inner products follow from them
+        # (fewer, larger kernels: a single lane's time is mostly the count of its kernels).
+        prediction, old_trace_dot_x, increment_dot_x = jnp.stack(
+            [s.weights, s.trace, s.trace_increment]) @ x
         td_error = jnp.asarray(reward, dtype) + discount * prediction - s.previous_prediction
         weight_change = td_error * s.trace - s.trace_increment * s.prediction_change
+        prediction_change = td_error * old_trace_dot_x - s.prediction_change * increment_dot_x
         log_step_size = self._bounded(
             s.log_step_size + self.meta_step_size * jnp.exp(-s.log_step_size)
             * (td_error - s.prediction_change) * s.meta_gradient_trace)
         meta_trace = s.next_meta_trace + td_error * s.step_size_trace - (
             s.trace_increment * s.prediction_change)
         decay = discount * self.trace_decay
-        trace, gradient_trace, step_size_trace = (decay * s.trace, decay * s.meta_gradient_trace,
-                                                  decay * s.step_size_trace)
+        trace_dot_x = decay * old_trace_dot_x  # b = (γλz)·x
         step_size = jnp.exp(log_step_size)
         rate = jnp.sum(step_size * x * x)
         overshoot = rate > self.step_size_bound
         multiplier = jnp.where(overshoot, self.step_size_bound / jnp.where(overshoot, rate, 1), 1)
-        trace_dot_x = jnp.sum(trace * x)
         increment = multiplier * step_size * x
-        trace = trace + increment * (1 - trace_dot_x)
-        gradient_trace = gradient_trace + s.meta_trace * x
-        step_size_trace = step_size_trace + increment * (1 - trace_dot_x - step_size_trace * x)
+        # the decayed traces γλ(z, p, z̄) written into their updates
+        trace = decay * s.trace + increment * (1 - trace_dot_x)
+        gradient_trace = decay * s.meta_gradient_trace + s.meta_trace * x
+        step_size_trace = decay * s.step_size_trace + increment * (
+            1 - trace_dot_x - decay * s.step_size_trace * x)
         next_meta_trace = (meta_trace - s.meta_trace * x * (trace - increment)
                            - meta_trace * increment * x)
         zero = jnp.zeros_like(meta_trace)
@@ -177,7 +184,7 @@ class SwiftTD(LinearTDHooks):
             log_step_size=jnp.where(overshoot, log_step_size + jnp.log(
                 jnp.asarray(self.step_size_decay, dtype)) * x * x, log_step_size),
             previous_prediction=prediction,
-            prediction_change=jnp.sum(weight_change * x),
+            prediction_change=prediction_change,
         )
         return new_state, StepOutput(prediction, td_error, self.step_sizes(new_state),
                                      value_metrics(prediction, value))
