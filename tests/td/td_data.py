@@ -42,3 +42,22 @@ def transitions(xs, rewards, discounts):
     previous = np.vstack([np.zeros(xs.shape[1]), xs[:-1]])
     previous_discounts = np.concatenate([[0.0], discounts[:-1]])
     return zip(previous, previous_discounts, xs, rewards, discounts)
+
+
+def sparse_td_data(seed: int, steps: int = 1500, num_features: int = 40, active: int = 4,
+                   binary: bool = True, discount: float = 0.9, end_probability: float = 0.05):
+    """Sparse TD data: ``active`` distinct random feature indices per step (int [T, k]), their
+    values (1 for binary features, else in (0, 1]), rewards from weights that drift and flip
+    sign, per-step discounts that are 0 at random episode ends (float64 NumPy arrays)."""
+    rng = np.random.default_rng(seed)
+    indices = np.argsort(rng.uniform(size=(steps, num_features)), axis=1)[:, :active]
+    values = np.ones((steps, active)) if binary else 1.0 - rng.uniform(size=(steps, active))
+    weights = rng.normal(size=num_features)
+    rewards = np.empty(steps)
+    for t in range(steps):
+        if t % 200 == 0:
+            weights[rng.integers(num_features)] *= -1.0
+        weights += 0.02 * rng.normal(size=num_features)
+        rewards[t] = weights[indices[t]] @ values[t] + 0.1 * rng.normal()
+    discounts = np.where(rng.uniform(size=steps) < end_probability, 0.0, discount)
+    return indices, values, rewards, discounts
