@@ -328,6 +328,19 @@ def _run_one_lane(learner, problem, plan: _Plan, seeds, bar):
 # run_arrays
 
 
+def feature_rows(learner, xs) -> jax.Array:
+    """``xs`` as [T, n] real features, n the learner's ``num_features`` when it has one."""
+    xs = real_array("xs", xs)
+    if xs.ndim != 2:
+        raise ValueError(f"`xs` must have shape [T, num_features], got shape {xs.shape}")
+    num_features = getattr(learner, "num_features", None)
+    if num_features is not None and xs.shape[1] != num_features:
+        raise ValueError(
+            f"`xs` has {xs.shape[1]} features per row but the learner expects {num_features}"
+        )
+    return xs
+
+
 def run_arrays(
     learner, xs, ys, *, key: jax.Array | None = None,
     divergence_threshold: float = DEFAULT_DIVERGENCE_THRESHOLD,
@@ -336,7 +349,8 @@ def run_arrays(
 
     Args:
       learner: as for :func:`run`.
-      xs: inputs, [T, n] with n the learner's ``num_features``.
+      xs: inputs, [T, n] with n the learner's ``num_features``; or what the learner's
+        ``check_inputs(xs, name)`` takes (``ms.td.SparseSwiftTD``: the active features' indices).
       ys: targets, [T].
       key: passed to ``learner.init`` (default ``PRNGKey(0)``).
 
@@ -346,18 +360,15 @@ def run_arrays(
     """
     check_learner(learner)
     threshold = check_threshold(divergence_threshold)
-    xs = real_array("xs", xs)
+    # An optional hook: a learner whose inputs are not feature rows (e.g. the indices of the
+    # active features of ms.td.SparseSwiftTD) checks and converts them itself.
+    check_inputs = getattr(learner, "check_inputs", None)
+    xs = check_inputs(xs, "xs") if callable(check_inputs) else feature_rows(learner, xs)
     ys = real_array("ys", ys)
-    if xs.ndim != 2:
-        raise ValueError(f"`xs` must have shape [T, num_features], got shape {xs.shape}")
-    if ys.shape != (xs.shape[0],):
-        raise ValueError(f"`ys` must have shape [T] = [{xs.shape[0]}], got shape {ys.shape}")
-    num_features = getattr(learner, "num_features", None)
-    if num_features is not None and xs.shape[1] != num_features:
-        raise ValueError(
-            f"`xs` has {xs.shape[1]} features per row but the learner expects {num_features}"
-        )
-    for name, array in (("xs", xs), ("ys", ys)):
+    num_steps = len(jax.tree.leaves(xs)[0])
+    if ys.shape != (num_steps,):
+        raise ValueError(f"`ys` must have shape [T] = [{num_steps}], got shape {ys.shape}")
+    for name, array in (("ys", ys),) if callable(check_inputs) else (("xs", xs), ("ys", ys)):
         if not bool(jnp.all(jnp.isfinite(array))):
             finite_rows = np.isfinite(np.asarray(array)).reshape(len(array), -1).all(axis=1)
             bad = int(np.argmin(finite_rows))
@@ -372,7 +383,8 @@ def run_arrays(
     def scan(xs, ys):
         state = learner.init(key)
         zero = jnp.zeros((), jnp.uint32)
-        sums = _lanes.zero_sums(_lanes.metric_names_of(learner, state, xs[0], ys[0]))
+        first_x = jax.tree.map(lambda a: a[0], xs)
+        sums = _lanes.zero_sums(_lanes.metric_names_of(learner, state, first_x, ys[0]))
         lane = _lanes.Lane(state, zero, zero, sums)
         lane, outputs = _lanes.learner_scan(learner, lane, xs, ys, threshold)
         return lane.learner_state, lane.diverged_at, outputs

@@ -241,6 +241,7 @@ def mountain_car(
     environment_seed: int = 0,
     max_episode_steps: int = 500,
     features: str = "tiles",
+    active_indices: bool = False,
 ) -> Problem:
     """Mountain Car under the energy-pumping policy, tile-coded (see the module docstring).
 
@@ -255,6 +256,9 @@ def mountain_car(
       max_episode_steps: ≥ 1, gymnasium's time limit: an episode is truncated there.
       features: ``"tiles"`` (the tile coder's binary features) or ``"observation"`` (the
         observation scaled to [−1, 1] across the box; the tile arguments are then unused).
+      active_indices: with ``"tiles"``, serve each step's features as the indices of the
+        active ones (:func:`tile_indices`: [num_tilings] int32) instead of the binary vector,
+        for :class:`metastep.td.SparseSwiftTD`.
     """
     check_count("num_tilings", num_tilings)
     check_count("tiles_per_dimension", tiles_per_dimension)
@@ -265,6 +269,10 @@ def mountain_car(
     check_count("max_episode_steps", max_episode_steps)
     if features not in FEATURES:
         raise ValueError(f"`features` must be one of {FEATURES}, got {features!r}")
+    if active_indices not in (False, True):
+        raise ValueError(f"`active_indices` must be True or False, got {active_indices!r}")
+    if active_indices and features != "tiles":
+        raise ValueError(f"`active_indices` needs features='tiles', got {features!r}")
     if gymnasium_missing():
         raise ImportError(GYMNASIUM_MISSING)
     tiled = features == "tiles"
@@ -290,8 +298,9 @@ def mountain_car(
         reward = jnp.where(previous_rows < 0, 0.0, rewards[jnp.maximum(previous_rows, 0)])
         returns = jnp.asarray(episodes.returns, dtype)[rows]
         observations = jnp.asarray(episodes.observations, dtype)[rows]
-        x = (tile_features(observations, episodes.low, episodes.high, num_tilings,
-                           tiles_per_dimension) if tiled
+        tile_coder = tile_indices if active_indices else tile_features
+        x = (tile_coder(observations, episodes.low, episodes.high, num_tilings,
+                        tiles_per_dimension) if tiled
              else scaled_observations(observations, episodes.low, episodes.high))
         target = TDTarget(reward, jnp.where(new, 0.0, discount).astype(dtype), returns)
         info = {"return": returns, "episode": indices, "time_step": time_steps,
@@ -309,11 +318,13 @@ def mountain_car(
                 "num_episodes": num_episodes, "environment_seed": environment_seed,
                 "max_episode_steps": max_episode_steps,
                 # Named only when not the default: the tile-coded params stay as they were.
-                **({} if tiled else {"features": features})},
+                **({} if tiled else {"features": features}),
+                **({"active_indices": True} if active_indices else {})},
         init=init,
         generate=generate,
         description=(f"{ENVIRONMENT} under energy pumping (ε = {random_action_probability}), "
-                     + (f"{num_tilings} tilings of {tiles_per_dimension}² tiles" if tiled
+                     + (f"{num_tilings} tilings of {tiles_per_dimension}² tiles"
+                        + (" (served as active indices)" if active_indices else "") if tiled
                         else "the observation scaled to [−1, 1]")
                      + f", γ = {discount}, {num_episodes} episodes"),
     )

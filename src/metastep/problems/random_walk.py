@@ -61,6 +61,7 @@ def random_walk(
     discount: float = 1.0,
     right_probability: float = 0.5,
     switch_every: int | None = None,
+    active_indices: bool = False,
 ) -> Problem:
     """Sutton & Barto's random walk (see the module docstring).
 
@@ -71,6 +72,8 @@ def random_walk(
       discount: ``γ`` in [0, 1] of the non-terminal transitions.
       right_probability: ``p`` in [0, 1], the probability of a step to the right.
       switch_every: optional ``N`` ≥ 1: the rewards change sign every ``N`` steps.
+      active_indices: serve each step's features as the index of the active one ([1] int32)
+        instead of the one-hot vector, for :class:`metastep.td.SparseSwiftTD`.
     """
     check_count("num_states", num_states, minimum=2)
     if features not in FEATURES:
@@ -82,6 +85,8 @@ def random_walk(
     check_unit_interval("right_probability", right_probability)
     if switch_every is not None:
         check_count("switch_every", switch_every)
+    if active_indices not in (False, True):
+        raise ValueError(f"`active_indices` must be True or False, got {active_indices!r}")
     num_features = num_states if features == "tabular" else num_groups
     start = num_states // 2
 
@@ -108,7 +113,8 @@ def random_walk(
             (steps // switch_every) % 2 == 0, 1.0, -1.0)
         values = sign * random_walk_values(num_states, discount, right_probability)[positions]
         groups = positions if features == "tabular" else positions * num_groups // num_states
-        x = jax.nn.one_hot(groups, num_features, dtype=dtype)
+        x = (groups[:, None].astype(jnp.int32) if active_indices
+             else jax.nn.one_hot(groups, num_features, dtype=dtype))
         target = TDTarget((sign * rewards).astype(dtype),
                           jnp.where(ended, 0.0, discount).astype(dtype), values.astype(dtype))
         info = {"state": positions}
@@ -120,9 +126,11 @@ def random_walk(
         num_features=num_features,
         params={"num_states": num_states, "features": features, "num_groups": num_groups,
                 "discount": discount, "right_probability": right_probability,
-                "switch_every": switch_every},
+                "switch_every": switch_every,
+                **({"active_indices": True} if active_indices else {})},
         init=init,
         generate=generate,
-        description=(f"Random walk over {num_states} states ({features} features), γ = "
+        description=(f"Random walk over {num_states} states ({features} features"
+                     f"{', served as active indices' if active_indices else ''}), γ = "
                      f"{discount}, p(right) = {right_probability}{switching}"),
     )

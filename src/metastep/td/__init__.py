@@ -8,6 +8,8 @@
   overshooting;
 - :class:`TrueOnlineTD`: true online TD(λ) with a fixed step size (van Seijen et al. 2016);
 - :class:`SwiftTD` (Javed, Sharifnassab & Sutton 2024): true online TD(λ) with its own step sizes;
+  :class:`SparseSwiftTD`, the authors' sparse version (active features as indices, or
+  :class:`SparseFeatures`);
 - :class:`DeepTDLearner`: TD(λ) on a network's value (stream TD(λ) with :func:`obgd`, Elsayed
   et al. 2024), traces over its parameters; :func:`stream_mlp`, the network of stream TD(λ).
 
@@ -20,6 +22,7 @@ from metastep.td.autotidbd import AutoTIDBDState, autotidbd
 from metastep.td.deep import DeepTDLearner, DeepTDLearnerState, stream_mlp
 from metastep.td.obgd import AdaptiveObGDState, ObGDState, adaptive_obgd, obgd
 from metastep.td.learner import SIDE_SIGNALS, TDLearner, TDLearnerState, TDTarget
+from metastep.td.sparse_swifttd import SparseFeatures, SparseSwiftTD, SparseSwiftTDState
 from metastep.td.swifttd import SwiftTD, SwiftTDState
 from metastep.td.tidbd import FORMS, TIDBDState, tidbd
 from metastep.td.true_online import TrueOnlineTD, TrueOnlineTDState
@@ -32,6 +35,9 @@ __all__ = [
     "DeepTDLearner",
     "DeepTDLearnerState",
     "ObGDState",
+    "SparseFeatures",
+    "SparseSwiftTD",
+    "SparseSwiftTDState",
     "SwiftTD",
     "SwiftTDState",
     "TDLearner",
