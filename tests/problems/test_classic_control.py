@@ -117,6 +117,23 @@ def test_observation_features_are_the_observations_scaled_to_the_box(blocks, str
         np.testing.assert_array_equal(mine, theirs)
 
 
+def test_active_indices_are_the_tiles_that_are_one(blocks, stream):
+    """active_indices=True: the same stream, each step's binary features as the indices of the
+    ones that are 1 (one per tiling), named in the params only when set."""
+    problem = ms.problems.mountain_car(4, 5, discount=DISCOUNT, num_episodes=EPISODES,
+                                       active_indices=True)
+    indexed = blocks(problem, jax.random.key(0), [STEPS])[1]
+    assert indexed.x.shape == (STEPS, 4) and indexed.x.dtype == np.int32
+    assert problem.num_features == PROBLEM.num_features and problem.params["active_indices"]
+    assert "active_indices" not in PROBLEM.params
+    rows = np.zeros_like(stream.x)
+    np.put_along_axis(rows, np.asarray(indexed.x), 1.0, axis=1)
+    np.testing.assert_array_equal(rows, stream.x)
+    for mine, theirs in zip(jax.tree.leaves((indexed.y, indexed.info)),
+                            jax.tree.leaves((stream.y, stream.info)), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_a_truncated_episode_sums_its_rewards_up_to_the_cut():
     cut = mountain_car_episodes.__wrapped__(3, 0.1, DISCOUNT, 0, 40)
     np.testing.assert_array_equal(cut.lengths, 40)
@@ -209,7 +226,8 @@ def test_a_missing_gymnasium_is_named(monkeypatch):
     ({"discount": -0.1}, "discount"), ({"num_episodes": 0}, "num_episodes"),
     ({"environment_seed": -1}, "environment_seed"), ({"max_episode_steps": 0},
                                                      "max_episode_steps"),
-    ({"features": "pixels"}, "features"),
+    ({"features": "pixels"}, "features"), ({"active_indices": 1.0}, "active_indices"),
+    ({"features": "observation", "active_indices": True}, "active_indices"),
 ])
 def test_bad_arguments_are_named(arguments, name):
     with pytest.raises(ValueError, match=f"`{name}`"):

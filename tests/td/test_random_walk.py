@@ -71,6 +71,17 @@ def test_aggregation_features():
     np.testing.assert_array_equal(np.sum(samples.x, axis=1), 1)
 
 
+@pytest.mark.parametrize("features", ["tabular", "aggregation"])
+def test_active_indices_serve_the_one_hot_features_as_indices(features):
+    one_hot, indexed = (random_walk(19, features, active_indices=active).sample(
+        jax.random.PRNGKey(3), 500) for active in (False, True))
+    assert indexed.x.shape == (500, 1) and indexed.x.dtype == np.int32
+    np.testing.assert_array_equal(indexed.x[:, 0], np.argmax(one_hot.x, axis=1))
+    for mine, theirs in zip(jax.tree.leaves((indexed.y, indexed.info)),
+                            jax.tree.leaves((one_hot.y, one_hot.info)), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_switching_rewards():
     samples = random_walk(19, switch_every=500).sample(jax.random.PRNGKey(3), 2000)
     sign = np.where((np.arange(2000) // 500) % 2 == 0, 1.0, -1.0)
@@ -97,6 +108,7 @@ def test_stream_does_not_depend_on_blocks(stream):
     ({"num_states": 1}, "num_states"), ({"features": "tiles"}, "features"),
     ({"features": "aggregation", "num_groups": 20}, "num_groups"), ({"discount": 1.5}, "discount"),
     ({"right_probability": -0.1}, "right_probability"), ({"switch_every": 0}, "switch_every"),
+    ({"active_indices": "yes"}, "active_indices"),
 ])
 def test_bad_arguments_are_named(arguments, name):
     with pytest.raises(ValueError, match=f"`{name}`"):

@@ -269,7 +269,7 @@ def mountain_car(
     check_count("max_episode_steps", max_episode_steps)
     if features not in FEATURES:
         raise ValueError(f"`features` must be one of {FEATURES}, got {features!r}")
-    if active_indices not in (False, True):
+    if not isinstance(active_indices, bool):
         raise ValueError(f"`active_indices` must be True or False, got {active_indices!r}")
     if active_indices and features != "tiles":
         raise ValueError(f"`active_indices` needs features='tiles', got {features!r}")

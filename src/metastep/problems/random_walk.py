@@ -85,7 +85,7 @@ def random_walk(
     check_unit_interval("right_probability", right_probability)
     if switch_every is not None:
         check_count("switch_every", switch_every)
-    if active_indices not in (False, True):
+    if not isinstance(active_indices, bool):
         raise ValueError(f"`active_indices` must be True or False, got {active_indices!r}")
     num_features = num_states if features == "tabular" else num_groups
     start = num_states // 2
