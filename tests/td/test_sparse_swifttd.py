@@ -157,6 +157,10 @@ CASES = [
     ("cutoff", dict(trace_cutoff=0.1, meta_step_size=0.02), "applied", False),
     ("floor", dict(min_step_size=9e-3, meta_step_size=0.01), "applied", False),
     ("floor", dict(min_step_size=9e-3, meta_step_size=0.01), "code", False),
+    # ε = 0: a trace leaves the set when it reaches 0, i.e. at each episode end (z ≤ 0)
+    ("no-cutoff", dict(trace_cutoff=0.0, meta_step_size=0.02), "applied", True),
+    # α₀ > η: the code bounds β only in the set, so a new feature's first rate uses α₀
+    ("above-bound", dict(initial_step_size=0.2, meta_step_size=0.02), "applied", False),
 ]
 
 
@@ -176,6 +180,10 @@ def test_matches_numpy_transcription(x64, data, case, hyperparameters, floor, bi
         assert np.max(expected.set_sizes) < 40 and expected.drops > steps
     if case == "floor":  # the applied floor acted where the code's did not
         assert (np.min(expected.step_sizes) >= 0.99 * 9e-3) == (floor == "applied")
+    if case == "no-cutoff":  # the set emptied at the episode ends only
+        assert np.max(expected.set_sizes) == 40 and np.min(expected.set_sizes[100:]) == 4
+    if case == "above-bound":  # features outside the set kept α₀ above η for a while
+        assert np.max(expected.step_sizes[10]) == pytest.approx(0.2)
     np.testing.assert_array_equal(set_sizes, expected.set_sizes)
     np.testing.assert_allclose(predictions, expected.predictions, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(step_sizes, expected.step_sizes, rtol=1e-9, atol=1e-15)
@@ -239,3 +247,145 @@ def test_matches_the_authors_code(float32_data, binary):
     run = ms.run_arrays(learner, xs, rewards)
     assert run.predictions.dtype == np.float32 and run.diverged_at == 0
     assert_float32_close(run.predictions, expected)
+
+
+# ε = 0 and a bound that the rate of learning never reaches (asserted below): the sparse code's
+# departures from the dense rule do not act. With episode ends they would: at γ_t = 0 every
+# trace falls to 0 and leaves the set, and the code zeroes a leaving feature's Δw before that
+# step's v_δ sums it, and keeps its h_old at the value of that step (the dense rule sets
+# h_old ← h at every step); hence a constant discount here.
+NO_CUTOFF = dict(trace_cutoff=0.0, step_size_bound=1.0)
+
+
+@pytest.fixture(scope="module")
+def continuing_data():
+    """Binary and valued sparse data with a constant discount (no episode ends)."""
+    return {binary: sparse_td_data(seed=7, steps=1500, binary=binary, end_probability=0.0)
+            for binary in (True, False)}
+
+
+def test_equals_dense_swifttd_without_cutoff_and_bound(x64, continuing_data):
+    hyperparameters = {**HYPERPARAMETERS, **NO_CUTOFF}
+    dense = td.SwiftTD(40, discount=0.9, **{name: value for name, value in
+                                            hyperparameters.items() if name != "trace_cutoff"})
+    run_dense = jax.jit(lambda xs, targets: jax.lax.scan(
+        lambda s, xy: dense.step(s, *xy), dense.init(), (xs, targets))[1])
+    for binary, (indices, values, rewards, discounts) in continuing_data.items():
+        expected = sparse_swifttd_reference(indices, values, rewards, discounts, 40,
+                                            **hyperparameters)
+        assert expected.overshoots == 0 and np.ptp(expected.predictions) > 1.0
+        rows = np.zeros((len(rewards), 40))
+        np.put_along_axis(rows, indices, values, axis=1)  # the k-hot (or valued) dense rows
+        targets = td.TDTarget(jnp.asarray(rewards), jnp.asarray(discounts),
+                              jnp.zeros(len(rewards)))
+        outputs = run_dense(jnp.asarray(rows), targets)
+        predictions, step_sizes, _ = run_sparse(indices, values, rewards, discounts, binary,
+                                                **NO_CUTOFF)
+        np.testing.assert_allclose(predictions, outputs.prediction, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(step_sizes, outputs.step_sizes, rtol=1e-9)
+
+
+def test_binary_indices_equal_values_of_one(x64, data):
+    indices, _, rewards, discounts = data[True]
+    ones = np.ones(indices.shape)
+    hyperparameters = dict(initial_step_size=0.02, meta_step_size=0.05)  # the bound acts
+    binary = run_sparse(indices, ones, rewards, discounts, True, **hyperparameters)
+    valued = run_sparse(indices, ones, rewards, discounts, False, **hyperparameters)
+    for a, b in zip(binary, valued):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_zero_meta_step_size_keeps_initial_step_sizes(x64, continuing_data):
+    indices, values, rewards, discounts = continuing_data[True]
+    predictions, step_sizes, _ = run_sparse(indices, values, rewards, discounts, True,
+                                            meta_step_size=0.0, **NO_CUTOFF)
+    assert np.ptp(predictions) > 1.0
+    np.testing.assert_allclose(step_sizes, HYPERPARAMETERS["initial_step_size"], rtol=1e-12)
+
+
+def test_order_of_active_features_changes_only_rounding(x64, data):
+    indices, values, rewards, discounts = data[False]
+    order = np.argsort(np.random.default_rng(0).uniform(size=indices.shape), axis=1)
+    shuffled = np.take_along_axis(indices, order, 1), np.take_along_axis(values, order, 1)
+    assert np.any(shuffled[0] != indices)
+    hyperparameters = dict(initial_step_size=0.02, meta_step_size=0.05, trace_cutoff=0.1)
+    first = run_sparse(indices, values, rewards, discounts, False, **hyperparameters)
+    second = run_sparse(*shuffled, rewards, discounts, False, **hyperparameters)
+    np.testing.assert_array_equal(first[2], second[2])  # the set's size
+    np.testing.assert_allclose(first[0], second[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(first[1], second[1], rtol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def capacity_case():
+    """Binary data with a constant discount (``run_arrays``'s plain rewards), the cut-off
+    0.1, and the eligible set's size per step from the transcription."""
+    indices, values, rewards, discounts = sparse_td_data(seed=9, steps=1500,
+                                                         end_probability=0.0)
+    hyperparameters = {**HYPERPARAMETERS, "trace_cutoff": 0.1}
+    expected = sparse_swifttd_reference(indices, values, rewards, discounts, 40,
+                                        **hyperparameters)
+    return indices, values, rewards, discounts, hyperparameters, expected
+
+
+def test_capacity_of_the_true_set_size_changes_nothing(x64, capacity_case):
+    """Also ``ms.run_arrays`` over int indices [T, k] against the learner stepped in a scan."""
+    indices, values, rewards, discounts, hyperparameters, expected = capacity_case
+    size = int(np.max(expected.set_sizes))
+    assert size < 40
+    learner = td.SparseSwiftTD(40, 0.9, capacity=size, **hyperparameters)
+    run = ms.run_arrays(learner, indices, rewards)
+    unbounded = run_sparse(indices, values, rewards, discounts, **hyperparameters)
+    assert run.diverged_at == 0 and not bool(run.final_state.overflowed)
+    np.testing.assert_allclose(run.predictions, unbounded[0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(run.step_sizes, unbounded[1], rtol=1e-12)
+    assert int(run.final_state.num_eligible) == expected.set_sizes[-1]
+
+
+def test_overflowing_capacity_gives_nan_and_divergence_from_that_step(x64, capacity_case):
+    indices, values, rewards, discounts, hyperparameters, expected = capacity_case
+    capacity = int(np.max(expected.set_sizes)) - 1
+    first = int(np.argmax(expected.set_sizes > capacity))  # the first step that overflows
+    assert 100 < first
+    learner = td.SparseSwiftTD(40, 0.9, capacity=capacity, **hyperparameters)
+    run = ms.run_arrays(learner, indices, rewards)
+    np.testing.assert_allclose(run.predictions[:first], expected.predictions[:first],
+                               rtol=1e-9, atol=1e-12)
+    assert np.all(np.isnan(run.predictions[first:]))
+    assert bool(run.final_state.overflowed)
+    assert run.diverged_at == first + 1  # the engine's steps count from 1
+
+
+def test_run_arrays_of_sparse_features_matches_stepping(x64, data):
+    """(Int indices: in the capacity tests.)"""
+    indices, values, rewards, _ = data[False]
+    discounts = np.full(len(rewards), 0.9)  # run_arrays: plain rewards, the learner's discount
+    learner = td.SparseSwiftTD(40, 0.9, **HYPERPARAMETERS)
+    run = ms.run_arrays(learner, td.SparseFeatures(indices, values), rewards)
+    predictions, step_sizes, set_sizes = run_sparse(indices, values, rewards, discounts, False)
+    np.testing.assert_allclose(run.predictions, predictions, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(run.step_sizes, step_sizes, rtol=1e-12)
+    assert int(run.final_state.num_eligible) == set_sizes[-1] and run.diverged_at == 0
+
+
+def test_bad_arguments_are_named():
+    for name, value in [("trace_cutoff", -1e-5), ("capacity", 0), ("capacity", 41),
+                        ("capacity", 2.0), ("floor", "c++")]:
+        with pytest.raises(ValueError, match=f"`{name}`"):
+            td.SparseSwiftTD(40, 0.9, 0.9, **{name: value})
+    learner = td.SparseSwiftTD(40, 0.9, 0.9)
+    state = learner.init()
+    for x, name in [(jnp.array([1.0, 2.0]), "`x`"), (jnp.zeros((2, 3), int), "`x`"),
+                    (td.SparseFeatures(jnp.array([1, 2, 3]), jnp.ones(2)), "`x.values`")]:
+        with pytest.raises(ValueError, match=name):
+            learner.step(state, x, 0.0)
+    rewards = np.zeros(3)
+    indices = np.array([[0, 1], [2, 3], [4, 5]])
+    for xs, name in [(indices.astype(float), "`xs`"), (indices[0], "`xs`"),
+                     (np.array([[0, 1], [2, 2], [4, 5]]), "`xs`"), (indices + 39, "`xs`"),
+                     (td.SparseFeatures(indices, np.ones((3, 3))), "`xs.values`"),
+                     (td.SparseFeatures(indices, np.full((3, 2), np.nan)), "`xs.values`")]:
+        with pytest.raises(ValueError, match=name):
+            ms.run_arrays(learner, xs, rewards)
+    with pytest.raises(ValueError, match="`ys`"):
+        ms.run_arrays(learner, indices, np.zeros(4))
