@@ -30,14 +30,20 @@ adds or changes:
   order is the dense code's).
 
 Features outside ``A ∪ E`` keep their values, which is what the dense rule does to them too
-(their ``z``, ``p``, ``z̄`` and ``z_δ`` are 0), except for the two places above: the cut-off
-``ε`` (``trace_cutoff=0`` drops only traces that reach 0) and the order of the reset.
+(their ``z``, ``p``, ``z̄`` and ``z_δ`` are 0). So the sparse and the dense rule differ in three
+places: the cut-off ``ε`` (``trace_cutoff=0`` drops only traces that reach 0); the order of the
+reset; and a feature that leaves ``E`` takes ``Δw = 0`` into the next ``v_δ``, where the dense
+rule keeps its ``Δw``. The last matters at an episode's end (``γ_t = 0``), where every trace
+falls to 0 and ``E`` empties: the next step's ``v_δ`` is 0 (the code has one constant ``γ``, so
+only ``γ λ = 0`` does this there). Without episode ends, with ``ε = 0`` and a bound that never
+acts, the two give the same predictions.
 
 Here ``E`` is a buffer of ``capacity`` feature indices; the step gathers the rows of ``E`` and
 of ``A`` from a table of per-feature values and scatters them back, so its work grows with
 ``capacity + k``. The set's size is about ``k ln ε / ln(γλ)`` for ``k`` active features per
 step; a ``capacity`` under the set's size overflows: ``state.overflowed`` becomes true and every
-prediction from that step on is NaN, which the engine reports as a divergence at that step.
+prediction and TD error from that step on is NaN, which the engine reports as a divergence at
+that step.
 
 Differences from the code, as for :class:`~metastep.td.SwiftTD`: the per-step discount ``γ_t``
 of a :class:`~metastep.td.TDTarget` where the code has one constant ``γ``, and the floor on the
@@ -204,8 +210,9 @@ class SparseSwiftTD(SwiftTD):
         overflowed = state.overflowed | overflow
         new_state = SparseSwiftTDState(table, eligible, num_eligible, overflowed, prediction,
                                        prediction_change)
-        shown = jnp.where(overflowed, jnp.nan, prediction)
-        return new_state, StepOutput(shown, td_error, self.step_sizes(new_state),
+        # An overflowed set has lost features: what follows is wrong, and says so.
+        shown, shown_error = (jnp.where(overflowed, jnp.nan, a) for a in (prediction, td_error))
+        return new_state, StepOutput(shown, shown_error, self.step_sizes(new_state),
                                      value_metrics(shown, value))
 
     def _eligible_half(self, state, table, td_error, decay):
