@@ -113,7 +113,7 @@ def main() -> None:
                         help="tiles per dimension of each tiling (one row group each)")
     parser.add_argument("--steps", type=int, default=20_000, help="steps of each ms.run")
     parser.add_argument("--loop-steps", type=int, default=5_000, help="steps of the C++ loops")
-    parser.add_argument("--capacity", type=int, default=256,
+    parser.add_argument("--capacity", type=int, default=1_024,
                         help="the sparse learner's eligible-set capacity")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

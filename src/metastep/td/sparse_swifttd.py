@@ -29,14 +29,21 @@ adds or changes:
   ``h_old x`` to ``p``. This module follows the sparse code (the paper gives one algorithm, whose
   order is the dense code's).
 
-Features outside ``A ∪ E`` keep their values, which is what the dense rule does to them too
-(their ``z``, ``p``, ``z̄`` and ``z_δ`` are 0). So the sparse and the dense rule differ in three
-places: the cut-off ``ε`` (``trace_cutoff=0`` drops only traces that reach 0); the order of the
-reset; and a feature that leaves ``E`` takes ``Δw = 0`` into the next ``v_δ``, where the dense
-rule keeps its ``Δw``. The last matters at an episode's end (``γ_t = 0``), where every trace
-falls to 0 and ``E`` empties: the next step's ``v_δ`` is 0 (the code has one constant ``γ``, so
-only ``γ λ = 0`` does this there). Without episode ends, with ``ε = 0`` and a bound that never
-acts, the two give the same predictions.
+Features outside ``A ∪ E`` keep their values. The dense rule leaves them unchanged too (their
+``z``, ``p``, ``z̄`` and ``z_δ`` are 0), except ``h_old``, which it sets to ``h`` at every step.
+So the sparse and the dense rule differ in four places:
+
+1. the cut-off ``ε`` (``trace_cutoff=0`` drops only the traces that reach 0);
+2. the order of the reset;
+3. a feature that leaves ``E`` takes ``Δw = 0`` into the next ``v_δ``, where the dense rule keeps
+   its ``Δw``;
+4. a feature outside ``E`` keeps the ``h_old`` of its last step in ``E`` (its ``h`` before that
+   step's update), which ``p`` and ``h_temp`` read when it is next active; the dense rule has
+   ``h_old = h`` there.
+
+3 and 4 act when features leave ``E``: with ``ε > 0``, and at an episode's end (``γ_t = 0``),
+where every trace falls to 0 and ``E`` empties (the code has one constant ``γ``). Without
+episode ends, with ``ε = 0`` and a bound that never acts, the two give the same predictions.
 
 Here ``E`` is a buffer of ``capacity`` feature indices; the step gathers the rows of ``E`` and
 of ``A`` from a table of per-feature values and scatters them back, so its work grows with
