@@ -178,7 +178,8 @@ def check_interrupted(directory, status, errors):
         assert problem in (None, "missing"), problem
 
 
-@pytest.mark.parametrize("delay", [0.5, 2.0])
+# Later interruptions: the slow test below interrupts at many delays.
+@pytest.mark.parametrize("delay", [0.5, pytest.param(2.0, marks=pytest.mark.slow)])
 def test_ctrl_c_exits_130(tmp_path, delay):
     directory = tmp_path / "run"
     check_interrupted(directory, *interrupt_a_run(directory, delay))
