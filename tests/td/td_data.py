@@ -8,6 +8,18 @@ import numpy as np
 from metastep.td import TDTarget
 
 
+def drifting_rewards(rng, steps: int, num_features: int, value_of) -> np.ndarray:
+    """``value_of(t, w_t)`` plus noise, for weights ``w_t`` that drift and flip sign."""
+    weights = rng.normal(size=num_features)
+    rewards = np.empty(steps)
+    for t in range(steps):
+        if t % 200 == 0:
+            weights[rng.integers(num_features)] *= -1.0
+        weights += 0.02 * rng.normal(size=num_features)
+        rewards[t] = value_of(t, weights) + 0.1 * rng.normal()
+    return rewards
+
+
 def td_data(seed: int, steps: int = 1200, num_features: int = 6, discount: float = 0.9,
             end_probability: float = 0.05):
     """Features of different scales in [0, scale], rewards from weights that drift and flip sign,
@@ -15,13 +27,7 @@ def td_data(seed: int, steps: int = 1200, num_features: int = 6, discount: float
     rng = np.random.default_rng(seed)
     scales = np.geomspace(0.2, 1.0, num_features)
     xs = rng.uniform(size=(steps, num_features)) * scales
-    weights = rng.normal(size=num_features)
-    rewards = np.empty(steps)
-    for t in range(steps):
-        if t % 200 == 0:
-            weights[rng.integers(num_features)] *= -1.0
-        weights += 0.02 * rng.normal(size=num_features)
-        rewards[t] = xs[t] @ weights + 0.1 * rng.normal()
+    rewards = drifting_rewards(rng, steps, num_features, lambda t, weights: xs[t] @ weights)
     discounts = np.where(rng.uniform(size=steps) < end_probability, 0.0, discount)
     return xs, rewards, discounts
 
@@ -52,12 +58,7 @@ def sparse_td_data(seed: int, steps: int = 1500, num_features: int = 40, active:
     rng = np.random.default_rng(seed)
     indices = np.argsort(rng.uniform(size=(steps, num_features)), axis=1)[:, :active]
     values = np.ones((steps, active)) if binary else 1.0 - rng.uniform(size=(steps, active))
-    weights = rng.normal(size=num_features)
-    rewards = np.empty(steps)
-    for t in range(steps):
-        if t % 200 == 0:
-            weights[rng.integers(num_features)] *= -1.0
-        weights += 0.02 * rng.normal(size=num_features)
-        rewards[t] = weights[indices[t]] @ values[t] + 0.1 * rng.normal()
+    rewards = drifting_rewards(rng, steps, num_features,
+                               lambda t, weights: weights[indices[t]] @ values[t])
     discounts = np.where(rng.uniform(size=steps) < end_probability, 0.0, discount)
     return indices, values, rewards, discounts
