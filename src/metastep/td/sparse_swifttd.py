@@ -76,11 +76,19 @@ from metastep._structure import recorded
 from metastep.td.learner import reward_and_discount, value_metrics
 from metastep.td.swifttd import SwiftTD
 
-# The columns of the per-feature table.
+# The columns of the per-feature table: w, z, z_δ, Δw, h, h_old, h_temp, z̄, p, β and α̂.
 COLUMNS = ("weights", "trace", "trace_increment", "weight_change", "meta_trace", "old_meta_trace",
            "next_meta_trace", "step_size_trace", "meta_gradient_trace", "log_step_size",
            "last_step_size")
-(W, Z, Z_DELTA, DELTA_W, H, H_OLD, H_TEMP, Z_BAR, P, BETA, LAST_ALPHA) = range(len(COLUMNS))
+W, Z, BETA = (COLUMNS.index(name) for name in ("weights", "trace", "log_step_size"))
+
+
+def columns_of(rows: jax.Array) -> dict[str, jax.Array]:
+    return {name: rows[:, i] for i, name in enumerate(COLUMNS)}
+
+
+def rows_of(columns: dict[str, jax.Array]) -> jax.Array:
+    return jnp.stack([columns[name] for name in COLUMNS], axis=1)
 
 
 class SparseFeatures(NamedTuple):
@@ -226,7 +234,7 @@ class SparseSwiftTD(SwiftTD):
         """The first half of the step over the features of ``E``, and the cut-off."""
         valid = jnp.arange(self.capacity) < state.num_eligible
         rows = table.at[state.eligible].get(mode="fill", fill_value=0)
-        col = {name: rows[:, i] for i, name in enumerate(COLUMNS)}
+        col = columns_of(rows)
         change = state.prediction_change
         weight_change = td_error * col["trace"] - col["trace_increment"] * change
         log_step_size = self._bounded(
@@ -237,12 +245,14 @@ class SparseSwiftTD(SwiftTD):
         trace = decay * col["trace"]
         dropped = trace <= col["last_step_size"] * self.trace_cutoff
         kept = ~dropped
-        rows = jnp.stack([
-            col["weights"] + weight_change, jnp.where(kept, trace, 0),
-            jnp.zeros_like(trace), jnp.where(kept, weight_change, 0), meta_trace,
-            col["meta_trace"], meta_trace, jnp.where(kept, decay * col["step_size_trace"], 0),
-            jnp.where(kept, decay * col["meta_gradient_trace"], 0), log_step_size,
-            col["last_step_size"]], axis=1)
+        rows = rows_of({
+            **col, "weights": col["weights"] + weight_change, "trace": jnp.where(kept, trace, 0),
+            "trace_increment": jnp.zeros_like(trace),
+            "weight_change": jnp.where(kept, weight_change, 0), "meta_trace": meta_trace,
+            "old_meta_trace": col["meta_trace"], "next_meta_trace": meta_trace,
+            "step_size_trace": jnp.where(kept, decay * col["step_size_trace"], 0),
+            "meta_gradient_trace": jnp.where(kept, decay * col["meta_gradient_trace"], 0),
+            "log_step_size": log_step_size})
         table = table.at[jnp.where(valid, state.eligible, self.num_features)].set(
             rows, mode="drop")
         keep = valid & kept
@@ -251,8 +261,7 @@ class SparseSwiftTD(SwiftTD):
     def _active_half(self, table, indices, values):
         """The second half of the step over the active features; also which of them join
         ``E`` (their trace was 0)."""
-        rows = table.at[indices].get(mode="fill", fill_value=0)
-        col = {name: rows[:, i] for i, name in enumerate(COLUMNS)}
+        col = columns_of(table.at[indices].get(mode="fill", fill_value=0))
         bound = self.step_size_bound
         step_size = jnp.exp(col["log_step_size"])
         rate = jnp.sum(step_size * values * values)
@@ -270,13 +279,15 @@ class SparseSwiftTD(SwiftTD):
             jnp.asarray(self.step_size_decay, table.dtype)) * values * values,
             col["log_step_size"])
         trace = col["trace"] + increment * (1 - trace_dot_x)
-        rows = jnp.stack([
-            col["weights"], trace, increment, col["weight_change"], meta_trace, old_meta_trace,
-            meta_trace - old_meta_trace * values * (trace - increment)
+        rows = rows_of({
+            **col, "trace": trace, "trace_increment": increment, "meta_trace": meta_trace,
+            "old_meta_trace": old_meta_trace,
+            "next_meta_trace": meta_trace - old_meta_trace * values * (trace - increment)
             - meta_trace * increment * values,
-            step_size_trace + increment * (1 - trace_dot_x - step_size_trace * values),
-            col["meta_gradient_trace"] + old_meta_trace * values, log_step_size,
-            last_step_size], axis=1)
+            "step_size_trace": step_size_trace + increment * (
+                1 - trace_dot_x - step_size_trace * values),
+            "meta_gradient_trace": col["meta_gradient_trace"] + old_meta_trace * values,
+            "log_step_size": log_step_size, "last_step_size": last_step_size})
         return table.at[indices].set(rows, mode="drop"), prediction_change, col["trace"] == 0
 
 
