@@ -76,7 +76,7 @@ FIGURES = {
     "permuted-digits": {"online-accuracy", "sensitivity", "step-sizes"},
     "label-permuted-digits": {"online-accuracy", "sensitivity", "step-sizes"},
     "permuted-fashion": {"online-accuracy", "sensitivity", "step-sizes"},
-    "one-default": {"margin-over-tuned-adam", "candidate-step-sizes"},
+    "one-default": {"margin-over-tuned-adam", "candidate-step-sizes", "accuracy-per-task"},
     "td-random-walk": {"error-vs-step-size", "td-lambda-curves", "meta-step-size-sweeps",
                        "step-sizes-per-state"},
     "td-nonstationary": {"error-around-switches", "step-sizes-over-time", "error-vs-step-size"},

@@ -163,3 +163,20 @@ def test_smoke_run_has_every_row_and_method_of_its_streams(smoke_run):
     values = table.groupby(["method", "scale"])["value"].unique()
     np.testing.assert_allclose(values[(TUNED, 10.0)], 100 * values[(TUNED, 0.1)])
     np.testing.assert_array_equal(values[(CANDIDATE, 10.0)], values[(CANDIDATE, 0.1)])
+
+
+def test_accuracy_per_task_averages_each_task_of_the_defaults_and_tuned_adam(smoke_run):
+    tables = smoke_run.tables("one-default")
+    summary = one_default.summarize(tables, SMOKE)
+    per_task = one_default.accuracy_per_task(tables, SMOKE, summary)
+    stream = STREAMS["label-permuted-digits"]
+    assert list(per_task) == [stream.title]  # the deep streams only
+    curves = per_task[stream.title]
+    table = one_default.stream_table(tables, stream)
+    assert list(curves.index) == sorted(table["task"].unique())
+    assert set(curves.columns) == set(one_default.columns(SMOKE))
+    tuned = summary["rows"][stream.row(1.0)]["tuned_adam_step_size"]
+    for method in curves.columns:
+        runs = table[(table["method"] == method) & (
+            np.isclose(table["value"], tuned) if method == TUNED else table["default"])]
+        np.testing.assert_allclose(curves[method], runs.groupby("task")["accuracy"].mean())

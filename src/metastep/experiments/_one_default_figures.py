@@ -1,4 +1,5 @@
-"""The one-default experiment's table as a heatmap (:mod:`metastep.experiments.one_default`)."""
+"""The one-default experiment's figures (:mod:`metastep.experiments.one_default`): its table as
+a heatmap, the candidate's step sizes over time, and each method's accuracy task by task."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from metastep.experiments._base import Budget
+from metastep.experiments._continual import STEP_SIZE_COLUMN
 
 VERDICT_MARKS = {"pass": " ✓", "fail": " ✗", "reference": ""}
 MARGIN_LIMIT = 1.0  # the colour scale's end: relative errors can reach −10 and more
@@ -49,4 +52,43 @@ def margin_figure(summary: dict[str, Any], budget: Budget,
     figure.suptitle(f"One default: the candidate passes {answer['passed']} of "
                     f"{answer['rows']} rows ({budget.name} budget; ✓ pass, ✗ fail; errors "
                     "divided by s²)")
+    return figure
+
+
+def candidate_step_size_figure(table: pd.DataFrame, stream: Any) -> Figure:
+    """The candidate's mean log₁₀ step size per parameter array over time on ``stream`` (its
+    rows of the stream's table), mean over seeds, task switches dotted."""
+    layers = [column for column in table.columns if column.startswith(STEP_SIZE_COLUMN)]
+    curves = table.groupby("step")[layers].mean()
+    figure = Figure(figsize=(9, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for layer in layers:
+        axes.plot(curves.index, curves[layer], label=layer[len(STEP_SIZE_COLUMN):])
+    for switch in range(stream.switch_every, stream.steps, stream.switch_every):
+        axes.axvline(switch, color="0.7", linestyle=":", linewidth=0.8)
+    axes.set_xlabel("step (dotted: task switches)")
+    axes.set_ylabel("mean log₁₀ step size (α s) of the array")
+    axes.legend(title="parameter array", fontsize=8)
+    axes.set_title(f"Normalized IDBD at its default on {stream.title}, mean over "
+                   f"{table['seed'].nunique()} seed(s)", fontsize=10)
+    return figure
+
+
+def accuracy_per_task_figure(per_task: dict[str, pd.DataFrame],
+                             columns: Sequence[tuple[str, str]]) -> Figure:
+    """Plasticity: each method's accuracy task by task, one panel per deep stream
+    (``per_task``: title → tasks × methods); ``columns``: (method, its title), in order."""
+    figure = Figure(figsize=(6 * len(per_task), 4.5), layout="constrained")
+    for axes, (title, curves) in zip(np.atleast_1d(figure.subplots(1, len(per_task))),
+                                     per_task.items(), strict=True):
+        for method, label in columns:
+            if method in curves:
+                axes.plot(curves.index + 1, curves[method], label=label.replace("\n", " "),
+                          linewidth=1.2)
+        axes.set_xlabel("task")
+        axes.set_ylabel("accuracy over the task (mean over seeds)")
+        axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=7)
+    figure.suptitle("Accuracy task by task: the methods at their defaults, Adam at its best "
+                    "step size per row (a falling curve is lost plasticity)", fontsize=10)
     return figure

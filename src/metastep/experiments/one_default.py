@@ -43,7 +43,11 @@ import metastep as ms
 from metastep.experiments import permuted_fashion
 from metastep.experiments._base import Budget, Experiment, Shard, SweptMethod, call_parameters
 from metastep.experiments._continual import STEP_SIZE_COLUMN, progress_chunk
-from metastep.experiments._one_default_figures import margin_figure
+from metastep.experiments._one_default_figures import (
+    accuracy_per_task_figure,
+    candidate_step_size_figure,
+    margin_figure,
+)
 from metastep.experiments._plasticity import better
 from metastep.experiments._roster import FAMILY, RosterLearner, curvature, roster
 
@@ -481,36 +485,41 @@ COLUMN_TITLES = {CANDIDATE: "Normalized IDBD\n(candidate)",
                  "metaoptimize": "MetaOptimize", TUNED: "Adam\n(tuned per row)",
                  REFERENCE: "Mechanic\n(Adam)"}
 def step_size_figure(tables: dict[str, pd.DataFrame], budget: Budget) -> Figure | None:
-    """The candidate's mean log₁₀ step size per parameter array over time on
-    :data:`STEP_SIZE_ROW`, mean over seeds, task switches dotted; None without that row."""
+    """The candidate's step sizes over time on :data:`STEP_SIZE_ROW`; None without that row."""
     stream = next((s for s in streams(budget) if s.name == STEP_SIZE_ROW), None)
     if stream is None:
         return None
     table = stream_table(tables, stream)
-    table = table[table["method"] == CANDIDATE]
-    layers = [column for column in table.columns if column.startswith(STEP_SIZE_COLUMN)]
-    curves = table.groupby("step")[layers].mean()
-    figure = Figure(figsize=(9, 4.5), layout="constrained")
-    axes = figure.subplots()
-    for layer in layers:
-        axes.plot(curves.index, curves[layer], label=layer[len(STEP_SIZE_COLUMN):])
-    for switch in range(stream.switch_every, stream.steps, stream.switch_every):
-        axes.axvline(switch, color="0.7", linestyle=":", linewidth=0.8)
-    axes.set_xlabel("step (dotted: task switches)")
-    axes.set_ylabel("mean log₁₀ step size (α s) of the array")
-    axes.legend(title="parameter array", fontsize=8)
-    axes.set_title(f"Normalized IDBD at its default on {stream.title}, mean over "
-                   f"{table['seed'].nunique()} seed(s)", fontsize=10)
-    return figure
+    return candidate_step_size_figure(table[table["method"] == CANDIDATE], stream)
+
+
+def accuracy_per_task(tables: dict[str, pd.DataFrame], budget: Budget,
+                      summary: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Per deep stream (by title): each task's mean accuracy over its records and the seeds
+    (rows: tasks; columns: the methods at their defaults, Adam at its tuned step size)."""
+    result = {}
+    for stream in streams(budget):
+        if stream.linear:
+            continue
+        table = stream_table(tables, stream)
+        tuned = summary["rows"][stream.row(1.0)]["tuned_adam_step_size"]
+        chosen = table[np.where(table["method"] == TUNED, np.isclose(table["value"], tuned),
+                                table["default"])]
+        result[stream.title] = chosen.pivot_table(index="task", columns="method",
+                                                  values="accuracy", aggfunc="mean")
+    return result
 
 
 def figures(tables: dict[str, pd.DataFrame], budget: Budget) -> dict[str, Figure]:
-    result = {"margin-over-tuned-adam": margin_figure(
-        summarize(tables, budget), budget,
-        [(method, COLUMN_TITLES[method]) for method in columns(budget)])}
+    summary = summarize(tables, budget)
+    titles = [(method, COLUMN_TITLES[method]) for method in columns(budget)]
+    result = {"margin-over-tuned-adam": margin_figure(summary, budget, titles)}
     step_sizes = step_size_figure(tables, budget)
     if step_sizes is not None:
         result["candidate-step-sizes"] = step_sizes
+    per_task = accuracy_per_task(tables, budget, summary)
+    if per_task:
+        result["accuracy-per-task"] = accuracy_per_task_figure(per_task, titles)
     return result
 
 
