@@ -338,7 +338,16 @@ def feature_rows(learner, xs) -> jax.Array:
         raise ValueError(
             f"`xs` has {xs.shape[1]} features per row but the learner expects {num_features}"
         )
+    check_finite_rows("xs", xs)
     return xs
+
+
+def check_finite_rows(name: str, array: jax.Array) -> None:
+    """Raises, naming ``name`` and the first row, when ``array`` holds a NaN or an infinity."""
+    if not bool(jnp.all(jnp.isfinite(array))):
+        finite_rows = np.isfinite(np.asarray(array)).reshape(len(array), -1).all(axis=1)
+        raise ValueError(f"`{name}` holds non-finite values (first at row "
+                         f"{int(np.argmin(finite_rows))})")
 
 
 def run_arrays(
@@ -368,11 +377,7 @@ def run_arrays(
     num_steps = len(jax.tree.leaves(xs)[0])
     if ys.shape != (num_steps,):
         raise ValueError(f"`ys` must have shape [T] = [{num_steps}], got shape {ys.shape}")
-    for name, array in (("ys", ys),) if callable(check_inputs) else (("xs", xs), ("ys", ys)):
-        if not bool(jnp.all(jnp.isfinite(array))):
-            finite_rows = np.isfinite(np.asarray(array)).reshape(len(array), -1).all(axis=1)
-            bad = int(np.argmin(finite_rows))
-            raise ValueError(f"`{name}` holds non-finite values (first at row {bad})")
+    check_finite_rows("ys", ys)
     # An optional hook: e.g. a classifier checks that the labels fit its outputs.
     check_targets = getattr(learner, "check_targets", None)
     if callable(check_targets):
